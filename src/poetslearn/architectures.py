@@ -1,0 +1,132 @@
+"""Registry of the networks `retrain` can use as a frozen feature extractor.
+
+Each name maps to the facts the rest of the program needs (input size, feature size, how pixels
+are scaled, where official weights live), so that no other module branches on architecture names.
+Callers resolve settings as: explicit argument > architecture's entry > constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+KERAS_MOBILENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
+KERAS_INCEPTION_V3_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/"
+                          "inception_v3/")
+
+
+@dataclass(frozen=True)
+class KerasWeights:
+    """An official Keras application weights file (no classifier top)."""
+
+    filename: str
+    url: str
+    md5: str | None = None  # Keras publishes a hash for Inception V3, none for MobileNet
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    family: str
+    input_size: int
+    feature_dim: int
+    # Builds the backbone: [N, size, size, 3] scaled floats -> [N, feature_dim] features.
+    build_backbone: Callable[[], object] = field(repr=False, compare=False)
+    # Pixels in 0..255 become (x - input_mean) / input_std, i.e. [-1, 1] for these networks.
+    input_mean: float = 127.5
+    input_std: float = 127.5
+    alpha: float | None = None
+    keras_weights: KerasWeights | None = None
+    for_tests: bool = False
+
+    @property
+    def preprocessing(self) -> dict:
+        """How raw RGB pixels become network input; stored in caches keys and export metadata."""
+        return {
+            "resize": "bilinear",
+            "antialias": True,
+            "height": self.input_size,
+            "width": self.input_size,
+            "mean": self.input_mean,
+            "std": self.input_std,
+        }
+
+
+MOBILENET_ALPHAS = ("1.0", "0.75", "0.50", "0.25")
+MOBILENET_SIZES = (224, 192, 160, 128)
+
+
+def _mobilenet_builder(alpha: float, size: int) -> Callable[[], object]:
+    def build():
+        import keras
+
+        return keras.applications.MobileNet(
+            input_shape=(size, size, 3), alpha=alpha, include_top=False, weights=None,
+            pooling="avg")
+
+    return build
+
+
+def _inception_v3_builder() -> object:
+    import keras
+
+    return keras.applications.InceptionV3(
+        input_shape=(299, 299, 3), include_top=False, weights=None, pooling="avg")
+
+
+def _tiny_test_builder() -> object:
+    """A few-millisecond network for tests: one strided convolution and global average pooling.
+
+    Its initialiser is seeded, so its "random" weights are the same in every process; that keeps
+    the bottleneck cache valid across test runs, exactly as genuine weights would.
+    """
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu", name="conv",
+                            kernel_initializer=keras.initializers.GlorotUniform(seed=7),
+                            bias_initializer=keras.initializers.RandomUniform(-0.1, 0.1, seed=8))(
+        inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, x, name="test_tiny")
+
+
+def _build_registry() -> dict[str, Architecture]:
+    registry: dict[str, Architecture] = {}
+    for alpha_text in MOBILENET_ALPHAS:
+        alpha = float(alpha_text)
+        keras_alpha = {"1.0": "1_0", "0.75": "7_5", "0.50": "5_0", "0.25": "2_5"}[alpha_text]
+        for size in MOBILENET_SIZES:
+            name = f"mobilenet_{alpha_text}_{size}"
+            filename = f"mobilenet_{keras_alpha}_{size}_tf_no_top.h5"
+            registry[name] = Architecture(
+                name=name, family="mobilenet_v1", input_size=size,
+                feature_dim=int(1024 * alpha), build_backbone=_mobilenet_builder(alpha, size),
+                alpha=alpha, keras_weights=KerasWeights(filename, KERAS_MOBILENET_URL + filename))
+    filename = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    registry["inception_v3"] = Architecture(
+        name="inception_v3", family="inception_v3", input_size=299, feature_dim=2048,
+        build_backbone=_inception_v3_builder,
+        keras_weights=KerasWeights(filename, KERAS_INCEPTION_V3_URL + filename,
+                                   md5="bcbd6486424b2319ff4ef7d526e38f63"))
+    registry["test_tiny"] = Architecture(
+        name="test_tiny", family="test", input_size=32, feature_dim=16,
+        build_backbone=_tiny_test_builder, for_tests=True)
+    return registry
+
+
+ARCHITECTURES: dict[str, Architecture] = _build_registry()
+DEFAULT_ARCHITECTURE = "mobilenet_0.50_224"
+
+
+def architecture_names(include_tests: bool = True) -> list[str]:
+    return [name for name, arch in ARCHITECTURES.items() if include_tests or not arch.for_tests]
+
+
+def get_architecture(name: str) -> Architecture:
+    try:
+        return ARCHITECTURES[name]
+    except KeyError:
+        raise ValueError(
+            f"Unknown architecture {name!r}. Valid names: "
+            f"{', '.join(architecture_names(include_tests=False))}.") from None

@@ -1,0 +1,202 @@
+"""The `poetslearn` command: a thin click layer over the library.
+
+Options keep the codelab's spelling (`--image_dir`) and accept kebab-case (`--image-dir`).
+Library errors (PoetslearnError) become `Error: ...` with exit code 1; misuse of options is
+left to click (exit code 2). TensorFlow is imported only inside commands, so `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import click
+
+from poetslearn import __version__
+from poetslearn.architectures import architecture_names
+from poetslearn.config import LabelConfig, RetrainConfig
+from poetslearn.errors import ImageError, PoetslearnError
+
+RETRAIN = RetrainConfig()
+LABEL = LabelConfig()
+
+
+def option(name: str, *args, **kwargs):
+    """A click option reachable as --snake_case and --kebab-case, stored under `name`."""
+    spellings = [f"--{name}"]
+    if "_" in name:
+        spellings.append(f"--{name.replace('_', '-')}")
+    return click.option(*spellings, *args, name, **kwargs)
+
+
+def _quiet_tensorflow() -> None:
+    # TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) is noise for our users.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="poetslearn")
+def cli() -> None:
+    """Transfer learning from the command line: retrain an ImageNet network's last layer on your
+    images (or CIFAR-10) and label new images with the result."""
+
+
+PathType = click.Path(path_type=Path)
+
+
+@cli.command()
+@option("architecture", type=click.Choice(architecture_names()), metavar="NAME",
+        default=RETRAIN.architecture,
+        show_default=True, help="Network to take features from: mobilenet_<1.0|0.75|0.50|0.25>_"
+        "<224|192|160|128> or inception_v3 (test_tiny is a tiny network for tests).")
+@option("weights", default=RETRAIN.weights, show_default=True,
+        help="'imagenet' (from --model_dir, the Keras cache, or downloaded), 'none' (random, for "
+        "quick tests only), or the path of a Keras weights file.")
+@option("dataset", type=click.Choice(["cifar10"]), default=None,
+        help="Train on CIFAR-10 (the default when --image_dir is not given).")
+@option("image_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Folder with one sub-folder of images per class; the sub-folder name is the label.")
+@option("data_dir", type=PathType, default=RETRAIN.data_dir, show_default=True,
+        envvar="POETSLEARN_DATA_DIR", help="Where cifar-10-python.tar.gz (or its extracted "
+        "cifar-10-batches-py/) is, or is downloaded to. [env: POETSLEARN_DATA_DIR]")
+@option("model_dir", type=PathType, default=RETRAIN.model_dir, show_default=True,
+        envvar="POETSLEARN_MODEL_DIR", help="Folder searched first for pretrained weights. "
+        "[env: POETSLEARN_MODEL_DIR]")
+@option("bottleneck_dir", type=PathType, default=RETRAIN.bottleneck_dir, show_default=True,
+        help="Cache of computed bottleneck vectors.")
+@option("output_graph", type=PathType, default=RETRAIN.output_graph, show_default=True,
+        help="Frozen graph to write (its metadata goes beside it as .json).")
+@option("output_labels", type=PathType, default=RETRAIN.output_labels, show_default=True,
+        help="Labels file to write, one class per line in output order.")
+@option("how_many_training_steps", type=int, default=RETRAIN.how_many_training_steps,
+        show_default=True, help="Training steps for the new layer.")
+@option("learning_rate", type=float, default=RETRAIN.learning_rate, show_default=True,
+        help="Adam learning rate for the new layer.")
+@option("train_batch_size", type=int, default=RETRAIN.train_batch_size, show_default=True,
+        help="Bottlenecks per training step.")
+@option("weight_decay", type=float, default=RETRAIN.weight_decay, show_default=True,
+        help="L2 regularisation of the new layer's weights.")
+@option("eval_step_interval", type=int, default=RETRAIN.eval_step_interval, show_default=True,
+        help="Evaluate on the validation split every this many steps.")
+@option("validation_batch_size", type=int, default=RETRAIN.validation_batch_size,
+        show_default=True, help="Validation images per evaluation; -1 for all of them.")
+@option("test_batch_size", type=int, default=RETRAIN.test_batch_size, show_default=True,
+        help="Test images for the final accuracy; -1 for all of them.")
+@option("validation_percentage", type=float, default=RETRAIN.validation_percentage,
+        show_default=True, help="Percentage of images used for validation (for CIFAR-10: the "
+        "last part of the training set).")
+@option("testing_percentage", type=float, default=RETRAIN.testing_percentage, show_default=True,
+        help="Percentage of images used for testing (image folders; CIFAR-10 has its own test "
+        "set).")
+@option("bottleneck_batch_size", type=int, default=RETRAIN.bottleneck_batch_size,
+        show_default=True, help="Images per batch when computing bottlenecks.")
+@option("seed", type=int, default=RETRAIN.seed, show_default=True,
+        help="Random seed: same seed, same data, same result.")
+@option("print_misclassified_test_images", is_flag=True,
+        help="List the test images the new layer got wrong.")
+@option("quiet", is_flag=True, help="No progress bars.")
+def retrain(**options) -> None:
+    """Train a new classifier layer on top of a pretrained network and export it as a graph.
+
+    \b
+    Examples:
+      poetslearn retrain --architecture mobilenet_0.50_224          # CIFAR-10
+      poetslearn retrain --image_dir tf_files/flower_photos
+    """
+    _quiet_tensorflow()
+    from poetslearn.retrain import retrain as run_retrain
+
+    dataset = options.pop("dataset")
+    if dataset and options["image_dir"] is not None:
+        raise click.UsageError("Give either --dataset cifar10 or --image_dir, not both.")
+    options["show_progress"] = not options.pop("quiet")
+    known = {f.name for f in fields(RetrainConfig)}
+    config = RetrainConfig(**{k: v for k, v in options.items() if k in known})
+    try:
+        result = run_retrain(config, log=click.echo, warn=lambda m: click.echo(m, err=True))
+    except PoetslearnError as e:
+        raise click.ClickException(str(e)) from e
+    except KeyboardInterrupt:
+        click.echo("Interrupted; the bottlenecks computed so far are cached and the next run "
+                   "resumes from there.", err=True)
+        sys.exit(130)
+    if config.print_misclassified_test_images:
+        click.echo("=== MISCLASSIFIED TEST IMAGES ===")
+        for name, true, predicted in result.misclassified:
+            click.echo(f"{name}  (true: {true}, predicted: {predicted})")
+    for what, path in result.outputs.items():
+        click.echo(f"{what.capitalize()} written to {path}")
+
+
+@cli.command()
+@click.argument("images", nargs=-1, type=PathType)
+@option("image", "-i", type=PathType, multiple=True, help="Image to classify (repeatable).")
+@option("graph", type=PathType, default=LABEL.graph, show_default=True,
+        help="Frozen graph from `poetslearn retrain` (or the codelab's retrain.py).")
+@option("labels", type=PathType, default=None,
+        help="Labels file. Default: the labels recorded with the graph; for a graph without "
+        "metadata, tf_files/retrained_labels.txt.")
+@option("top_k", type=click.IntRange(min=1), default=LABEL.top_k, show_default=True,
+        help="How many labels to print per image.")
+@option("json_output", "--json", is_flag=True, help="Print one JSON document instead of text.")
+@option("input_layer", default=LABEL.input_layer, show_default=True,
+        help="Codelab graphs only: name of the input tensor.")
+@option("output_layer", default=LABEL.output_layer, show_default=True,
+        help="Codelab graphs only: name of the output tensor.")
+@option("input_height", type=click.IntRange(min=1), default=None,
+        help="Codelab graphs only: input height (default: from the graph, else 224).")
+@option("input_width", type=click.IntRange(min=1), default=None,
+        help="Codelab graphs only: input width (default: from the graph, else 224).")
+@option("input_mean", type=float, default=LABEL.input_mean, show_default=True,
+        help="Codelab graphs only: subtracted from pixel values.")
+@option("input_std", type=float, default=LABEL.input_std, show_default=True,
+        help="Codelab graphs only: pixel values are divided by this.")
+def label(images, image, json_output, **options) -> None:
+    """Classify images with a graph exported by `retrain`.
+
+    \b
+    Examples:
+      poetslearn label cat.png dog.jpg
+      poetslearn label --image cat.png --top_k 3 --json
+    """
+    paths = list(image) + list(images)
+    if not paths:
+        raise click.UsageError("Give at least one image, as an argument or with --image.")
+    _quiet_tensorflow()
+    from poetslearn.label import GraphClassifier
+
+    top_k = options.pop("top_k")
+    config = LabelConfig(**options)
+    try:
+        classifier = GraphClassifier(config, warn=lambda m: click.echo(m, err=True))
+    except PoetslearnError as e:
+        raise click.ClickException(str(e)) from e
+
+    results, failed = [], 0
+    for path in paths:
+        try:
+            predictions = classifier.classify(path, top_k)
+        except (ImageError, PoetslearnError) as e:
+            failed += 1
+            click.echo(f"Error: {e}", err=True)
+            results.append({"image": str(path), "error": str(e)})
+            continue
+        results.append({"image": str(path), "predictions": [
+            {"label": p.label, "score": p.score} for p in predictions]})
+        if not json_output:
+            if len(paths) > 1:
+                click.echo(f"{path}:")
+            for p in predictions:
+                click.echo(f"{'  ' if len(paths) > 1 else ''}{p.label} (score={p.score:.5f})")
+    if json_output:
+        click.echo(json.dumps({"graph": str(config.graph), "results": results}, indent=2,
+                              ensure_ascii=False))
+    if failed:
+        sys.exit(1)
+
+
+def main() -> None:
+    cli()

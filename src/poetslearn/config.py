@@ -1,0 +1,63 @@
+"""Every default of `retrain` and `label`, in one place; the CLI reads its defaults from here."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from poetslearn.architectures import DEFAULT_ARCHITECTURE
+
+WORK_DIR = Path("tf_files")  # the codelab's working folder, relative to where the command runs
+
+
+def _env_path(variable: str, default: Path) -> Path:
+    value = os.environ.get(variable)
+    return Path(value) if value else default
+
+
+@dataclass
+class RetrainConfig:
+    architecture: str = DEFAULT_ARCHITECTURE
+    weights: str = "imagenet"  # "imagenet", "none" or a weights file
+    image_dir: Path | None = None  # a folder of class sub-folders; None means CIFAR-10
+    data_dir: Path = field(default_factory=lambda: _env_path("POETSLEARN_DATA_DIR",
+                                                             WORK_DIR / "data"))
+    model_dir: Path = field(default_factory=lambda: _env_path("POETSLEARN_MODEL_DIR",
+                                                              WORK_DIR / "models"))
+    bottleneck_dir: Path = WORK_DIR / "bottlenecks"
+    output_graph: Path = WORK_DIR / "retrained_graph.pb"
+    output_labels: Path = WORK_DIR / "retrained_labels.txt"
+    # The head: Adam on standardised bottlenecks, best validation step kept. The codelab's plain
+    # SGD at 0.01 for 4,000 steps of 100 is measurably worse; see README "Training defaults".
+    how_many_training_steps: int = 4000
+    learning_rate: float = 0.001
+    train_batch_size: int = 100
+    weight_decay: float = 1e-4
+    eval_step_interval: int = 100
+    validation_batch_size: int = -1  # -1: the whole validation split
+    test_batch_size: int = -1  # -1: the whole test split
+    validation_percentage: float = 10.0
+    testing_percentage: float = 10.0
+    bottleneck_batch_size: int = 128
+    seed: int = 0
+    print_misclassified_test_images: bool = False
+    show_progress: bool = True
+
+
+@dataclass
+class LabelConfig:
+    graph: Path = WORK_DIR / "retrained_graph.pb"
+    labels: Path | None = None  # None: from the metadata file, else tf_files/retrained_labels.txt
+    top_k: int = 5
+    # Only for graphs without a poetslearn metadata file (such as the codelab's retrain.py output);
+    # these are the codelab label_image.py defaults.
+    input_layer: str = "input"
+    output_layer: str = "final_result"
+    input_height: int | None = None  # None: read from the graph's input shape, else 224
+    input_width: int | None = None
+    input_mean: float = 128.0
+    input_std: float = 128.0
+
+
+DEFAULT_LABELS_FILE = WORK_DIR / "retrained_labels.txt"

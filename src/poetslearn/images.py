@@ -1,0 +1,80 @@
+"""Decoding image files by their content (never by extension) into RGB pixel arrays.
+
+Every image that reaches a network passes through `load_image`, both when `retrain` computes
+bottlenecks and when `label` classifies, so training and labelling see identical pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from poetslearn.errors import ImageError
+
+# Formats a camera, phone or web page produces; anything else PIL can open is accepted as well.
+COMMON_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP", "TIFF")
+
+
+def decode_image(data: bytes, name: str = "image", min_side: int | None = None) -> np.ndarray:
+    """Returns [H, W, 3] uint8 RGB pixels of the first frame of an encoded image.
+
+    Grayscale, palette, 16-bit, CMYK and images with alpha (composited onto white) become RGB;
+    the EXIF orientation is applied. With `min_side`, a JPEG is decoded at a reduced scale (DCT
+    scaling, much faster for large photos) as long as both sides stay at least `min_side`.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL's chatter about EXIF or palette transparency
+            img = Image.open(io.BytesIO(data))
+            if min_side and img.format == "JPEG":
+                img.draft("RGB", (min_side, min_side))
+            img.seek(0)
+            img = ImageOps.exif_transpose(img)
+            img = _to_rgb(img)
+            pixels = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError,
+            Image.DecompressionBombError) as e:
+        raise ImageError(f"{name} is not a readable image ({type(e).__name__}: {e}).") from e
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or min(pixels.shape[:2]) < 1:
+        raise ImageError(f"{name} decoded to an unusable pixel array of shape {pixels.shape}.")
+    return pixels
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+        # 16-bit or 32-bit grayscale: scale to 8 bits instead of letting PIL clip at 255.
+        values = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(values / peak * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def read_image_file(path: Path, min_side: int | None = None) -> np.ndarray:
+    """Reads and decodes one image file; any failure is an ImageError naming the file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ImageError(f"{path} cannot be read ({e.strerror or e}).") from e
+    return decode_image(data, str(path), min_side)
+
+
+def resize_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
+    """[H, W, 3] uint8 -> [size, size, 3] float32 in 0..255, exactly as the exported graph resizes."""
+    import tensorflow as tf
+
+    resized = tf.image.resize(pixels[np.newaxis].astype(np.float32), (size, size),
+                              method="bilinear", antialias=True)
+    return resized.numpy()[0]
+
+
+def load_image(path: Path, size: int) -> np.ndarray:
+    """The one way a file becomes network input: decode, then resize to [size, size, 3] float32."""
+    return resize_pixels(read_image_file(path, min_side=2 * size), size)

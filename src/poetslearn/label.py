@@ -1,0 +1,145 @@
+"""Classifying images with an exported graph: ours (with metadata) or the codelab's.
+
+Our graphs carry a metadata file, so the input size and preprocessing are known and applied
+inside the graph. A graph without one (such as the codelab's `retrained_graph.pb`) is fed the way
+the codelab's `label_image.py` fed it: resized to the graph's input size, then (x - mean) / std,
+one image at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from poetslearn.config import DEFAULT_LABELS_FILE, LabelConfig
+from poetslearn.errors import GraphError
+from poetslearn.export import METADATA_FORMAT, metadata_path_for
+from poetslearn.images import load_image, read_image_file
+
+
+@dataclass
+class Prediction:
+    label: str
+    score: float
+
+
+def read_labels(path: Path) -> list[str]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise GraphError(f"Cannot read the labels file {path} ({e.strerror or e}). Pass the "
+                         f"labels written by retrain with --labels.") from e
+    return [line.rstrip("\r\n") for line in text.splitlines() if line.strip()]
+
+
+def read_metadata(graph_path: Path) -> dict | None:
+    path = metadata_path_for(graph_path)
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise GraphError(f"The metadata file {path} cannot be read ({e}); delete it to treat "
+                         f"the graph as a codelab graph, or export it again.") from e
+    if not isinstance(meta, dict) or meta.get("format") != METADATA_FORMAT:
+        raise GraphError(f"{path} is not a poetslearn metadata file (format "
+                         f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected "
+                         f"{METADATA_FORMAT!r}).")
+    return meta
+
+
+def load_graph_function(graph_path: Path, input_name: str, output_name: str):
+    """Imports a frozen GraphDef and returns a function input -> output tensor."""
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+
+    try:
+        data = Path(graph_path).read_bytes()
+    except OSError as e:
+        raise GraphError(f"Cannot read the graph {graph_path} ({e.strerror or e}). Run "
+                         f"`poetslearn retrain` first or pass --graph.") from e
+    graph_def = tf.compat.v1.GraphDef()
+    try:
+        graph_def.ParseFromString(data)
+    except DecodeError as e:
+        raise GraphError(f"{graph_path} is not a TensorFlow GraphDef (.pb) file.") from e
+    if not graph_def.node:
+        raise GraphError(f"{graph_path} holds no graph nodes; it is not a frozen graph.")
+
+    def import_graph():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+
+    try:
+        wrapped = tf.compat.v1.wrap_function(import_graph, [])
+    except Exception as e:  # noqa: BLE001 - TF raises many types for a broken graph
+        raise GraphError(f"{graph_path} cannot be imported into TensorFlow ({e}).") from e
+    tensors = []
+    for name, flag in ((input_name, "--input_layer"), (output_name, "--output_layer")):
+        tensor_name = name if ":" in name else f"{name}:0"
+        try:
+            tensors.append(wrapped.graph.get_tensor_by_name(tensor_name))
+        except (KeyError, ValueError) as e:
+            raise GraphError(f"{graph_path} has no tensor {tensor_name}; name the right one "
+                             f"with {flag}.") from e
+    return wrapped.prune(feeds=tensors[0], fetches=tensors[1]), tensors[0], tensors[1]
+
+
+class GraphClassifier:
+    """A loaded graph plus how to feed it; `classify(path)` returns predictions best first."""
+
+    def __init__(self, config: LabelConfig, warn=print) -> None:
+        self.graph_path = Path(config.graph)
+        self.metadata = read_metadata(self.graph_path)
+        if self.metadata is not None:
+            m = self.metadata
+            fn, inp, out = load_graph_function(self.graph_path, m["input_tensor"],
+                                               m["output_tensor"])
+            self.size = tuple(m["input_size"])
+            if config.labels is not None:
+                labels_path = Path(config.labels)
+                self.labels = read_labels(labels_path)
+            else:
+                self.labels = list(m["labels"])
+                labels_path = metadata_path_for(self.graph_path)
+            self.mode = "poetslearn"
+        else:
+            fn, inp, out = load_graph_function(self.graph_path, config.input_layer,
+                                               config.output_layer)
+            labels_path = Path(config.labels or DEFAULT_LABELS_FILE)
+            self.labels = read_labels(labels_path)
+            shape = inp.shape.as_list() if inp.shape.rank == 4 else [None] * 4
+            self.size = (config.input_height or shape[1] or 224, config.input_width or shape[2]
+                         or 224)
+            self.mean, self.std = config.input_mean, config.input_std
+            self.mode = "codelab"
+        self.fn = fn
+        n_out = out.shape[-1] if out.shape.rank else None
+        if n_out is not None and n_out != len(self.labels):
+            raise GraphError(f"{labels_path} has {len(self.labels)} labels but the graph's output "
+                             f"{out.name} has {n_out} classes; pass the labels file written with "
+                             f"this graph.")
+
+    def _input(self, path: Path) -> np.ndarray:
+        """[1, h, w, 3] float32, ready for the graph's input tensor."""
+        if self.mode == "poetslearn":
+            return load_image(path, self.size[0])[np.newaxis]
+        import tensorflow as tf
+
+        # The codelab's label_image.py: plain bilinear resize, then (x - mean) / std.
+        pixels = read_image_file(path).astype(np.float32)[np.newaxis]
+        resized = tf.image.resize(pixels, self.size, method="bilinear").numpy()
+        return (resized - self.mean) / self.std
+
+    def classify(self, path: Path, top_k: int = 5) -> list[Prediction]:
+        """Raises ImageError when the file cannot be decoded."""
+        import tensorflow as tf
+
+        probs = self.fn(tf.constant(self._input(path))).numpy()[0]
+        if len(probs) != len(self.labels):
+            raise GraphError(f"The graph gives {len(probs)} scores but there are "
+                             f"{len(self.labels)} labels; pass the matching labels file.")
+        order = np.argsort(-probs, kind="stable")[:top_k]
+        return [Prediction(self.labels[i], float(probs[i])) for i in order]

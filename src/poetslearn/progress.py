@@ -1,0 +1,54 @@
+"""Progress reporting that suits both people at a terminal and logs in CI.
+
+At a terminal: a tqdm bar with total, rate and ETA. Elsewhere: one line per ten percent, so CI logs
+show progress without thousands of carriage returns.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from tqdm import tqdm
+
+
+class _LineProgress:
+    """Prints `desc: 30% (300/1000), 120.5 unit/s` every tenth of the way."""
+
+    def __init__(self, total: int, desc: str, unit: str) -> None:
+        self.total, self.desc, self.unit = total, desc, unit
+        self.done = 0
+        self.next_tenth = 1
+        self.start = time.perf_counter()
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if not self.total:
+            return
+        tenth = min(10, self.done * 10 // self.total)
+        if tenth >= self.next_tenth:
+            rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+            print(f"{self.desc}: {tenth * 10}% ({self.done:,}/{self.total:,}), "
+                  f"{rate:,.1f} {self.unit}/s", file=sys.stderr, flush=True)
+            self.next_tenth = tenth + 1
+
+    def close(self) -> None:
+        pass
+
+
+@contextmanager
+def progress(total: int, desc: str, unit: str = "img", enabled: bool = True) -> Iterator:
+    """Yields an object with `update(n)`; silent when `enabled` is false."""
+    if not enabled:
+        bar = _LineProgress(0, desc, unit)
+    elif sys.stderr.isatty():
+        bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr,
+                   dynamic_ncols=True)
+    else:
+        bar = _LineProgress(total, desc, unit)
+    try:
+        yield bar
+    finally:
+        bar.close()

@@ -1,0 +1,158 @@
+"""`retrain` as a library call: architecture -> weights -> data -> bottlenecks -> head -> export."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from poetslearn.architectures import get_architecture
+from poetslearn.bottlenecks import BottleneckCache, ExtractionStats, compute_bottlenecks
+from poetslearn.config import RetrainConfig
+from poetslearn.datasets import Dataset, load_cifar10, load_image_folder
+from poetslearn.errors import DataError, PoetslearnError
+from poetslearn.export import check_writable, export_classifier, metadata_path_for
+from poetslearn.extractor import FeatureExtractor
+from poetslearn.head import HeadParams, SoftmaxLayer, train_softmax
+from poetslearn.weights import WeightsInfo, build_backbone
+
+
+@dataclass
+class RetrainResult:
+    dataset: Dataset
+    weights: WeightsInfo
+    extraction: ExtractionStats
+    layer: SoftmaxLayer
+    best_step: int
+    validation_accuracy: float
+    test_accuracy: float
+    test_size: int
+    misclassified: list[tuple[str, str, str]]  # (image name, true label, predicted label)
+    outputs: dict[str, Path]
+    timings: dict[str, float] = field(default_factory=dict)
+    extra_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def validate_config(config: RetrainConfig) -> None:
+    """Rejects impossible settings before any work starts."""
+    positive = ("how_many_training_steps", "learning_rate", "train_batch_size",
+                "eval_step_interval", "bottleneck_batch_size")
+    for name in positive:
+        if getattr(config, name) <= 0:
+            raise PoetslearnError(f"--{name} must be greater than 0; got {getattr(config, name)}.")
+    for name in ("validation_batch_size", "test_batch_size"):
+        value = getattr(config, name)
+        if value == 0 or value < -1:
+            raise PoetslearnError(f"--{name} must be a positive number or -1 (all images); "
+                                  f"got {value}.")
+    if config.weight_decay < 0:
+        raise PoetslearnError(f"--weight_decay must be 0 or more; got {config.weight_decay}.")
+    v, t = config.validation_percentage, config.testing_percentage
+    if not 0 < v < 100 or not 0 < t < 100 or v + t >= 100:
+        raise PoetslearnError(
+            f"--validation_percentage ({v}) and --testing_percentage ({t}) must each be between "
+            f"0 and 100 (exclusive) and sum to less than 100, leaving images for training.")
+
+
+def load_dataset(config: RetrainConfig, warn) -> Dataset:
+    if config.image_dir is not None:
+        return load_image_folder(config.image_dir, config.validation_percentage,
+                                 config.testing_percentage, config.show_progress, warn)
+    return load_cifar10(config.data_dir, config.validation_percentage,
+                        show_progress=config.show_progress)
+
+
+def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """All indices when size is -1 or covers everything, else a random sample (codelab style)."""
+    return np.arange(n) if size < 0 or size >= n else np.sort(rng.choice(n, size, replace=False))
+
+
+def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
+    """Runs the whole pipeline; `log` gets progress lines, `warn` gets warnings."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    arch = get_architecture(config.architecture)
+    validate_config(config)
+    outputs = [config.output_graph, config.output_labels, metadata_path_for(config.output_graph)]
+    check_writable(outputs)
+
+    dataset = load_dataset(config, warn)
+    log(f"Dataset {dataset.summary()} (from {dataset.source})")
+    timings["load_data"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    backbone, weights = build_backbone(arch, config.weights, config.model_dir, config.seed)
+    extractor = FeatureExtractor(arch, backbone)
+    log(f"Architecture {arch.name}: {arch.input_size}x{arch.input_size} input, "
+        f"{arch.feature_dim} features; weights: {weights.description}"
+        + (f" (sha256 {weights.sha256})" if weights.sha256 else ""))
+    if weights.kind == "random":
+        warn("Warning: --weights none uses random weights; the classifier will be far worse "
+             "than with ImageNet weights. Use it for quick tests only.")
+    timings["build_model"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    cache = BottleneckCache(config.bottleneck_dir, arch.name, extractor.fingerprint,
+                            extractor.feature_dim, warn)
+    vectors, splits, stats = compute_bottlenecks(
+        dataset.splits, extractor, cache, config.bottleneck_batch_size, config.show_progress, warn)
+    log(stats.describe() + f" Cache: {cache.dir}")
+    timings["bottlenecks"] = time.perf_counter() - t
+    for name, split in splits.items():
+        present = set(split.labels.tolist())
+        empty = [dataset.class_names[c] for c in range(len(dataset.class_names))
+                 if c not in present]
+        if empty:
+            raise DataError(f"After skipping unreadable images, the {name} split has no image of "
+                            f"class(es) {', '.join(empty)}; add readable images to them.")
+
+    t = time.perf_counter()
+    params = HeadParams(config.how_many_training_steps, config.learning_rate,
+                        config.train_batch_size, config.eval_step_interval,
+                        config.validation_batch_size, config.weight_decay, config.seed)
+    trained = train_softmax(vectors["train"], splits["train"].labels, vectors["validation"],
+                            splits["validation"].labels, len(dataset.class_names), params, log)
+    timings["train_head"] = time.perf_counter() - t
+    log(f"Kept the weights of step {trained.best_step} (best validation accuracy "
+        f"{trained.best_validation_accuracy:.1%}).")
+
+    rng = np.random.default_rng(config.seed + 1)
+    test_idx = _sample(len(splits["test"]), config.test_batch_size, rng)
+    test_x, test_y = vectors["test"][test_idx], splits["test"].labels[test_idx]
+    predictions = trained.layer.logits(test_x).argmax(axis=1)
+    test_accuracy = float((predictions == test_y).mean())
+    log(f"Final test accuracy = {test_accuracy:.1%} (N={len(test_idx)})")
+    extra: dict[str, float] = {}
+    if dataset.name == "CIFAR-10" and len(test_idx) == len(splits["test"]):
+        # Test rows 0-999 are the ones every CIFAR-10 copy agrees on bit for bit.
+        extra["test_accuracy_rows_0_999"] = float((predictions[:1000] == test_y[:1000]).mean())
+        log(f"Test accuracy on test images 0-999 = {extra['test_accuracy_rows_0_999']:.1%} "
+            f"(N=1000)")
+    names = splits["test"].images.names
+    misclassified = [(names[i], dataset.class_names[test_y[k]],
+                      dataset.class_names[predictions[k]])
+                     for k, i in enumerate(test_idx) if predictions[k] != test_y[k]]
+
+    t = time.perf_counter()
+    metadata = {
+        "dataset": {"name": dataset.name, "source": dataset.source,
+                    "sizes": {name: len(split) for name, split in splits.items()}},
+        "weights": weights.as_dict(),
+        "validation_accuracy": trained.best_validation_accuracy,
+        "test_accuracy": test_accuracy,
+        "test_size": int(len(test_idx)),
+        **extra,
+        "best_step": trained.best_step,
+        "training": {k: getattr(config, k) for k in (
+            "how_many_training_steps", "learning_rate", "train_batch_size", "weight_decay",
+            "seed")},
+    }
+    paths = export_classifier(extractor, trained.layer, dataset.class_names, config.output_graph,
+                              config.output_labels, metadata)
+    timings["export"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    return RetrainResult(dataset, weights, stats, trained.layer, trained.best_step,
+                         trained.best_validation_accuracy, test_accuracy, int(len(test_idx)),
+                         misclassified, paths, timings, extra)

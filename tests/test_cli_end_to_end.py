@@ -1,0 +1,205 @@
+"""retrain -> label through the real CLI, on solid-colour folders and a tiny CIFAR-10."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import COLOURS, noisy_colour
+from poetslearn.cli import cli
+
+
+def retrain_args(tmp_path: Path, *extra: str) -> list[str]:
+    return ["retrain", "--architecture", "test_tiny", "--weights", "none",
+            "--bottleneck_dir", str(tmp_path / "bottlenecks"),
+            "--output_graph", str(tmp_path / "out" / "graph.pb"),
+            "--output-labels", str(tmp_path / "out" / "labels.txt"),
+            "--how_many_training_steps", "300", "--eval_step_interval", "50", "--quiet", *extra]
+
+
+def run(args: list[str]):
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def test_retrain_then_label_each_colour(tmp_path, colour_dir):
+    result = run(retrain_args(tmp_path, "--image_dir", str(colour_dir)))
+    assert result.exit_code == 0, result.output
+    assert re.search(r"Final test accuracy = 100\.0% \(N=\d+\)", result.output)
+    assert "Step 300: Train accuracy = " in result.output
+    labels_file = tmp_path / "out" / "labels.txt"
+    assert labels_file.read_text().splitlines() == sorted(COLOURS)
+    meta = json.loads((tmp_path / "out" / "graph.json").read_text())
+    assert meta["architecture"] == "test_tiny" and meta["labels"] == sorted(COLOURS)
+    assert meta["input_tensor"] == "input:0" and meta["output_tensor"] == "final_result:0"
+    assert meta["weights"]["kind"] == "random"
+
+    # New images, of another size, that retrain never saw.
+    images = []
+    for i, (name, colour) in enumerate(COLOURS.items()):
+        path = tmp_path / f"new_{name}.png"
+        Image.fromarray(noisy_colour(colour, size=(64, 80), seed=999 + i)).save(path)
+        images.append((name, path))
+    for name, path in images:
+        out = run(["label", "--graph", str(tmp_path / "out" / "graph.pb"), "--image", str(path)])
+        assert out.exit_code == 0, out.output
+        first = out.output.splitlines()[0]
+        assert re.fullmatch(rf"{name} \(score=0\.\d{{5}}\)", first), out.output
+        assert len(out.output.splitlines()) == 3  # top_k 5 capped at the 3 classes
+
+    out = run(["label", "--graph", str(tmp_path / "out" / "graph.pb"), "--json", "--top_k", "1",
+               *[str(p) for _, p in images]])
+    doc = json.loads(out.output)
+    assert [r["predictions"][0]["label"] for r in doc["results"]] == [n for n, _ in images]
+    assert all(len(r["predictions"]) == 1 for r in doc["results"])
+
+
+def test_label_bad_image_fails_but_labels_the_others(tmp_path, colour_dir):
+    assert run(retrain_args(tmp_path, "--image_dir", str(colour_dir))).exit_code == 0
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not an image")
+    good = colour_dir / "red" / "img_0.png"
+    result = CliRunner().invoke(cli, ["label", "--graph", str(tmp_path / "out" / "graph.pb"),
+                                      str(bad), str(good)])
+    assert result.exit_code == 1
+    assert f"Error: {bad} is not a readable image" in result.stderr
+    assert f"{good}:" in result.stdout and "red (score=" in result.stdout
+
+
+def test_second_retrain_computes_nothing_and_changed_image_is_recomputed(tmp_path, colour_dir):
+    first = run(retrain_args(tmp_path, "--image_dir", str(colour_dir)))
+    assert "Computed 30 bottlenecks" in first.output
+    second = run(retrain_args(tmp_path, "--image_dir", str(colour_dir)))
+    assert "All 30 bottlenecks were cached; computed none." in second.output
+
+    path = colour_dir / "green" / "img_2.bmp"
+    pixels = np.array(Image.open(path))
+    pixels[0, 0] = (0, 0, 0)
+    Image.fromarray(pixels).save(path, format="BMP")
+    third = run(retrain_args(tmp_path, "--image_dir", str(colour_dir)))
+    assert "Computed 1 bottlenecks" in third.output and "29 were cached" in third.output
+
+
+def test_different_weights_never_share_vectors(tmp_path, colour_dir):
+    run(retrain_args(tmp_path, "--image_dir", str(colour_dir)))
+    other_seed = run(retrain_args(tmp_path, "--image_dir", str(colour_dir), "--seed", "5"))
+    # test_tiny's initialisers are seeded, so --seed leaves its weights (and the cache) alone...
+    assert "computed none" in other_seed.output
+    # ...while a weights file with other values must not reuse those vectors.
+    import keras
+
+    from poetslearn.architectures import get_architecture
+
+    model = get_architecture("test_tiny").build_backbone()
+    model.set_weights([w * 2 for w in model.get_weights()])
+    weights_file = tmp_path / "doubled.weights.h5"
+    model.save_weights(weights_file)
+    doubled = run(retrain_args(tmp_path, "--image_dir", str(colour_dir), "--weights",
+                               str(weights_file)))
+    assert doubled.exit_code == 0, doubled.output
+    assert "Computed 30 bottlenecks" in doubled.output
+    assert "weights file" in doubled.output and "sha256" in doubled.output
+    del keras
+
+
+def test_retrain_on_tiny_cifar10(tmp_path, tiny_cifar):
+    result = run(retrain_args(tmp_path, "--data_dir", str(tiny_cifar),
+                              "--print_misclassified_test_images"))
+    assert result.exit_code == 0, result.output
+    assert "CIFAR-10: 10 classes; train 90, validation 10, test 30" in result.output
+    accuracy = float(re.search(r"Final test accuracy = ([\d.]+)% \(N=30\)", result.output)[1])
+    assert accuracy >= 90.0, result.output
+    assert "=== MISCLASSIFIED TEST IMAGES ===" in result.output
+    labels = (tmp_path / "out" / "labels.txt").read_text().splitlines()
+    assert labels[0] == "airplane" and labels[-1] == "truck"
+
+
+def test_deterministic_with_seed(tmp_path, colour_dir):
+    outputs = []
+    for run_id in range(2):
+        args = retrain_args(tmp_path / str(run_id), "--image_dir", str(colour_dir),
+                            "--seed", "3")
+        result = run(args)
+        outputs.append(re.sub(r"[\d.]+ s \([\d,]+ img/s\)", "", result.output)
+                       .replace(str(tmp_path / str(run_id)), ""))
+        outputs.append(graph_constants(tmp_path / str(run_id) / "out" / "graph.pb"))
+    assert outputs[0] == outputs[2]
+    for name in ("final_weights", "final_biases"):
+        np.testing.assert_array_equal(outputs[1][name], outputs[3][name])
+
+
+def graph_constants(path: Path) -> dict[str, np.ndarray]:
+    """The new layer's weights and biases, read back from a frozen graph's constants."""
+    import tensorflow as tf
+
+    graph_def = tf.compat.v1.GraphDef.FromString(path.read_bytes())
+    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+    found = {}
+    for node in nodes:
+        short = node.name.rsplit("/", 1)[-1]
+        if node.op == "Const" and short in ("final_weights", "final_biases"):
+            found[short] = tf.make_ndarray(node.attr["value"].tensor)
+    assert set(found) == {"final_weights", "final_biases"}, sorted(found)
+    return found
+
+
+def test_kebab_and_snake_spellings_are_the_same_option(tmp_path, colour_dir):
+    args = retrain_args(tmp_path, "--image-dir", str(colour_dir), "--how-many-training-steps",
+                        "20")
+    result = run(args)
+    assert result.exit_code == 0, result.output
+    assert "Step 20:" in result.output and "Step 300" not in result.output
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--architecture", "resnet_50"], 2, "'resnet_50' is not one of"),
+    (["--image_dir", "/no/such/folder"], 2, "does not exist"),
+    (["--how_many_training_steps", "0"], 1, "--how_many_training_steps must be greater than 0"),
+    (["--validation_percentage", "60", "--testing_percentage", "40"], 1, "sum to less than 100"),
+    (["--dataset", "cifar10", "--image_dir", "."], 2, "not both"),
+])
+def test_bad_usage(tmp_path, args, code, message):
+    result = CliRunner().invoke(cli, retrain_args(tmp_path, *args))
+    assert result.exit_code == code, result.output
+    assert message in result.output
+
+
+def test_unknown_architecture_lists_valid_names(tmp_path):
+    result = CliRunner().invoke(cli, ["retrain", "--architecture", "mobilenet_2.0_224"])
+    assert result.exit_code == 2
+    assert "mobilenet_0.50_224" in result.output and "inception_v3" in result.output
+
+
+def test_single_class_folder_is_an_error(tmp_path):
+    from conftest import make_colour_folder
+
+    folder = make_colour_folder(tmp_path / "one", colours={"red": (255, 0, 0)})
+    result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(folder)))
+    assert result.exit_code == 1
+    assert "has 1 class folder(s); a classifier needs at least 2" in result.output
+
+
+def test_class_too_small_to_split_is_an_error_before_any_work(tmp_path):
+    from conftest import make_colour_folder
+
+    folder = make_colour_folder(tmp_path / "data", per_class=6)
+    for extra in sorted((folder / "blue").iterdir())[2:]:
+        extra.unlink()
+    result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(folder)))
+    assert result.exit_code == 1
+    assert "Class 'blue'" in result.output and "has 2 image(s); at least 3 are needed" in (
+        result.output)
+    assert not (tmp_path / "bottlenecks").exists()
+
+
+def test_missing_cifar_without_download_names_the_folder(tmp_path, monkeypatch):
+    from poetslearn import datasets
+    from poetslearn.errors import DataError
+
+    with pytest.raises(DataError, match="CIFAR-10 was not found in"):
+        datasets.load_cifar10(tmp_path, download=False)
