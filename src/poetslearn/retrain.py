@@ -22,6 +22,7 @@ from poetslearn.weights import WeightsInfo, build_backbone
 @dataclass
 class RetrainResult:
     dataset: Dataset
+    extractor: FeatureExtractor
     weights: WeightsInfo
     extraction: ExtractionStats
     layer: SoftmaxLayer
@@ -153,6 +154,6 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
                               config.output_labels, metadata)
     timings["export"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
-    return RetrainResult(dataset, weights, stats, trained.layer, trained.best_step,
+    return RetrainResult(dataset, extractor, weights, stats, trained.layer, trained.best_step,
                          trained.best_validation_accuracy, test_accuracy, int(len(test_idx)),
                          misclassified, paths, timings, extra)

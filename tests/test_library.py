@@ -1,0 +1,226 @@
+"""The library pieces on their own: export fidelity, cache, splits, decoding, CIFAR-10."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_colour_folder
+from poetslearn import bottlenecks
+from poetslearn.architectures import get_architecture
+from poetslearn.bottlenecks import BottleneckCache, compute_bottlenecks
+from poetslearn.config import RetrainConfig
+from poetslearn.datasets import load_cifar10, load_image_folder, split_of
+from poetslearn.errors import DataError, ImageError
+from poetslearn.extractor import FeatureExtractor
+from poetslearn.images import decode_image, load_image
+from poetslearn.retrain import retrain
+from poetslearn.weights import build_backbone
+
+
+def quiet(*_):
+    pass
+
+
+def tiny_config(tmp_path: Path, **overrides) -> RetrainConfig:
+    settings = dict(architecture="test_tiny", weights="none",
+                    bottleneck_dir=tmp_path / "bottlenecks",
+                    output_graph=tmp_path / "out" / "graph.pb",
+                    output_labels=tmp_path / "out" / "labels.txt",
+                    how_many_training_steps=200, show_progress=False)
+    settings.update(overrides)
+    return RetrainConfig(**settings)
+
+
+def test_frozen_graph_gives_the_in_memory_probabilities(tmp_path, colour_dir):
+    import tensorflow as tf
+
+    result = retrain(tiny_config(tmp_path, image_dir=colour_dir), log=quiet, warn=quiet)
+    paths = sorted((colour_dir / "green").iterdir())[:3]
+    pixels = np.stack([load_image(p, 32) for p in paths])
+    expected = result.layer.probabilities(result.extractor(pixels))
+
+    # Plain TensorFlow 2, no poetslearn code: import the GraphDef and run it.
+    graph_def = tf.compat.v1.GraphDef.FromString((tmp_path / "out" / "graph.pb").read_bytes())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    with tf.compat.v1.Session(graph=graph) as session:
+        got = session.run("final_result:0", {"input:0": pixels})
+        # Raw, un-resized pixels of another size go through the graph's own resize.
+        raw = np.asarray(Image.open(paths[0]).convert("RGB"), np.float32)[np.newaxis]
+        raw_probs = session.run("final_result:0", {"input:0": raw})
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert got.shape == (3, 3) and np.allclose(got.sum(axis=1), 1.0, atol=1e-5)
+    assert raw_probs.argmax() == 1  # green
+
+
+class CountingExtractor:
+    """Wraps a real extractor, counting images; can raise KeyboardInterrupt after some batches."""
+
+    def __init__(self, inner: FeatureExtractor, interrupt_after: int | None = None) -> None:
+        self.inner, self.arch, self.interrupt_after = inner, inner.arch, interrupt_after
+        self.images = self.calls = 0
+
+    def __call__(self, pixels):
+        if self.interrupt_after is not None and self.calls >= self.interrupt_after:
+            raise KeyboardInterrupt
+        self.calls += 1
+        self.images += len(pixels)
+        return self.inner(pixels)
+
+
+@pytest.fixture
+def tiny_extractor() -> FeatureExtractor:
+    arch = get_architecture("test_tiny")
+    backbone, _ = build_backbone(arch, "none")
+    return FeatureExtractor(arch, backbone)
+
+
+def open_cache(root: Path, extractor) -> BottleneckCache:
+    return BottleneckCache(root, "test_tiny", extractor.fingerprint, extractor.feature_dim, quiet)
+
+
+def test_interrupted_extraction_resumes_where_it_stopped(tmp_path, colour_dir, tiny_extractor,
+                                                        monkeypatch):
+    monkeypatch.setattr(bottlenecks, "SHARD_ROWS", 4)
+    data = load_image_folder(colour_dir, show_progress=False, warn=quiet)
+    interrupted = CountingExtractor(tiny_extractor, interrupt_after=3)
+    with pytest.raises(KeyboardInterrupt):
+        compute_bottlenecks(data.splits, interrupted, open_cache(tmp_path, tiny_extractor), 4,
+                            False, quiet)
+    assert interrupted.images == 12
+    resumed = CountingExtractor(tiny_extractor)
+    vectors, _, stats = compute_bottlenecks(data.splits, resumed,
+                                            open_cache(tmp_path, tiny_extractor), 4, False, quiet)
+    assert resumed.images == 30 - 12 and stats.cached == 12 and stats.computed == 18
+    # Resumed vectors equal a fresh computation.
+    fresh, _, _ = compute_bottlenecks(data.splits, tiny_extractor,
+                                      open_cache(tmp_path / "fresh", tiny_extractor), 4, False,
+                                      quiet)
+    for split in fresh:
+        np.testing.assert_allclose(vectors[split], fresh[split], rtol=1e-6)
+
+
+def test_damaged_cache_shard_is_reported_and_recomputed(tmp_path, colour_dir, tiny_extractor,
+                                                       monkeypatch):
+    monkeypatch.setattr(bottlenecks, "SHARD_ROWS", 10)
+    data = load_image_folder(colour_dir, show_progress=False, warn=quiet)
+    compute_bottlenecks(data.splits, tiny_extractor, open_cache(tmp_path, tiny_extractor), 10,
+                        False, quiet)
+    shards = sorted(tmp_path.glob("test_tiny_*/shard-*.npz"))
+    assert len(shards) == 3
+    raw = bytearray(shards[0].read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # flip bits inside the vectors
+    shards[0].write_bytes(bytes(raw))
+    shards[1].write_bytes(shards[1].read_bytes()[:100])  # truncated
+
+    warnings = []
+    cache = BottleneckCache(tmp_path, "test_tiny", tiny_extractor.fingerprint, 16, warnings.append)
+    assert len(warnings) == 2 and all("is damaged" in w for w in warnings)
+    counting = CountingExtractor(tiny_extractor)
+    _, _, stats = compute_bottlenecks(data.splits, counting, cache, 10, False, quiet)
+    assert counting.images == 20 and stats.cached == 10
+
+
+def test_splits_are_stable_when_images_are_added(tmp_path):
+    folder = make_colour_folder(tmp_path / "data", per_class=40)
+    before = load_image_folder(folder, show_progress=False, warn=quiet)
+    make_colour_folder(tmp_path / "more", per_class=40)
+    for colour_dir in (tmp_path / "more").iterdir():
+        for image in colour_dir.iterdir():
+            image.rename(folder / colour_dir.name / f"extra_{image.name}")
+    after = load_image_folder(folder, show_progress=False, warn=quiet)
+    for split in ("train", "validation", "test"):
+        old = set(before.splits[split].images.names)
+        new = set(after.splits[split].images.names)
+        assert old <= new, split
+    assert len(after.splits["train"]) > len(before.splits["train"])
+
+
+def test_nohash_suffix_keeps_images_together():
+    assert split_of("a/photo_nohash_1.jpg", 10, 10) == split_of("a/photo_nohash_2.jpg", 10, 10)
+    placements = {split_of(f"x/img_{i}.jpg", 10, 10) for i in range(200)}
+    assert placements == {"train", "validation", "test"}
+
+
+def test_every_class_gets_a_validation_and_a_test_image(tmp_path):
+    folder = make_colour_folder(tmp_path / "data", per_class=3)
+    data = load_image_folder(folder, show_progress=False, warn=quiet)
+    for split in data.splits.values():
+        assert sorted(set(split.labels.tolist())) == [0, 1, 2]
+
+
+def test_labels_are_normalised_and_collisions_rejected(tmp_path):
+    folder = make_colour_folder(tmp_path / "data", per_class=3,
+                                colours={"Red Roses": (255, 0, 0), "blåbär": (0, 0, 255)})
+    data = load_image_folder(folder, show_progress=False, warn=quiet)
+    assert data.class_names == ["red roses", "blåbär"]  # in folder-name order
+    (folder / "red_roses").mkdir()
+    with pytest.raises(DataError, match="both give the label 'red roses'"):
+        load_image_folder(folder, show_progress=False, warn=quiet)
+
+
+def test_non_images_are_skipped_with_a_warning(tmp_path):
+    folder = make_colour_folder(tmp_path / "data", per_class=4)
+    (folder / "red" / "notes.txt").write_text("hello")
+    (folder / "red" / "empty.jpg").write_bytes(b"")
+    (folder / "red" / ".DS_Store").write_bytes(b"\0\1")
+    warnings = []
+    data = load_image_folder(folder, show_progress=False, warn=warnings.append)
+    assert sum(len(s) for s in data.splits.values()) == 12
+    assert any("notes.txt" in w and "not an image" in w for w in warnings)
+    assert any("empty.jpg" in w and "empty" in w for w in warnings)
+    assert not any(".DS_Store" in w for w in warnings)  # hidden files are not even looked at
+
+
+def encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, **kw)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode, fmt", [("L", "PNG"), ("P", "GIF"), ("RGBA", "PNG"),
+                                       ("RGB", "BMP"), ("CMYK", "JPEG"), ("I;16", "PNG")])
+def test_decode_any_mode_to_rgb(mode, fmt):
+    img = Image.new("RGB", (20, 10), (200, 100, 50)).convert(mode)
+    pixels = decode_image(encode(img, fmt), "x")
+    assert pixels.shape == (10, 20, 3) and pixels.dtype == np.uint8
+
+
+def test_decode_rejects_garbage_with_the_file_name():
+    with pytest.raises(ImageError, match="holiday.jpg is not a readable image"):
+        decode_image(b"\xff\xd8\xff garbage", "holiday.jpg")
+
+
+def test_decode_applies_exif_orientation():
+    img = Image.new("RGB", (30, 10), (0, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
+    assert decode_image(encode(img, "JPEG", exif=exif), "x").shape == (30, 10, 3)
+
+
+def test_real_cifar10_from_shared(shared):
+    data = load_cifar10(shared / "data", download=False)
+    assert data.class_names[:3] == ["airplane", "automobile", "bird"]
+    train, val, test = (data.splits[s] for s in ("train", "validation", "test"))
+    assert train.images.pixels.shape == (45000, 32, 32, 3) and len(val) == 5000
+    assert test.images.pixels.shape == (10000, 32, 32, 3)
+    assert np.bincount(test.labels).tolist() == [1000] * 10
+    assert (np.bincount(train.labels, minlength=10) + np.bincount(val.labels, minlength=10)
+            ).tolist() == [5000] * 10
+    # The official first labels: frog, truck, truck, deer, automobile (train); cat, ship (test).
+    assert train.labels[:5].tolist() == [6, 9, 9, 4, 1]
+    assert test.labels[:4].tolist() == [3, 8, 8, 0]
+    assert val.images.names[0] == "cifar10_train_45000_horse.png"
+
+
+def test_damaged_cifar_archive_is_a_clear_error(tmp_path, tiny_cifar):
+    archive = tiny_cifar / "cifar-10-python.tar.gz"
+    archive.write_bytes(archive.read_bytes()[:500])
+    with pytest.raises(DataError, match="damaged or truncated"):
+        load_cifar10(tiny_cifar, download=False)
