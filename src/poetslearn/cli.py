@@ -53,8 +53,12 @@ PathType = click.Path(path_type=Path)
         show_default=True, help="Network to take features from: mobilenet_<1.0|0.75|0.50|0.25>_"
         "<224|192|160|128> or inception_v3 (test_tiny is a tiny network for tests).")
 @option("weights", default=RETRAIN.weights, show_default=True,
-        help="'imagenet' (from --model_dir, the Keras cache, or downloaded), 'none' (random, for "
-        "quick tests only), or the path of a Keras weights file.")
+        help="'imagenet' (the codelab's MobileNet graphs in --model_dir, Keras weights there or in "
+        "the Keras cache, else downloaded), 'none' (random, for quick tests only), or a path: a "
+        "MobileNet v1 frozen graph (.pb/.tgz, e.g. a codelab retrained_graph.pb) or a Keras "
+        "weights file.")
+@option("allow_size_mismatch", is_flag=True, help="Use MobileNet weights trained at another "
+        "input size than --architecture's (with a warning).")
 @option("dataset", type=click.Choice(["cifar10"]), default=None,
         help="Train on CIFAR-10 (the default when --image_dir is not given).")
 @option("image_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),

@@ -20,6 +20,7 @@ def _env_path(variable: str, default: Path) -> Path:
 class RetrainConfig:
     architecture: str = DEFAULT_ARCHITECTURE
     weights: str = "imagenet"  # "imagenet", "none" or a weights file
+    allow_size_mismatch: bool = False  # use MobileNet weights trained at another resolution
     image_dir: Path | None = None  # a folder of class sub-folders; None means CIFAR-10
     data_dir: Path = field(default_factory=lambda: _env_path("POETSLEARN_DATA_DIR",
                                                              WORK_DIR / "data"))
@@ -30,9 +31,9 @@ class RetrainConfig:
     output_labels: Path = WORK_DIR / "retrained_labels.txt"
     # The head: Adam on standardised bottlenecks, best validation step kept. The codelab's plain
     # SGD at 0.01 for 4,000 steps of 100 is measurably worse; see README "Training defaults".
-    how_many_training_steps: int = 4000
+    how_many_training_steps: int = 8000
     learning_rate: float = 0.001
-    train_batch_size: int = 100
+    train_batch_size: int = 256
     weight_decay: float = 1e-4
     eval_step_interval: int = 100
     validation_batch_size: int = -1  # -1: the whole validation split

@@ -84,7 +84,8 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
     timings["load_data"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    backbone, weights = build_backbone(arch, config.weights, config.model_dir, config.seed)
+    backbone, weights = build_backbone(arch, config.weights, config.model_dir, config.seed,
+                                       config.allow_size_mismatch, warn)
     extractor = FeatureExtractor(arch, backbone)
     log(f"Architecture {arch.name}: {arch.input_size}x{arch.input_size} input, "
         f"{arch.feature_dim} features; weights: {weights.description}"

@@ -1,14 +1,16 @@
 """Finding pretrained weights and building the backbone that carries them.
 
-`--weights imagenet` walks a list of places (the model folder, the Keras cache, then the
-network) and stops at the first that has the weights; `--weights none` is random initialisation;
-anything else is a path to a weights file. Every backbone gets a fingerprint of its weight
+`--weights imagenet` walks a list of places (the codelab's MobileNet graphs in the model folder,
+Keras weights files there or in the Keras cache, then the network) and stops at the first that
+has the weights; `--weights none` is random initialisation; anything else is a path to a weights
+file: a frozen MobileNet v1 graph (.pb, .tgz) or a Keras weights file. Every backbone gets a fingerprint of its weight
 values, so caches keyed on it can never serve vectors computed with other weights.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,11 +89,111 @@ def _download_keras_file(arch: Architecture, model_dir: Path, looked_in: list[st
         "imagenet", f"Keras ImageNet weights {dest}", str(dest), hash_file(dest))
 
 
-# Tried in order; importers of other formats (such as the codelab's frozen graphs) go first.
-IMAGENET_FINDERS: list[Finder] = [_find_keras_file, _download_keras_file]
+def imported_weights_cache_dir() -> Path:
+    """Fallback home of converted graph weights when the source's folder is read-only."""
+    return Path(os.environ.get("POETSLEARN_CACHE_DIR")
+                or Path(os.path.expanduser("~")) / ".cache" / "poetslearn") / "imported"
 
 
-def resolve_weights(arch: Architecture, weights: str, model_dir: Path
+def _folder_is_writable(folder: Path) -> bool:
+    """Writable by its permission bits, not merely by us: root may write anywhere, but a folder
+    that was made read-only (a shared copy of the models) must stay untouched."""
+    try:
+        return bool(folder.stat().st_mode & 0o222) and os.access(folder, os.W_OK)
+    except OSError:
+        return False
+
+
+def _import_graph_cached(path: Path, sha256: str):
+    """Imports a MobileNet graph once; the converted arrays are cached keyed by the source hash.
+
+    The cache goes beside the source (`<source>.poetslearn-<hash>.npz`), or into
+    `imported_weights_cache_dir()` when that folder cannot be written (a read-only share).
+    """
+    from poetslearn import graph_import
+    from poetslearn.export import write_atomic
+
+    name = f"{path.name}.poetslearn-{sha256[:16]}.npz"
+    candidates = [imported_weights_cache_dir() / name]
+    if _folder_is_writable(path.parent):
+        candidates.insert(0, path.parent / name)
+    for cached in candidates:
+        if cached.is_file():
+            try:
+                return graph_import.from_npz_bytes(cached.read_bytes())
+            except (OSError, ValueError, KeyError) as e:  # damaged: import again
+                logging.getLogger(__name__).warning("Ignoring damaged %s (%s)", cached, e)
+    weights = graph_import.read_mobilenet_graph(graph_import.read_graph_bytes(path), str(path))
+    data = graph_import.to_npz_bytes(weights)
+    for cached in candidates:
+        try:
+            write_atomic(cached, data)
+            break
+        except OSError:
+            continue
+    return weights
+
+
+def _graph_loader(path: Path, arch: Architecture, allow_size_mismatch: bool,
+                  warn=None) -> tuple[Loader, WeightsInfo]:
+    """Loads MobileNet v1 weights from a codelab frozen graph, checking alpha and size first."""
+    if arch.family != "mobilenet_v1":
+        raise WeightsError(f"{path} is a MobileNet v1 graph; it cannot give weights to {arch.name}."
+                           f" Use --architecture mobilenet_<alpha>_<size>.")
+    sha256 = hash_file(path)
+    imported = _import_graph_cached(path, sha256)
+    if abs(imported.alpha - arch.alpha) > 1e-6:
+        raise WeightsError(f"{path} holds MobileNet v1 with alpha {imported.alpha:g}, but "
+                           f"--architecture {arch.name} has alpha {arch.alpha:g}. Use "
+                           f"--architecture mobilenet_{imported.alpha:.2f}_{imported.input_size or 224}"
+                           .replace("1.00", "1.0") + " or a graph of the matching alpha.")
+    if imported.input_size and imported.input_size != arch.input_size:
+        message = (f"{path} was trained at {imported.input_size}x{imported.input_size}, but "
+                   f"--architecture {arch.name} runs at {arch.input_size}x{arch.input_size}.")
+        if not allow_size_mismatch:
+            raise WeightsError(message + " MobileNet weights are trained per resolution; use the "
+                               "graph of the matching size, or pass --allow_size_mismatch to use "
+                               "these weights anyway.")
+        (warn or logging.getLogger(__name__).warning)(
+            "Warning: " + message + " Features will be worse than at the trained resolution.")
+
+    def load(model) -> None:
+        from poetslearn.graph_import import apply_to_keras
+
+        apply_to_keras(imported, model)
+
+    return load, WeightsInfo("imagenet", f"ImageNet MobileNet v1 graph {path}", str(path), sha256)
+
+
+def codelab_graph_candidates(arch: Architecture, model_dir: Path) -> list[Path]:
+    """Where the codelab's layout keeps the graph for an architecture, best first."""
+    stem = f"mobilenet_v1_{arch.name.split('_', 1)[1]}"  # mobilenet_0.50_224 -> ..._v1_0.50_224
+    folder = model_dir / stem
+    return [folder / "frozen_graph.pb", folder / "quantized_graph.pb",
+            model_dir / f"{stem}_frozen.tgz"]
+
+
+def _find_codelab_graph(arch: Architecture, model_dir: Path, looked_in: list[str]):
+    """The codelab's MobileNet v1 graph (float or quantized, folder or tarball) in the model folder."""
+    if arch.family != "mobilenet_v1":
+        return None
+    for path in codelab_graph_candidates(arch, model_dir):
+        looked_in.append(str(path))
+        if path.is_file():
+            return _graph_loader(path, arch, allow_size_mismatch=False)
+    return None
+
+
+def is_graph_file(path: Path) -> bool:
+    return path.name.endswith((".pb", ".tgz", ".tar.gz"))
+
+
+# Tried in order: local files before the network, the codelab's graphs before Keras files.
+IMAGENET_FINDERS: list[Finder] = [_find_codelab_graph, _find_keras_file, _download_keras_file]
+
+
+def resolve_weights(arch: Architecture, weights: str, model_dir: Path,
+                    allow_size_mismatch: bool = False, warn=None
                     ) -> tuple[Loader | None, WeightsInfo]:
     """Decides where the backbone's weights come from, without building anything yet."""
     if weights == "none":
@@ -117,6 +219,8 @@ def resolve_weights(arch: Architecture, weights: str, model_dir: Path
     if not path.is_file():
         raise WeightsError(f"--weights {weights}: no such file. Expected 'imagenet', 'none' or "
                            f"the path of a weights file.")
+    if is_graph_file(path):
+        return _graph_loader(path, arch, allow_size_mismatch, warn)
     return _keras_file_loader(path), WeightsInfo("file", f"weights file {path}", str(path),
                                                  hash_file(path))
 
@@ -132,11 +236,11 @@ def weights_fingerprint(model) -> str:
 
 
 def build_backbone(arch: Architecture, weights: str = "imagenet", model_dir: Path = Path("."),
-                   seed: int = 0):
+                   seed: int = 0, allow_size_mismatch: bool = False, warn=None):
     """Returns (backbone keras.Model, WeightsInfo): [N, s, s, 3] scaled floats -> [N, d]."""
     import keras
 
-    loader, info = resolve_weights(arch, weights, model_dir)
+    loader, info = resolve_weights(arch, weights, model_dir, allow_size_mismatch, warn)
     keras.utils.set_random_seed(seed)  # so that `--weights none` is reproducible
     backbone = arch.build_backbone()
     if loader is not None:
