@@ -145,7 +145,8 @@ def retrain(**options) -> None:
         "metadata, tf_files/retrained_labels.txt.")
 @option("top_k", type=click.IntRange(min=1), default=LABEL.top_k, show_default=True,
         help="How many labels to print per image.")
-@option("json_output", "--json", is_flag=True, help="Print one JSON document instead of text.")
+@click.option("--json", "json_output", is_flag=True,
+              help="Print one JSON document instead of text.")
 @option("input_layer", default=LABEL.input_layer, show_default=True,
         help="Codelab graphs only: name of the input tensor.")
 @option("output_layer", default=LABEL.output_layer, show_default=True,
