@@ -82,3 +82,26 @@ def test_damaged_cached_file_is_downloaded_again(tmp_path, server):
 def test_unreachable_server_says_what_to_do(tmp_path):
     with pytest.raises(DownloadError, match="download the file on a connected machine"):
         fetch_file("http://127.0.0.1:9/nothing", tmp_path / "x", show_progress=False, timeout=5)
+
+
+def test_imagenet_weights_fall_back_to_the_codelab_tarball_download(tmp_path, server,
+                                                                    monkeypatch):
+    """No local weights, Keras download fails: the codelab's tarball is fetched and imported."""
+    from poetslearn import weights
+    from poetslearn.architectures import get_architecture
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("POETSLEARN_CACHE_DIR", str(tmp_path / "cache"))
+    base = server.rsplit("/", 1)[0] + "/"
+    keras_spec = get_architecture("mobilenet_0.25_128").keras_weights
+    monkeypatch.setattr(weights, "CODELAB_MOBILENET_URL", base)
+    # The Keras URL points at a path our server answers with the wrong bytes for an h5 file;
+    # make it unreachable instead so the codelab tarball is the one that succeeds.
+    monkeypatch.setattr(type(keras_spec), "url", property(lambda self: "http://127.0.0.1:9/x.h5"),
+                        raising=False)
+    models = tmp_path / "models"
+    backbone, info = weights.build_backbone(get_architecture("mobilenet_0.25_128"), "imagenet",
+                                            models)
+    assert (models / "mobilenet_v1_0.25_128_frozen.tgz").is_file()
+    assert info.sha256 == SHARED_SHA256 and "frozen.tgz" in info.path
+    assert any("127.0.0.1:9" in place for place in info.looked_in)
