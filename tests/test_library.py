@@ -64,6 +64,7 @@ class CountingExtractor:
 
     def __init__(self, inner: FeatureExtractor, interrupt_after: int | None = None) -> None:
         self.inner, self.arch, self.interrupt_after = inner, inner.arch, interrupt_after
+        self.resize = inner.resize
         self.images = self.calls = 0
 
     def __call__(self, pixels):
@@ -246,3 +247,33 @@ def test_registry_has_all_16_mobilenets_and_rejects_unknown_names():
     assert len([n for n in names if n.startswith("mobilenet_")]) == 16
     with pytest.raises(ValueError, match="Valid names: mobilenet_1.0_224"):
         get_architecture("mobilenet_2.0_224")
+
+
+@pytest.mark.parametrize("name", ["test_tiny", "mobilenet_0.25_128"])
+def test_tflite_engine_matches_tensorflow(name):
+    arch = get_architecture(name)
+    backbone, _ = build_backbone(arch, "none")
+    fast = FeatureExtractor(arch, backbone, engine="tflite")
+    reference = FeatureExtractor(arch, backbone, engine="tf")
+    # 37 images of CIFAR size: resized by the extractor, the last batch padded by the engine.
+    pixels = np.random.default_rng(1).uniform(0, 255, (37, 32, 32, 3)).astype(np.float32)
+    got = np.concatenate([fast(pixels[:16]), fast(pixels[16:32]), fast(pixels[32:])])
+    expected = reference(pixels)
+    assert fast.engine_name == "tflite" and reference.engine_name == "tf"
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_auto_engine_falls_back_to_tensorflow_when_tflite_fails(monkeypatch):
+    from poetslearn import engines
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("converter exploded")
+
+    monkeypatch.setattr(engines, "convert_to_tflite", broken)
+    arch = get_architecture("test_tiny")
+    backbone, _ = build_backbone(arch, "none")
+    warnings = []
+    extractor = FeatureExtractor(arch, backbone, engine="auto", warn=warnings.append)
+    features = extractor(np.zeros((3, 32, 32, 3), np.float32))
+    assert features.shape == (3, 16) and extractor.engine_name == "tf"
+    assert "converter exploded" in warnings[0]

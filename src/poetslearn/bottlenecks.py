@@ -160,7 +160,10 @@ def compute_bottlenecks(splits: dict[str, Split], extractor, cache: BottleneckCa
         with ThreadPoolExecutor(1) as prefetch, progress(
                 n_missing, "Computing bottlenecks", "img", show_progress) as bar:
             try:
-                load = lambda b: splits[b[0]].images.load_batch(b[1], size)  # noqa: E731
+                def load(batch):
+                    pixels, failures = splits[batch[0]].images.load_batch(batch[1], size)
+                    return extractor.resize(pixels), failures
+
                 future = prefetch.submit(load, batches[0])
                 for k, (name, indices) in enumerate(batches):
                     pixels, failures = future.result()

@@ -97,6 +97,9 @@ PathType = click.Path(path_type=Path)
         "set).")
 @option("bottleneck_batch_size", type=int, default=RETRAIN.bottleneck_batch_size,
         show_default=True, help="Images per batch when computing bottlenecks.")
+@option("engine", type=click.Choice(["auto", "tflite", "tf"]), default=RETRAIN.engine,
+        show_default=True, help="What runs the network for bottlenecks: TFLite/XNNPACK (2-3x "
+        "faster), TensorFlow, or auto (TFLite when it works and agrees with TensorFlow).")
 @option("seed", type=int, default=RETRAIN.seed, show_default=True,
         help="Random seed: same seed, same data, same result.")
 @option("print_misclassified_test_images", is_flag=True,

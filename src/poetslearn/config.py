@@ -41,6 +41,7 @@ class RetrainConfig:
     validation_percentage: float = 10.0
     testing_percentage: float = 10.0
     bottleneck_batch_size: int = 128
+    engine: str = "auto"  # runs the backbone for bottlenecks: "auto", "tflite" or "tf"
     seed: int = 0
     print_misclassified_test_images: bool = False
     show_progress: bool = True

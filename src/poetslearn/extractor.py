@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+
+import numpy as np
 
 from poetslearn.architectures import Architecture
 from poetslearn.weights import weights_fingerprint
+
+log = logging.getLogger(__name__)
 
 # Bump when anything about how vectors are computed changes, to invalidate every cached vector.
 EXTRACTOR_VERSION = 1
@@ -26,11 +31,20 @@ def preprocess(images, arch: Architecture):
 
 
 class FeatureExtractor:
-    """Wraps a backbone with its preprocessing as one traced TensorFlow function."""
+    """Wraps a backbone with its preprocessing; `extractor(pixels)` gives bottlenecks.
 
-    def __init__(self, arch: Architecture, backbone) -> None:
+    `features` is the TensorFlow function (what the exported graph holds). Calling the extractor
+    resizes the batch to the input size and runs the chosen engine: with "auto", TFLite/XNNPACK
+    when it converts and agrees with TensorFlow on the first batch, else TensorFlow itself.
+    """
+
+    def __init__(self, arch: Architecture, backbone, engine: str = "tf", warn=None) -> None:
         import tensorflow as tf
 
+        from poetslearn.engines import ENGINES
+
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
         self.arch, self.backbone = arch, backbone
         self.feature_dim = int(backbone.output_shape[-1])
         if self.feature_dim != arch.feature_dim:
@@ -38,14 +52,52 @@ class FeatureExtractor:
                              f"registry says {arch.feature_dim}")
         self.fn = tf.function(self.features, input_signature=[
             tf.TensorSpec([None, None, None, 3], tf.float32, name="input")])
+        self.requested_engine = engine
+        self.engine_name: str | None = "tf" if engine == "tf" else None  # decided on first call
+        self._engine = None
+        self._warn = warn or log.warning
         self._fingerprint: str | None = None
 
     def features(self, images):
         """[N, H, W, 3] float32 0..255 -> [N, feature_dim] float32 bottlenecks."""
         return self.backbone(preprocess(images, self.arch), training=False)
 
-    def __call__(self, images):
-        return self.fn(images).numpy()
+    def resize(self, images: np.ndarray) -> np.ndarray:
+        """[N, H, W, 3] -> [N, s, s, 3] float32, the same resize the graph applies."""
+        import tensorflow as tf
+
+        size = self.arch.input_size
+        if images.shape[1:3] == (size, size):
+            return np.asarray(images, np.float32)
+        return tf.image.resize(images, (size, size), method="bilinear", antialias=True).numpy()
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        if self.engine_name is None:
+            self._choose_engine(self.resize(images))
+        if self._engine is None:
+            return self.fn(images).numpy()
+        return self._engine(self.resize(images))
+
+    def _choose_engine(self, sample: np.ndarray) -> None:
+        """Builds the fast engine and checks it against TensorFlow on a real batch."""
+        from poetslearn.engines import TFLiteEngine, convert_to_tflite
+
+        try:
+            engine = TFLiteEngine(convert_to_tflite(self.arch, self.backbone, len(sample)))
+            probe = sample[:8]
+            fast, reference = engine(probe), self.fn(probe).numpy()
+            error = float(np.abs(fast - reference).max() / max(np.abs(reference).max(), 1e-12))
+            if error > 1e-4:
+                raise RuntimeError(f"its features differ from TensorFlow's by {error:.1e} "
+                                   f"(relative)")
+        except Exception as e:  # noqa: BLE001 - any failure means: use plain TensorFlow
+            if self.requested_engine == "tflite":
+                raise
+            self._warn(f"The TFLite engine is unavailable ({e}); computing bottlenecks with "
+                       f"TensorFlow, which is slower.")
+            self.engine_name = "tf"
+            return
+        self._engine, self.engine_name = engine, "tflite"
 
     @property
     def fingerprint(self) -> str:

@@ -86,7 +86,7 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
     t = time.perf_counter()
     backbone, weights = build_backbone(arch, config.weights, config.model_dir, config.seed,
                                        config.allow_size_mismatch, warn)
-    extractor = FeatureExtractor(arch, backbone)
+    extractor = FeatureExtractor(arch, backbone, config.engine, warn)
     log(f"Architecture {arch.name}: {arch.input_size}x{arch.input_size} input, "
         f"{arch.feature_dim} features; weights: {weights.description}"
         + (f" (sha256 {weights.sha256})" if weights.sha256 else ""))
@@ -100,7 +100,8 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
                             extractor.feature_dim, warn)
     vectors, splits, stats = compute_bottlenecks(
         dataset.splits, extractor, cache, config.bottleneck_batch_size, config.show_progress, warn)
-    log(stats.describe() + f" Cache: {cache.dir}")
+    log(stats.describe() + (f" Engine: {extractor.engine_name}." if stats.computed else "")
+        + f" Cache: {cache.dir}")
     timings["bottlenecks"] = time.perf_counter() - t
     for name, split in splits.items():
         present = set(split.labels.tolist())
