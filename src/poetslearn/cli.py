@@ -136,6 +136,10 @@ def retrain(**options) -> None:
             click.echo(f"{name}  (true: {true}, predicted: {predicted})")
     for what, path in result.outputs.items():
         click.echo(f"{what.capitalize()} written to {path}")
+    t = result.timings
+    click.echo(f"Done in {t['total']:.1f} s (data {t['load_data']:.1f} s, network "
+               f"{t['build_model']:.1f} s, bottlenecks {t['bottlenecks']:.1f} s, new layer "
+               f"{t['train_head']:.1f} s, export {t['export']:.1f} s).")
 
 
 @cli.command()
