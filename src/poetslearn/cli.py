@@ -7,8 +7,10 @@ left to click (exit code 2). TensorFlow is imported only inside commands, so `--
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -30,6 +32,21 @@ def option(name: str, *args, **kwargs):
     if "_" in name:
         spellings.append(f"--{name.replace('_', '-')}")
     return click.option(*spellings, *args, name, **kwargs)
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    # `kill` (SIGTERM) gets the same orderly stop as Ctrl-C: cache flushed, temporaries removed.
+    raise KeyboardInterrupt
+
+
+def _describe_os_error(e: OSError) -> str:
+    where = f" {e.filename}" if e.filename else ""
+    if e.errno == errno.ENOSPC:
+        return (f"The disk is full (writing{where}). Free some space and run the command again; "
+                f"the previous graph and labels were left intact and the bottlenecks computed so "
+                f"far are kept.")
+    return (f"Could not read or write{where}: {e.strerror or e}. The previous graph and labels "
+            f"were left intact.")
 
 
 def _quiet_tensorflow() -> None:
@@ -63,6 +80,8 @@ PathType = click.Path(path_type=Path)
         help="Train on CIFAR-10 (the default when --image_dir is not given).")
 @option("image_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
         help="Folder with one sub-folder of images per class; the sub-folder name is the label.")
+@option("strict", is_flag=True, help="Stop with an error, before any work, if a file in "
+        "--image_dir is not a readable image (default: skip it with a warning).")
 @option("data_dir", type=PathType, default=RETRAIN.data_dir, show_default=True,
         envvar="POETSLEARN_DATA_DIR", help="Where cifar-10-python.tar.gz (or its extracted "
         "cifar-10-batches-py/) is, or is downloaded to. [env: POETSLEARN_DATA_DIR]")
@@ -122,14 +141,19 @@ def retrain(**options) -> None:
     options["show_progress"] = not options.pop("quiet")
     known = {f.name for f in fields(RetrainConfig)}
     config = RetrainConfig(**{k: v for k, v in options.items() if k in known})
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         result = run_retrain(config, log=click.echo, warn=lambda m: click.echo(m, err=True))
     except PoetslearnError as e:
         raise click.ClickException(str(e)) from e
+    except OSError as e:  # disk full, permissions, a file vanishing: outputs are never half-written
+        raise click.ClickException(_describe_os_error(e)) from e
     except KeyboardInterrupt:
         click.echo("Interrupted; the bottlenecks computed so far are cached and the next run "
-                   "resumes from there.", err=True)
+                   "resumes from there. Earlier outputs were left as they were.", err=True)
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if config.print_misclassified_test_images:
         click.echo("=== MISCLASSIFIED TEST IMAGES ===")
         for name, true, predicted in result.misclassified:

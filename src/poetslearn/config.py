@@ -22,6 +22,7 @@ class RetrainConfig:
     weights: str = "imagenet"  # "imagenet", "none" or a weights file
     allow_size_mismatch: bool = False  # use MobileNet weights trained at another resolution
     image_dir: Path | None = None  # a folder of class sub-folders; None means CIFAR-10
+    strict: bool = False  # unreadable images are an error (before any work) instead of skipped
     data_dir: Path = field(default_factory=lambda: _env_path("POETSLEARN_DATA_DIR",
                                                              WORK_DIR / "data"))
     model_dir: Path = field(default_factory=lambda: _env_path("POETSLEARN_MODEL_DIR",

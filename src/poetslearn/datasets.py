@@ -22,7 +22,7 @@ import numpy as np
 
 from poetslearn.download import fetch_file
 from poetslearn.errors import DataError, ImageError
-from poetslearn.images import load_image
+from poetslearn.images import decode_image, load_image
 from poetslearn.progress import progress
 
 SPLITS = ("train", "validation", "test")
@@ -281,9 +281,13 @@ def _list_files(class_dir: Path) -> list[Path]:
     return found
 
 
-def _scan_file(path: Path) -> bytes | str:
-    """The content key of an image file, or the reason it is not a usable image."""
-    from PIL import Image, UnidentifiedImageError
+def _scan_file(path: Path, decode: bool = False) -> bytes | str:
+    """The content key of an image file, or the reason it is not a usable image.
+
+    Normally only the header is read (cheap; by content, not extension); with `decode`, the
+    whole image is decoded, which also finds truncated and corrupt files.
+    """
+    from PIL import Image
 
     try:
         data = path.read_bytes()
@@ -292,21 +296,28 @@ def _scan_file(path: Path) -> bytes | str:
     if not data:
         return "is empty (0 bytes)"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            Image.open(io.BytesIO(data))  # reads the header only: cheap, by content not extension
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        if decode:
+            decode_image(data, str(path))
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                Image.open(io.BytesIO(data))
+    except ImageError as e:
+        return f"cannot be decoded ({e})"
+    except Exception as e:  # noqa: BLE001 - PIL's plugins raise many types on malformed files
         return f"is not an image ({type(e).__name__})"
     return content_key(data)
 
 
 def load_image_folder(image_dir: Path, validation_percentage: float = 10.0,
                       testing_percentage: float = 10.0, show_progress: bool = True,
-                      warn=print) -> Dataset:
+                      warn=print, strict: bool = False) -> Dataset:
     """One class per sub-folder of `image_dir`; every class gets train, validation and test images.
 
-    Raises DataError, before any expensive work, when fewer than two classes exist or a class has
-    too few images to give each split one.
+    Files that are not readable images are skipped with a warning each; with `strict`, every
+    image is decoded up front and any bad file is an error instead. Raises DataError, before any
+    expensive work, when fewer than two classes exist or a class has too few images to give each
+    split one.
     """
     image_dir = Path(image_dir)
     if not image_dir.is_dir():
@@ -330,21 +341,26 @@ def load_image_folder(image_dir: Path, validation_percentage: float = 10.0,
     with ThreadPoolExecutor(8) as pool, progress(len(files), "Scanning images", "file",
                                                   show_progress) as bar:
         def scan(item):
-            result = _scan_file(item[1])
+            result = _scan_file(item[1], decode=strict)
             bar.update(1)
             return result
 
         scanned = list(pool.map(scan, files))
-    skipped = 0
+    bad = [f"{path}: it {result}" for (_, path), result in zip(files, scanned)
+           if isinstance(result, str)]
+    if bad and strict:
+        listing = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20
+                                           else "")
+        raise DataError(f"--strict: {len(bad)} file(s) in {image_dir} are not readable images:"
+                        f"\n  {listing}\nRemove or fix them, or run without --strict to skip them.")
+    for line in bad:
+        warn(f"Skipping {line}.")
+    if bad:
+        warn(f"Skipped {len(bad)} file(s) that are not readable images.")
     per_class: list[list[tuple[str, Path, bytes]]] = [[] for _ in class_dirs]
     for (ci, path), result in zip(files, scanned):
-        if isinstance(result, str):
-            warn(f"Skipping {path}: it {result}.")
-            skipped += 1
-            continue
-        per_class[ci].append((path.relative_to(image_dir).as_posix(), path, result))
-    if skipped:
-        warn(f"Skipped {skipped} file(s) that are not readable images.")
+        if not isinstance(result, str):
+            per_class[ci].append((path.relative_to(image_dir).as_posix(), path, result))
 
     chosen: dict[str, list[tuple[int, str, Path, bytes]]] = {s: [] for s in SPLITS}
     for ci, items in enumerate(per_class):

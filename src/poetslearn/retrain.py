@@ -60,7 +60,8 @@ def validate_config(config: RetrainConfig) -> None:
 def load_dataset(config: RetrainConfig, warn) -> Dataset:
     if config.image_dir is not None:
         return load_image_folder(config.image_dir, config.validation_percentage,
-                                 config.testing_percentage, config.show_progress, warn)
+                                 config.testing_percentage, config.show_progress, warn,
+                                 config.strict)
     return load_cifar10(config.data_dir, config.validation_percentage,
                         show_progress=config.show_progress)
 
