@@ -28,7 +28,8 @@ import numpy as np
 from poetslearn.datasets import KEY_BYTES, Split
 from poetslearn.progress import progress
 
-SHARD_ROWS = 4096
+# Vectors per shard file; the environment variable exists for tests that interrupt a run.
+SHARD_ROWS = int(os.environ.get("POETSLEARN_SHARD_ROWS", "4096"))
 
 
 def _checksum(keys: np.ndarray, vectors: np.ndarray) -> np.ndarray:
