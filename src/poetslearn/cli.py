@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import resource
 import signal
 import sys
 from dataclasses import fields
@@ -161,9 +162,11 @@ def retrain(**options) -> None:
     for what, path in result.outputs.items():
         click.echo(f"{what.capitalize()} written to {path}")
     t = result.timings
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     click.echo(f"Done in {t['total']:.1f} s (data {t['load_data']:.1f} s, network "
                f"{t['build_model']:.1f} s, bottlenecks {t['bottlenecks']:.1f} s, new layer "
-               f"{t['train_head']:.1f} s, export {t['export']:.1f} s).")
+               f"{t['train_head']:.1f} s, export {t['export']:.1f} s); peak memory "
+               f"{peak_mb:,.0f} MB.")
 
 
 @cli.command()
