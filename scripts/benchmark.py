@@ -89,35 +89,9 @@ def codelab_rate(graph_path: Path, images: np.ndarray, size: int, out_dir: Path)
               default=Path("tf_files/bottlenecks"))
 def main(architecture, weights, model_dir, data_dir, images, batch, skip_warm, bottleneck_dir):
     arch = get_architecture(architecture)
-    data = load_cifar10(data_dir, download=False, show_progress=False)
-    pixels = data.splits["train"].images.pixels[:images].astype(np.float32)
-    backbone, info = build_backbone(arch, weights, model_dir)
-    results: dict[str, float] = {}
-
-    tflite = FeatureExtractor(arch, backbone, engine="tflite")
-    results["poetslearn tflite"] = rate(tflite, pixels, batch)
-    tf_engine = FeatureExtractor(arch, backbone, engine="tf")
-    results["poetslearn tf"] = rate(tf_engine, pixels, batch)
-    resized = tf_engine.resize(pixels)
-    scaled = (resized - arch.input_mean) / arch.input_std
-    results["keras predict"] = rate(lambda x: backbone.predict(x, batch_size=batch, verbose=0),
-                                    scaled, batch)
-    graph = next((p for p in codelab_graph_candidates(arch, model_dir) if p.is_file()), None)
-    if graph is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            results["codelab-style"] = codelab_rate(graph, pixels[:min(images, 512)],
-                                                    arch.input_size, Path(tmp))
-
-    macs = MACS.get(arch.name)
-    print(f"{arch.name} ({info.description}); {os.cpu_count()} cores, {platform.processor()}")
-    print(f"{'method':22s} {'img/s':>9s} {'GFLOP/s':>9s} {'vs poetslearn':>14s}")
-    best = results["poetslearn tflite"]
-    for name, value in results.items():
-        gflops = f"{value * 2 * macs / 1e9:9.0f}" if macs else f"{'-':>9s}"
-        print(f"{name:22s} {value:9,.0f} {gflops} {best / value:13.1f}x")
-
-    report = {"architecture": arch.name, "weights": info.description, "images": images,
-              "img_per_s": {k: round(v, 1) for k, v in results.items()}}
+    report: dict = {"architecture": arch.name}
+    # The retrain runs go first: a child started from this process after it loaded TensorFlow
+    # would report this process's memory as its own peak (ru_maxrss survives fork + exec).
     if not skip_warm:
         # Full CIFAR-10 retrain in a subprocess: the first fills the cache (if needed), the
         # second is the warm re-run that is timed, with its own peak memory.
@@ -142,6 +116,36 @@ def main(architecture, weights, model_dir, data_dir, images, batch, skip_warm, b
               f"{accuracy}")
         report.update(first_run_s=round(cold, 1), first_run_peak_mb=cold_peak,
                       warm_run_s=round(warm, 1), warm_run_peak_mb=warm_peak, head_s=head)
+
+    data = load_cifar10(data_dir, download=False, show_progress=False)
+    pixels = data.splits["train"].images.pixels[:images].astype(np.float32)
+    backbone, info = build_backbone(arch, weights, model_dir)
+    results: dict[str, float] = {}
+
+    tflite = FeatureExtractor(arch, backbone, engine="tflite")
+    results["poetslearn tflite"] = rate(tflite, pixels, batch)
+    tf_engine = FeatureExtractor(arch, backbone, engine="tf")
+    results["poetslearn tf"] = rate(tf_engine, pixels, batch)
+    resized = tf_engine.resize(pixels)
+    scaled = (resized - arch.input_mean) / arch.input_std
+    results["keras predict"] = rate(lambda x: backbone.predict(x, batch_size=batch, verbose=0),
+                                    scaled, batch)
+    graph = next((p for p in codelab_graph_candidates(arch, model_dir) if p.is_file()), None)
+    if graph is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            results["codelab-style"] = codelab_rate(graph, pixels[:min(images, 512)],
+                                                    arch.input_size, Path(tmp))
+
+    macs = MACS.get(arch.name)
+    report["weights"] = info.description
+    print(f"{arch.name} ({info.description}); {os.cpu_count()} cores, {platform.machine()}")
+    print(f"{'method':22s} {'img/s':>9s} {'GFLOP/s':>9s} {'vs poetslearn':>14s}")
+    best = results["poetslearn tflite"]
+    for name, value in results.items():
+        gflops = f"{value * 2 * macs / 1e9:9.0f}" if macs else f"{'-':>9s}"
+        print(f"{name:22s} {value:9,.0f} {gflops} {best / value:13.1f}x")
+
+    report.update(images=images, img_per_s={k: round(v, 1) for k, v in results.items()})
     print(json.dumps(report))
 
 
