@@ -84,10 +84,11 @@ class FeatureExtractor:
 
     def _choose_engine(self, sample: np.ndarray) -> None:
         """Builds the fast engine and checks it against TensorFlow on a real batch."""
-        from poetslearn.engines import TFLiteEngine, convert_to_tflite
+        from poetslearn.engines import ENGINE_BATCH, TFLiteEngine, convert_to_tflite
 
         try:
-            engine = TFLiteEngine(convert_to_tflite(self.arch, self.backbone, len(sample)))
+            engine = TFLiteEngine(convert_to_tflite(self.arch, self.backbone,
+                                                    min(ENGINE_BATCH, len(sample))))
             probe = sample[:8]
             fast, reference = engine(probe), self.fn(probe).numpy()
             error = float(np.abs(fast - reference).max() / max(np.abs(reference).max(), 1e-12))
