@@ -126,7 +126,9 @@ def main(architecture, weights, model_dir, data_dir, images, batch, skip_warm, b
     results["poetslearn tflite"] = rate(tflite, pixels, batch)
     tf_engine = FeatureExtractor(arch, backbone, engine="tf")
     results["poetslearn tf"] = rate(tf_engine, pixels, batch)
-    resized = tf_engine.resize(pixels)
+    import tensorflow as tf
+
+    resized = tf.image.resize(pixels, (arch.input_size,) * 2, method="bilinear").numpy()
     scaled = (resized - arch.input_mean) / arch.input_std
     results["keras predict"] = rate(lambda x: backbone.predict(x, batch_size=batch, verbose=0),
                                     scaled, batch)

@@ -64,7 +64,7 @@ class CountingExtractor:
 
     def __init__(self, inner: FeatureExtractor, interrupt_after: int | None = None) -> None:
         self.inner, self.arch, self.interrupt_after = inner, inner.arch, interrupt_after
-        self.resize = inner.resize
+        self.prepare = inner.prepare
         self.images = self.calls = 0
 
     def __call__(self, pixels):
@@ -279,9 +279,18 @@ def test_auto_engine_falls_back_to_tensorflow_when_tflite_fails(monkeypatch):
     assert "converter exploded" in warnings[0]
 
 
-def test_fast_resize_when_enlarging_equals_the_graphs_antialiased_resize(tiny_extractor):
+def test_plain_bilinear_equals_the_graphs_antialiased_resize_when_enlarging():
+    """Why the TFLite engine may enlarge with plain bilinear (TFLite has no antialiased resize)."""
     import tensorflow as tf
 
     small = np.random.default_rng(2).uniform(0, 255, (4, 20, 24, 3)).astype(np.float32)
     graph_way = tf.image.resize(small, (32, 32), method="bilinear", antialias=True).numpy()
-    np.testing.assert_allclose(tiny_extractor.resize(small), graph_way, atol=1e-3)
+    plain = tf.image.resize(small, (32, 32), method="bilinear").numpy()
+    np.testing.assert_allclose(plain, graph_way, atol=1e-3)
+
+
+def test_prepare_shrinks_large_images_only(tiny_extractor):
+    small = np.zeros((2, 20, 20, 3), np.float32)
+    large = np.zeros((2, 64, 48, 3), np.float32)
+    assert tiny_extractor.prepare(small).shape == (2, 20, 20, 3)
+    assert tiny_extractor.prepare(large).shape == (2, 32, 32, 3)

@@ -163,7 +163,7 @@ def compute_bottlenecks(splits: dict[str, Split], extractor, cache: BottleneckCa
             try:
                 def load(batch):
                     pixels, failures = splits[batch[0]].images.load_batch(batch[1], size)
-                    return extractor.resize(pixels), failures
+                    return extractor.prepare(pixels), failures
 
                 future = prefetch.submit(load, batches[0])
                 for k, (name, indices) in enumerate(batches):

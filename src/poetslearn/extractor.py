@@ -34,8 +34,8 @@ class FeatureExtractor:
     """Wraps a backbone with its preprocessing; `extractor(pixels)` gives bottlenecks.
 
     `features` is the TensorFlow function (what the exported graph holds). Calling the extractor
-    resizes the batch to the input size and runs the chosen engine: with "auto", TFLite/XNNPACK
-    when it converts and agrees with TensorFlow on the first batch, else TensorFlow itself.
+    runs the chosen engine: with "auto", TFLite/XNNPACK when it converts and agrees with
+    TensorFlow on the first batch of each input size, else TensorFlow itself.
     """
 
     def __init__(self, arch: Architecture, backbone, engine: str = "tf", warn=None) -> None:
@@ -54,7 +54,7 @@ class FeatureExtractor:
             tf.TensorSpec([None, None, None, 3], tf.float32, name="input")])
         self.requested_engine = engine
         self.engine_name: str | None = "tf" if engine == "tf" else None  # decided on first call
-        self._engine = None
+        self._engines: dict[tuple[int, int], object] = {}  # TFLite engine per input size
         self._warn = warn or log.warning
         self._fingerprint: str | None = None
 
@@ -62,33 +62,42 @@ class FeatureExtractor:
         """[N, H, W, 3] float32 0..255 -> [N, feature_dim] float32 bottlenecks."""
         return self.backbone(preprocess(images, self.arch), training=False)
 
-    def resize(self, images: np.ndarray) -> np.ndarray:
-        """[N, H, W, 3] -> [N, s, s, 3] float32, the same resize the graph applies."""
+    def prepare(self, images: np.ndarray) -> np.ndarray:
+        """Shrinks images larger than the input size (antialiased, as the graph does).
+
+        Smaller images are left alone: every engine enlarges them itself, on all cores. This
+        runs in the thread that loads the next batch.
+        """
         import tensorflow as tf
 
         size = self.arch.input_size
-        if images.shape[1:3] == (size, size):
-            return np.asarray(images, np.float32)
-        # When enlarging (CIFAR-10's 32x32), the antialiasing filter is the bilinear one, so the
-        # plain kernel gives the same pixels about 6x faster.
-        enlarging = images.shape[1] <= size and images.shape[2] <= size
-        return tf.image.resize(images, (size, size), method="bilinear",
-                               antialias=not enlarging).numpy()
+        images = np.asarray(images, np.float32)
+        if images.shape[1] <= size and images.shape[2] <= size:
+            return images
+        return tf.image.resize(images, (size, size), method="bilinear", antialias=True).numpy()
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        if self.engine_name is None:
-            self._choose_engine(self.resize(images))
-        if self._engine is None:
+        """[N, H, W, 3] float32 0..255 -> [N, feature_dim] float32 bottlenecks."""
+        images = self.prepare(images)
+        if self.engine_name == "tf":
             return self.fn(images).numpy()
-        return self._engine(self.resize(images))
+        shape = tuple(images.shape[1:3])
+        engine = self._engines.get(shape)
+        if engine is None:
+            engine = self._build_engine(images)
+            if engine is None:  # fell back to TensorFlow
+                return self.fn(images).numpy()
+            self._engines[shape] = engine
+        return engine(images)
 
-    def _choose_engine(self, sample: np.ndarray) -> None:
-        """Builds the fast engine and checks it against TensorFlow on a real batch."""
+    def _build_engine(self, sample: np.ndarray):
+        """Builds the TFLite engine for this input size and checks it against TensorFlow."""
         from poetslearn.engines import ENGINE_BATCH, TFLiteEngine, convert_to_tflite
 
         try:
-            engine = TFLiteEngine(convert_to_tflite(self.arch, self.backbone,
-                                                    min(ENGINE_BATCH, len(sample))))
+            engine = TFLiteEngine(convert_to_tflite(
+                self.arch, self.backbone, min(ENGINE_BATCH, len(sample)),
+                tuple(sample.shape[1:3])))
             probe = sample[:8]
             fast, reference = engine(probe), self.fn(probe).numpy()
             error = float(np.abs(fast - reference).max() / max(np.abs(reference).max(), 1e-12))
@@ -101,8 +110,9 @@ class FeatureExtractor:
             self._warn(f"The TFLite engine is unavailable ({e}); computing bottlenecks with "
                        f"TensorFlow, which is slower.")
             self.engine_name = "tf"
-            return
-        self._engine, self.engine_name = engine, "tflite"
+            return None
+        self.engine_name = "tflite"
+        return engine
 
     @property
     def fingerprint(self) -> str:
