@@ -321,3 +321,32 @@ def test_dataset_error_for_missing_folder():
 
     with pytest.raises(DataError, match="is not a folder"):
         load_image_folder(Path("/no/such/dir"))
+
+
+def test_disk_full_while_writing_the_cache_is_a_clear_error(tmp_path, colour_dir, monkeypatch):
+    from poetslearn import bottlenecks
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(bottlenecks.np, "savez", full)
+    result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir)))
+    assert result.exit_code == 1 and "The disk is full" in result.output
+    assert not list(tmp_path.glob("bottlenecks/*/.tmp-*"))
+    assert not (tmp_path / "out" / "graph.pb").exists()
+
+
+def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
+    folder = make_colour_folder(tmp_path / "data", per_class=5)
+    locked = folder / "green" / "img_1.jpg"
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if self == locked:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)  # root ignores chmod, so simulate it
+    result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(folder)))
+    assert result.exit_code == 0, result.output
+    assert f"Skipping {locked}: it cannot be read (Permission denied)." in result.stderr
