@@ -204,3 +204,33 @@ def test_missing_cifar_without_download_names_the_folder(tmp_path, monkeypatch):
 
     with pytest.raises(DataError, match="CIFAR-10 was not found in"):
         datasets.load_cifar10(tmp_path, download=False)
+
+
+def test_retrain_json_goes_to_stdout_and_text_to_stderr(tmp_path, colour_dir):
+    result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
+                                                  "--json"))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["test_accuracy"] == 1.0 and report["dataset"]["classes"] == sorted(COLOURS)
+    assert report["outputs"]["graph"] == str(tmp_path / "out" / "graph.pb")
+    assert report["bottlenecks"]["computed"] == 30 and report["timings_s"]["total"] > 0
+    assert "Final test accuracy = 100.0%" in result.stderr
+
+
+def test_assert_accuracy_at_least(tmp_path, colour_dir):
+    ok = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
+                                              "--assert_accuracy_at_least", "0.9"))
+    assert ok.exit_code == 0, ok.output
+    # Random weights on CIFAR-like noise cannot reach 99%: the gate fails and nothing is written.
+    from conftest import make_tiny_cifar
+
+    data = make_tiny_cifar(tmp_path / "cifar")
+    out = tmp_path / "gated"
+    failed = CliRunner().invoke(cli, retrain_args(
+        out, "--data_dir", str(data), "--assert_accuracy_at_least", "0.999",
+        "--how_many_training_steps", "1"))
+    assert failed.exit_code == 1 and "ACCURACY FAILED" in failed.output
+    assert list((out / "out").iterdir()) == []  # the folder was checked for writing, no more
+    bad = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
+                                               "--assert_accuracy_at_least", "80"))
+    assert bad.exit_code == 1 and "a fraction between 0 and 1" in bad.output

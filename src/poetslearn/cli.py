@@ -124,8 +124,14 @@ PathType = click.Path(path_type=Path)
         help="Random seed: same seed, same data, same result.")
 @option("print_misclassified_test_images", is_flag=True,
         help="List the test images the new layer got wrong.")
+@option("assert_accuracy_at_least", type=float, default=None,
+        help="Fail (exit 1, 'ACCURACY FAILED', nothing exported) if the test accuracy is below "
+        "this fraction, e.g. 0.8.")
 @option("quiet", is_flag=True, help="No progress bars.")
-def retrain(**options) -> None:
+@click.option("--json", "json_output", is_flag=True,
+              help="Print one JSON document on stdout (paths, accuracy, timings); the usual "
+              "text goes to stderr.")
+def retrain(json_output: bool, **options) -> None:
     """Train a new classifier layer on top of a pretrained network and export it as a graph.
 
     \b
@@ -143,8 +149,9 @@ def retrain(**options) -> None:
     known = {f.name for f in fields(RetrainConfig)}
     config = RetrainConfig(**{k: v for k, v in options.items() if k in known})
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    echo = (lambda m: click.echo(m, err=True)) if json_output else click.echo
     try:
-        result = run_retrain(config, log=click.echo, warn=lambda m: click.echo(m, err=True))
+        result = run_retrain(config, log=echo, warn=lambda m: click.echo(m, err=True))
     except PoetslearnError as e:
         raise click.ClickException(str(e)) from e
     except OSError as e:  # disk full, permissions, a file vanishing: outputs are never half-written
@@ -156,17 +163,42 @@ def retrain(**options) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
     if config.print_misclassified_test_images:
-        click.echo("=== MISCLASSIFIED TEST IMAGES ===")
+        echo("=== MISCLASSIFIED TEST IMAGES ===")
         for name, true, predicted in result.misclassified:
-            click.echo(f"{name}  (true: {true}, predicted: {predicted})")
+            echo(f"{name}  (true: {true}, predicted: {predicted})")
     for what, path in result.outputs.items():
-        click.echo(f"{what.capitalize()} written to {path}")
+        echo(f"{what.capitalize()} written to {path}")
     t = result.timings
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    click.echo(f"Done in {t['total']:.1f} s (data {t['load_data']:.1f} s, network "
+    if json_output:
+        click.echo(json.dumps(_retrain_report(result, peak_mb), indent=2, ensure_ascii=False))
+    echo(f"Done in {t['total']:.1f} s (data {t['load_data']:.1f} s, network "
                f"{t['build_model']:.1f} s, bottlenecks {t['bottlenecks']:.1f} s, new layer "
                f"{t['train_head']:.1f} s, export {t['export']:.1f} s); peak memory "
                f"{peak_mb:,.0f} MB.")
+
+
+def _retrain_report(result, peak_mb: float) -> dict:
+    """What `retrain --json` prints: everything a script needs, nothing it must parse."""
+    return {
+        "outputs": {what: str(path) for what, path in result.outputs.items()},
+        "architecture": result.extractor.arch.name,
+        "weights": result.weights.as_dict(),
+        "dataset": {"name": result.dataset.name, "classes": result.dataset.class_names},
+        "validation_accuracy": result.validation_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "test_size": result.test_size,
+        **result.extra_metrics,
+        "best_step": result.best_step,
+        "bottlenecks": {"total": result.extraction.total, "cached": result.extraction.cached,
+                        "computed": result.extraction.computed,
+                        "failed": result.extraction.failed,
+                        "engine": result.extractor.engine_name},
+        "misclassified": [{"image": n, "true": t, "predicted": p}
+                          for n, t, p in result.misclassified],
+        "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
+        "peak_memory_mb": round(peak_mb),
+    }
 
 
 @cli.command()

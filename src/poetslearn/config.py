@@ -45,6 +45,7 @@ class RetrainConfig:
     engine: str = "auto"  # runs the backbone for bottlenecks: "auto", "tflite" or "tf"
     seed: int = 0
     print_misclassified_test_images: bool = False
+    assert_accuracy_at_least: float | None = None  # a fraction; below it, export nothing
     show_progress: bool = True
 
 

@@ -25,5 +25,9 @@ class ImageError(PoetslearnError):
     """One image file cannot be decoded."""
 
 
+class AccuracyError(PoetslearnError):
+    """The trained classifier missed --assert_accuracy_at_least; nothing was exported."""
+
+
 class GraphError(PoetslearnError):
     """An exported graph, its labels or its metadata cannot be used."""

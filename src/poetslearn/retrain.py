@@ -12,7 +12,7 @@ from poetslearn.architectures import get_architecture
 from poetslearn.bottlenecks import BottleneckCache, ExtractionStats, compute_bottlenecks
 from poetslearn.config import RetrainConfig
 from poetslearn.datasets import Dataset, load_cifar10, load_image_folder
-from poetslearn.errors import DataError, PoetslearnError
+from poetslearn.errors import AccuracyError, DataError, PoetslearnError
 from poetslearn.export import check_writable, export_classifier, metadata_path_for
 from poetslearn.extractor import FeatureExtractor
 from poetslearn.head import HeadParams, SoftmaxLayer, train_softmax
@@ -48,6 +48,10 @@ def validate_config(config: RetrainConfig) -> None:
         if value == 0 or value < -1:
             raise PoetslearnError(f"--{name} must be a positive number or -1 (all images); "
                                   f"got {value}.")
+    if config.assert_accuracy_at_least is not None and \
+            not 0 <= config.assert_accuracy_at_least <= 1:
+        raise PoetslearnError(f"--assert_accuracy_at_least is a fraction between 0 and 1 (0.8 "
+                              f"for 80%); got {config.assert_accuracy_at_least}.")
     if config.weight_decay < 0:
         raise PoetslearnError(f"--weight_decay must be 0 or more; got {config.weight_decay}.")
     v, t = config.validation_percentage, config.testing_percentage
@@ -138,6 +142,12 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
     misclassified = [(names[i], dataset.class_names[test_y[k]],
                       dataset.class_names[predictions[k]])
                      for k, i in enumerate(test_idx) if predictions[k] != test_y[k]]
+    if config.assert_accuracy_at_least is not None and \
+            test_accuracy < config.assert_accuracy_at_least:
+        raise AccuracyError(
+            f"ACCURACY FAILED: test accuracy {test_accuracy:.1%} is below "
+            f"--assert_accuracy_at_least {config.assert_accuracy_at_least:g} "
+            f"({config.assert_accuracy_at_least:.1%}); nothing was exported.")
 
     t = time.perf_counter()
     metadata = {
