@@ -95,6 +95,13 @@ PathType = click.Path(path_type=Path)
         help="Frozen graph to write (its metadata goes beside it as .json).")
 @option("output_labels", type=PathType, default=RETRAIN.output_labels, show_default=True,
         help="Labels file to write, one class per line in output order.")
+@option("saved_model_dir", type=PathType, default=None,
+        help="Also export a SavedModel there (signatures: serving_default takes pixels, "
+        "classify_bytes takes encoded images).")
+@option("tflite_output", type=PathType, default=None,
+        help="Also export a .tflite model there (labels and input size in a .json beside it).")
+@option("tflite_quantize", type=click.Choice(["int8"]), default=None,
+        help="Make the .tflite model full-integer, calibrated on training images.")
 @option("how_many_training_steps", type=int, default=RETRAIN.how_many_training_steps,
         show_default=True, help="Training steps for the new layer.")
 @option("learning_rate", type=float, default=RETRAIN.learning_rate, show_default=True,
@@ -205,7 +212,8 @@ def _retrain_report(result, peak_mb: float) -> dict:
 @click.argument("images", nargs=-1, type=PathType)
 @option("image", "-i", type=PathType, multiple=True, help="Image to classify (repeatable).")
 @option("graph", type=PathType, default=LABEL.graph, show_default=True,
-        help="Frozen graph from `poetslearn retrain` (or the codelab's retrain.py).")
+        help="Frozen graph (.pb) or .tflite model from `poetslearn retrain`, or a codelab "
+        "retrained_graph.pb.")
 @option("labels", type=PathType, default=None,
         help="Labels file. Default: the labels recorded with the graph; for a graph without "
         "metadata, tf_files/retrained_labels.txt.")
@@ -237,12 +245,12 @@ def label(images, image, json_output, **options) -> None:
     if not paths:
         raise click.UsageError("Give at least one image, as an argument or with --image.")
     _quiet_tensorflow()
-    from poetslearn.label import GraphClassifier
+    from poetslearn.label import load_classifier
 
     top_k = options.pop("top_k")
     config = LabelConfig(**options)
     try:
-        classifier = GraphClassifier(config, warn=lambda m: click.echo(m, err=True))
+        classifier = load_classifier(config, warn=lambda m: click.echo(m, err=True))
     except PoetslearnError as e:
         raise click.ClickException(str(e)) from e
 

@@ -30,6 +30,9 @@ class RetrainConfig:
     bottleneck_dir: Path = WORK_DIR / "bottlenecks"
     output_graph: Path = WORK_DIR / "retrained_graph.pb"
     output_labels: Path = WORK_DIR / "retrained_labels.txt"
+    saved_model_dir: Path | None = None  # also export a SavedModel there
+    tflite_output: Path | None = None  # also export a .tflite model there
+    tflite_quantize: str | None = None  # None (float32) or "int8"
     # The head: Adam on standardised bottlenecks, best validation step kept. The codelab's plain
     # SGD at 0.01 for 4,000 steps of 100 is measurably worse; see README "Training defaults".
     how_many_training_steps: int = 8000

@@ -13,6 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from poetslearn import __version__
 from poetslearn.errors import PoetslearnError
 from poetslearn.head import SoftmaxLayer
@@ -110,3 +112,122 @@ def export_classifier(extractor, layer: SoftmaxLayer, class_names: list[str], gr
     write_atomic(metadata_path, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
                                  ).encode("utf-8"))
     return {"graph": Path(graph_path), "labels": Path(labels_path), "metadata": metadata_path}
+
+
+def _classifier_module(extractor, layer: SoftmaxLayer, class_names: list[str]):
+    """A tf.Module holding backbone, new layer and labels, with two serving signatures."""
+    import tensorflow as tf
+
+    size = extractor.arch.input_size
+
+    class Classifier(tf.Module):
+        def __init__(self) -> None:
+            super().__init__(name="poetslearn_classifier")
+            self.backbone = extractor.backbone  # tracked: its variables are saved
+            self.final_weights = tf.Variable(layer.weights, name="final_weights")
+            self.final_biases = tf.Variable(layer.biases, name="final_biases")
+            self.labels = tf.constant(class_names)
+
+        def _outputs(self, images):
+            probabilities = tf.nn.softmax(
+                tf.matmul(extractor.features(images), self.final_weights) + self.final_biases)
+            classes = tf.argmax(probabilities, axis=1)
+            return {"probabilities": probabilities, "classes": classes,
+                    "labels": tf.gather(self.labels, classes)}
+
+        @tf.function(input_signature=[
+            tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+        def classify_images(self, images):
+            """RGB pixels, float32 0..255, any size."""
+            return self._outputs(images)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def classify_bytes(self, image_bytes):
+            """Encoded images (JPEG, PNG, GIF, BMP), one string each."""
+            def decode(data):
+                img = tf.io.decode_image(data, channels=3, expand_animations=False)
+                img = tf.image.resize(tf.cast(img, tf.float32)[tf.newaxis], (size, size),
+                                      method="bilinear", antialias=True)
+                return img[0]
+
+            images = tf.map_fn(decode, image_bytes,
+                               fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+            return self._outputs(images)
+
+    return Classifier()
+
+
+def export_saved_model(extractor, layer: SoftmaxLayer, class_names: list[str],
+                       directory: Path) -> Path:
+    """A SavedModel with signatures `serving_default` (pixels) and `classify_bytes`.
+
+    Written to a temporary folder beside `directory`, then swapped in, so an existing SavedModel
+    is only replaced by a complete one.
+    """
+    import shutil
+
+    import tensorflow as tf
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    module = _classifier_module(extractor, layer, class_names)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    try:
+        tf.saved_model.save(module, str(tmp), signatures={
+            "serving_default": module.classify_images, "classify_bytes": module.classify_bytes})
+        old = directory.with_name(f".{directory.name}.old")
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def export_tflite(extractor, layer: SoftmaxLayer, class_names: list[str], path: Path,
+                  quantize: str | None = None, representative=None) -> dict[str, Path]:
+    """A .tflite classifier: input [1, s, s, 3] float32 pixels 0..255, output softmax.
+
+    `quantize="int8"` makes a full-integer model calibrated on `representative` ([N, s, s, 3]
+    training images); its input and output stay float32. The metadata JSON beside it carries
+    labels and input size, so `poetslearn label --graph model.tflite` needs nothing else.
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+
+    size = extractor.arch.input_size
+
+    @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name=INPUT_NAME)])
+    def classify(images):
+        # Already at the input size: no resize op (TFLite has no antialiased resize).
+        arch = extractor.arch
+        features = extractor.backbone((images - arch.input_mean) / arch.input_std,
+                                      training=False)
+        mean, std, weights, biases = layer.standardised()  # quantizes far better than folded
+        logits = tf.matmul((features - mean) / std, weights) + biases
+        return tf.nn.softmax(logits, name=OUTPUT_NAME)
+
+    frozen = convert_variables_to_constants_v2(classify.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], frozen.graph)
+    if quantize == "int8":
+        if representative is None or len(representative) == 0:
+            raise PoetslearnError("int8 quantization needs representative training images.")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.representative_dataset = lambda: ([image[np.newaxis].astype(np.float32)]
+                                                    for image in representative)
+    elif quantize is not None:
+        raise PoetslearnError(f"--tflite_quantize must be 'int8'; got {quantize!r}.")
+    model = converter.convert()
+    meta = {"format": METADATA_FORMAT, "poetslearn_version": __version__,
+            "architecture": extractor.arch.name, "input_size": [size, size],
+            "input": "RGB pixels, float32 0..255, [1, size, size, 3] (resize before feeding)",
+            "quantization": quantize or "float32", "labels": list(class_names),
+            "preprocessing": extractor.arch.preprocessing}
+    write_atomic(path, model)
+    meta_path = metadata_path_for(path)
+    write_atomic(meta_path, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())
+    return {"tflite": Path(path), "tflite_metadata": meta_path}

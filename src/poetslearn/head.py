@@ -28,10 +28,27 @@ class HeadParams:
 
 @dataclass
 class SoftmaxLayer:
-    """logits = bottlenecks @ weights + biases; weights [dim, classes], biases [classes]."""
+    """logits = bottlenecks @ weights + biases; weights [dim, classes], biases [classes].
+
+    `feature_mean` and `feature_std` ([dim]) record the standardisation that training folded
+    into the weights. Exports that quantize to 8 bits unfold it again (`standardised`): folded
+    weights span a huge range (they are divided by each feature's spread), which one 8-bit
+    scale per tensor cannot represent.
+    """
 
     weights: np.ndarray
     biases: np.ndarray
+    feature_mean: np.ndarray | None = None
+    feature_std: np.ndarray | None = None
+
+    def standardised(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(mean, std, w, b) with logits = ((x - mean) / std) @ w + b, equal to `logits(x)`."""
+        dim = self.weights.shape[0]
+        mean = self.feature_mean if self.feature_mean is not None else np.zeros(dim, np.float32)
+        std = self.feature_std if self.feature_std is not None else np.ones(dim, np.float32)
+        w = (self.weights * std[:, None]).astype(np.float32)
+        b = (self.biases + mean @ self.weights).astype(np.float32)
+        return mean.astype(np.float32), std.astype(np.float32), w, b
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         return x @ self.weights + self.biases
@@ -137,4 +154,5 @@ def train_softmax(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, v
     # Fold the standardisation in: ((x - mean) / std) @ w + b == x @ (w / std) + (b - mean/std @ w)
     folded_w = (w / std[:, None]).astype(np.float32)
     folded_b = (b - (mean / std) @ w).astype(np.float32)
-    return TrainResult(SoftmaxLayer(folded_w, folded_b), best_step, val_acc, history)
+    layer = SoftmaxLayer(folded_w, folded_b, mean.astype(np.float32), std)
+    return TrainResult(layer, best_step, val_acc, history)

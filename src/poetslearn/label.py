@@ -143,3 +143,55 @@ class GraphClassifier:
                              f"{len(self.labels)} labels; pass the matching labels file.")
         order = np.argsort(-probs, kind="stable")[:top_k]
         return [Prediction(self.labels[i], float(probs[i])) for i in order]
+
+
+def is_tflite_file(path: Path) -> bool:
+    """TFLite flatbuffers carry the identifier "TFL3" at bytes 4-8, whatever the file is called."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(8)[4:8] == b"TFL3"
+    except OSError:
+        return False
+
+
+class TFLiteClassifier:
+    """A .tflite model exported by `retrain --tflite_output`, fed one image at a time."""
+
+    def __init__(self, config: LabelConfig, warn=print) -> None:
+        from poetslearn.engines import _interpreter_class
+
+        self.graph_path = Path(config.graph)
+        meta = read_metadata(self.graph_path)
+        if config.labels is not None:
+            self.labels = read_labels(Path(config.labels))
+        elif meta is not None:
+            self.labels = list(meta["labels"])
+        else:
+            raise GraphError(f"{self.graph_path} has no metadata file beside it; pass --labels.")
+        try:
+            self.interpreter = _interpreter_class()(model_path=str(self.graph_path))
+            self.interpreter.allocate_tensors()
+        except Exception as e:  # noqa: BLE001 - the runtime raises ValueError/RuntimeError
+            raise GraphError(f"{self.graph_path} cannot be loaded as a TFLite model ({e}).") from e
+        inp = self.interpreter.get_input_details()[0]
+        out = self.interpreter.get_output_details()[0]
+        self.input_index, self.output_index = inp["index"], out["index"]
+        self.size = (int(inp["shape"][1]), int(inp["shape"][2]))
+        if int(out["shape"][-1]) != len(self.labels):
+            raise GraphError(f"There are {len(self.labels)} labels but {self.graph_path} gives "
+                             f"{int(out['shape'][-1])} scores; pass the matching labels file.")
+
+    def classify(self, path: Path, top_k: int = 5) -> list[Prediction]:
+        pixels = load_image(path, self.size[0])[np.newaxis].astype(np.float32)
+        self.interpreter.set_tensor(self.input_index, pixels)
+        self.interpreter.invoke()
+        probs = self.interpreter.get_tensor(self.output_index)[0].astype(np.float64)
+        order = np.argsort(-probs, kind="stable")[:top_k]
+        return [Prediction(self.labels[i], float(probs[i])) for i in order]
+
+
+def load_classifier(config: LabelConfig, warn=print):
+    """The right classifier for the file: a .tflite model or a frozen GraphDef."""
+    if is_tflite_file(Path(config.graph)):
+        return TFLiteClassifier(config, warn)
+    return GraphClassifier(config, warn)

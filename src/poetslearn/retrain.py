@@ -13,7 +13,8 @@ from poetslearn.bottlenecks import BottleneckCache, ExtractionStats, compute_bot
 from poetslearn.config import RetrainConfig
 from poetslearn.datasets import Dataset, load_cifar10, load_image_folder
 from poetslearn.errors import AccuracyError, DataError, PoetslearnError
-from poetslearn.export import check_writable, export_classifier, metadata_path_for
+from poetslearn.export import (check_writable, export_classifier, export_saved_model,
+                               export_tflite, metadata_path_for)
 from poetslearn.extractor import FeatureExtractor
 from poetslearn.head import HeadParams, SoftmaxLayer, train_softmax
 from poetslearn.weights import WeightsInfo, build_backbone
@@ -52,6 +53,8 @@ def validate_config(config: RetrainConfig) -> None:
             not 0 <= config.assert_accuracy_at_least <= 1:
         raise PoetslearnError(f"--assert_accuracy_at_least is a fraction between 0 and 1 (0.8 "
                               f"for 80%); got {config.assert_accuracy_at_least}.")
+    if config.tflite_quantize and config.tflite_output is None:
+        raise PoetslearnError("--tflite_quantize needs --tflite_output (where to write the model).")
     if config.weight_decay < 0:
         raise PoetslearnError(f"--weight_decay must be 0 or more; got {config.weight_decay}.")
     v, t = config.validation_percentage, config.testing_percentage
@@ -70,6 +73,16 @@ def load_dataset(config: RetrainConfig, warn) -> Dataset:
                         show_progress=config.show_progress)
 
 
+def representative_images(split, extractor, count: int = 100) -> np.ndarray:
+    """Up to `count` training images at the network's input size: int8 calibration data."""
+    import tensorflow as tf
+
+    size = extractor.arch.input_size
+    indices = list(range(0, len(split), max(1, len(split) // count)))[:count]
+    pixels, _ = split.images.load_batch(indices, size)
+    return tf.image.resize(pixels, (size, size), method="bilinear", antialias=True).numpy()
+
+
 def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """All indices when size is -1 or covers everything, else a random sample (codelab style)."""
     return np.arange(n) if size < 0 or size >= n else np.sort(rng.choice(n, size, replace=False))
@@ -82,6 +95,10 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
     arch = get_architecture(config.architecture)
     validate_config(config)
     outputs = [config.output_graph, config.output_labels, metadata_path_for(config.output_graph)]
+    if config.tflite_output is not None:
+        outputs += [config.tflite_output, metadata_path_for(config.tflite_output)]
+    if config.saved_model_dir is not None:
+        outputs.append(config.saved_model_dir / "saved_model.pb")
     check_writable(outputs)
 
     dataset = load_dataset(config, warn)
@@ -165,6 +182,14 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
     }
     paths = export_classifier(extractor, trained.layer, dataset.class_names, config.output_graph,
                               config.output_labels, metadata)
+    if config.saved_model_dir is not None:
+        paths["saved_model"] = export_saved_model(extractor, trained.layer, dataset.class_names,
+                                                  config.saved_model_dir)
+    if config.tflite_output is not None:
+        representative = (representative_images(splits["train"], extractor)
+                          if config.tflite_quantize else None)
+        paths.update(export_tflite(extractor, trained.layer, dataset.class_names,
+                                   config.tflite_output, config.tflite_quantize, representative))
     timings["export"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return RetrainResult(dataset, extractor, weights, stats, trained.layer, trained.best_step,

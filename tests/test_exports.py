@@ -1,0 +1,123 @@
+"""SavedModel and TFLite exports agree with the frozen graph; `label` reads .tflite models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import COLOURS, noisy_colour
+from poetslearn.cli import cli
+from poetslearn.images import load_image
+from test_cli_end_to_end import retrain_args
+
+
+@pytest.fixture
+def exported(tmp_path, colour_dir):
+    args = retrain_args(tmp_path, "--image_dir", str(colour_dir),
+                        "--saved_model_dir", str(tmp_path / "saved"),
+                        "--tflite_output", str(tmp_path / "model.tflite"))
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    images = []
+    for i, (name, colour) in enumerate(COLOURS.items()):
+        path = tmp_path / f"new_{name}.png"
+        Image.fromarray(noisy_colour(colour, size=(50, 60), seed=500 + i)).save(path)
+        images.append((name, path))
+    return tmp_path, images
+
+
+def graph_probabilities(graph_path, pixels: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    graph_def = tf.compat.v1.GraphDef.FromString(graph_path.read_bytes())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    with tf.compat.v1.Session(graph=graph) as session:
+        return session.run("final_result:0", {"input:0": pixels})
+
+
+def test_saved_model_matches_the_frozen_graph(exported):
+    import tensorflow as tf
+    import tensorflow_hub as hub
+
+    tmp_path, images = exported
+    pixels = np.stack([load_image(p, 32) for _, p in images])
+    expected = graph_probabilities(tmp_path / "out" / "graph.pb", pixels)
+    loaded = tf.saved_model.load(str(tmp_path / "saved"))
+    out = loaded.signatures["serving_default"](images=tf.constant(pixels))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert [s.decode() for s in out["labels"].numpy()] == [n for n, _ in images]
+    # The encoded-bytes signature decodes and resizes by itself.
+    raw = tf.constant([p.read_bytes() for _, p in images])
+    by_bytes = loaded.signatures["classify_bytes"](image_bytes=raw)
+    assert [s.decode() for s in by_bytes["labels"].numpy()] == [n for n, _ in images]
+    # tensorflow_hub.load reads the same folder.
+    via_hub = hub.load(str(tmp_path / "saved"))
+    np.testing.assert_allclose(via_hub.classify_images(pixels)["probabilities"].numpy(), expected,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_tflite_matches_the_frozen_graph_and_label_reads_it(exported):
+    tmp_path, images = exported
+    result = CliRunner().invoke(cli, ["label", "--graph", str(tmp_path / "model.tflite"),
+                                      "--json", *[str(p) for _, p in images]])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)["results"]
+    assert [r["predictions"][0]["label"] for r in got] == [n for n, _ in images]
+    graph = json.loads(CliRunner().invoke(cli, ["label", "--graph",
+                                                str(tmp_path / "out" / "graph.pb"), "--json",
+                                                *[str(p) for _, p in images]]).stdout)["results"]
+    for a, b in zip(got, graph):
+        scores_a = {p["label"]: p["score"] for p in a["predictions"]}
+        scores_b = {p["label"]: p["score"] for p in b["predictions"]}
+        for label in scores_a:
+            assert abs(scores_a[label] - scores_b[label]) < 1e-4
+
+
+def cifar_folder(shared, root, classes=(0, 6, 9), per_class=40, offset=0):
+    """Real CIFAR-10 training images written as PNG class folders (airplane, frog, truck)."""
+    from poetslearn.datasets import load_cifar10
+
+    data = load_cifar10(shared / "data", download=False, show_progress=False)
+    train = data.splits["train"]
+    for c in classes:
+        folder = root / data.class_names[c]
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = np.flatnonzero(train.labels == c)[offset:offset + per_class]
+        for i in rows:
+            Image.fromarray(train.images.pixels[i]).save(folder / f"{i}.png")
+    return root
+
+
+def test_int8_tflite_agrees_with_float_on_real_images(tmp_path, shared, monkeypatch):
+    """Full-integer model vs float model on held-out real photos, genuine ImageNet weights."""
+    from poetslearn.label import TFLiteClassifier
+    from poetslearn.config import LabelConfig
+
+    monkeypatch.setenv("POETSLEARN_CACHE_DIR", str(tmp_path / "cache"))
+    train_dir = cifar_folder(shared, tmp_path / "train")
+    held_out = cifar_folder(shared, tmp_path / "held_out", per_class=15, offset=100)
+    weights = str(shared / "models" / "mobilenet_v1_0.25_128_frozen.tgz")
+    for name, extra in (("f", []), ("q", ["--tflite_quantize", "int8"])):
+        result = CliRunner().invoke(cli, retrain_args(
+            tmp_path, "--image_dir", str(train_dir), "--architecture", "mobilenet_0.25_128",
+            "--weights", weights, "--tflite_output", str(tmp_path / f"{name}.tflite"), *extra))
+        assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "q.json").read_text())
+    assert meta["quantization"] == "int8"
+    floats = TFLiteClassifier(LabelConfig(graph=tmp_path / "f.tflite"))
+    ints = TFLiteClassifier(LabelConfig(graph=tmp_path / "q.tflite"))
+    images = sorted(held_out.glob("*/*.png"))
+    agree = sum(floats.classify(p, 1)[0].label == ints.classify(p, 1)[0].label for p in images)
+    assert agree / len(images) >= 0.85, f"{agree}/{len(images)}"
+
+
+def test_tflite_quantize_without_output_is_an_error(tmp_path, colour_dir):
+    result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
+                                                  "--tflite_quantize", "int8"))
+    assert result.exit_code == 1 and "--tflite_quantize needs --tflite_output" in result.output
