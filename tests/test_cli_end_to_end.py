@@ -20,6 +20,7 @@ def retrain_args(tmp_path: Path, *extra: str) -> list[str]:
             "--bottleneck_dir", str(tmp_path / "bottlenecks"),
             "--output_graph", str(tmp_path / "out" / "graph.pb"),
             "--output-labels", str(tmp_path / "out" / "labels.txt"),
+            "--summaries_dir", str(tmp_path / "summaries"),
             "--how_many_training_steps", "300", "--eval_step_interval", "50", "--quiet", *extra]
 
 
@@ -126,7 +127,8 @@ def test_deterministic_with_seed(tmp_path, colour_dir):
                             "--seed", "3")
         result = run(args)
         # Everything but timings, rates and memory must be identical.
-        timeless = re.sub(r"[\d.]+ s\b|\([\d,]+ img/s\)|memory [\d,]+ MB", "", result.output)
+        timeless = re.sub(r"[\d.]+ s\b|\([\d,]+ img/s\)|memory [\d,]+ MB|run-[\d-]+", "",
+                          result.output)
         outputs.append(timeless.replace(str(tmp_path / str(run_id)), ""))
         outputs.append(graph_constants(tmp_path / str(run_id) / "out" / "graph.pb"))
     assert outputs[0] == outputs[2]
@@ -234,3 +236,24 @@ def test_assert_accuracy_at_least(tmp_path, colour_dir):
     bad = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
                                                "--assert_accuracy_at_least", "80"))
     assert bad.exit_code == 1 and "a fraction between 0 and 1" in bad.output
+
+
+def test_tensorboard_summaries_one_folder_per_run(tmp_path, colour_dir):
+    import tensorflow as tf
+
+    for _ in range(2):
+        assert run(retrain_args(tmp_path, "--image_dir", str(colour_dir))).exit_code == 0
+    runs = sorted((tmp_path / "summaries").iterdir())
+    assert len(runs) == 2  # the first run was kept
+    tags = {}
+    for split in ("train", "validation"):
+        for events in (runs[0] / split).glob("events.out.tfevents.*"):
+            for record in tf.data.TFRecordDataset(str(events)):
+                event = tf.compat.v1.Event.FromString(record.numpy())
+                for value in event.summary.value:
+                    tags.setdefault(split, set()).add(value.tag)
+    assert {"accuracy", "cross_entropy", "final_layer/weights"} <= tags["train"]
+    assert {"accuracy", "cross_entropy"} <= tags["validation"]
+    off = run(retrain_args(tmp_path / "off", "--image_dir", str(colour_dir), "--summaries_dir",
+                           ""))
+    assert off.exit_code == 0 and "TensorBoard" not in off.output

@@ -31,7 +31,8 @@ def tiny_config(tmp_path: Path, **overrides) -> RetrainConfig:
                     bottleneck_dir=tmp_path / "bottlenecks",
                     output_graph=tmp_path / "out" / "graph.pb",
                     output_labels=tmp_path / "out" / "labels.txt",
-                    how_many_training_steps=200, show_progress=False)
+                    how_many_training_steps=200, show_progress=False,
+                    summaries_dir=tmp_path / "summaries")
     settings.update(overrides)
     return RetrainConfig(**settings)
 

@@ -91,6 +91,9 @@ PathType = click.Path(path_type=Path)
         "[env: POETSLEARN_MODEL_DIR]")
 @option("bottleneck_dir", type=PathType, default=RETRAIN.bottleneck_dir, show_default=True,
         help="Cache of computed bottleneck vectors.")
+@option("summaries_dir", type=str, default=None,
+        help="TensorBoard summaries of training, one sub-folder per run. Default: "
+        "tf_files/training_summaries/<architecture>; '' turns them off.")
 @option("output_graph", type=PathType, default=RETRAIN.output_graph, show_default=True,
         help="Frozen graph to write (its metadata goes beside it as .json).")
 @option("output_labels", type=PathType, default=RETRAIN.output_labels, show_default=True,
@@ -153,6 +156,8 @@ def retrain(json_output: bool, **options) -> None:
     if dataset and options["image_dir"] is not None:
         raise click.UsageError("Give either --dataset cifar10 or --image_dir, not both.")
     options["show_progress"] = not options.pop("quiet")
+    if options["summaries_dir"]:  # "" (off) and None (default) stay as they are
+        options["summaries_dir"] = Path(options["summaries_dir"])
     known = {f.name for f in fields(RetrainConfig)}
     config = RetrainConfig(**{k: v for k, v in options.items() if k in known})
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)

@@ -28,6 +28,9 @@ class RetrainConfig:
     model_dir: Path = field(default_factory=lambda: _env_path("POETSLEARN_MODEL_DIR",
                                                               WORK_DIR / "models"))
     bottleneck_dir: Path = WORK_DIR / "bottlenecks"
+    # TensorBoard summaries; None: tf_files/training_summaries/<architecture>. A run gets its own
+    # sub-folder. Empty string (--summaries_dir "") turns them off.
+    summaries_dir: Path | str | None = None
     output_graph: Path = WORK_DIR / "retrained_graph.pb"
     output_labels: Path = WORK_DIR / "retrained_labels.txt"
     saved_model_dir: Path | None = None  # also export a SavedModel there

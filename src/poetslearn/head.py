@@ -64,6 +64,7 @@ class EvalRecord:
     cross_entropy: float
     validation_accuracy: float
     validation_size: int
+    validation_cross_entropy: float = float("nan")
 
 
 @dataclass
@@ -90,8 +91,9 @@ def accuracy(layer: SoftmaxLayer, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def train_softmax(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
-                  n_classes: int, params: HeadParams, log=print) -> TrainResult:
-    """Trains the layer; `log` receives one line per evaluation."""
+                  n_classes: int, params: HeadParams, log=print, on_eval=None) -> TrainResult:
+    """Trains the layer; `log` receives one line per evaluation, `on_eval(record, weights)` the
+    figures themselves (weights [dim, classes] on standardised features), e.g. for TensorBoard."""
     rng = np.random.default_rng(params.seed)
     mean = train_x.mean(axis=0)
     std = train_x.std(axis=0)
@@ -143,7 +145,9 @@ def train_softmax(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, v
             val_probs = layer.probabilities(vx[pick])
             val_acc = float((val_probs.argmax(axis=1) == val_y[pick]).mean())
             val_ce = cross_entropy(val_probs, val_y[pick])
-            history.append(EvalRecord(step, train_acc, ce, val_acc, len(pick)))
+            history.append(EvalRecord(step, train_acc, ce, val_acc, len(pick), val_ce))
+            if on_eval is not None:
+                on_eval(history[-1], w)
             log(f"Step {step}: Train accuracy = {train_acc:.1%}, Cross entropy = {ce:.4f}, "
                 f"Validation accuracy = {val_acc:.1%} (N={len(pick)})")
             # Best validation accuracy wins; among equals, the lower validation cross entropy.

@@ -10,13 +10,14 @@ import numpy as np
 
 from poetslearn.architectures import get_architecture
 from poetslearn.bottlenecks import BottleneckCache, ExtractionStats, compute_bottlenecks
-from poetslearn.config import RetrainConfig
+from poetslearn.config import WORK_DIR, RetrainConfig
 from poetslearn.datasets import Dataset, load_cifar10, load_image_folder
 from poetslearn.errors import AccuracyError, DataError, PoetslearnError
 from poetslearn.export import (check_writable, export_classifier, export_saved_model,
                                export_tflite, metadata_path_for)
 from poetslearn.extractor import FeatureExtractor
 from poetslearn.head import HeadParams, SoftmaxLayer, train_softmax
+from poetslearn.summaries import SummaryWriter, new_run_dir
 from poetslearn.weights import WeightsInfo, build_backbone
 
 
@@ -137,8 +138,18 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
     params = HeadParams(config.how_many_training_steps, config.learning_rate,
                         config.train_batch_size, config.eval_step_interval,
                         config.validation_batch_size, config.weight_decay, config.seed)
-    trained = train_softmax(vectors["train"], splits["train"].labels, vectors["validation"],
-                            splits["validation"].labels, len(dataset.class_names), params, log)
+    writer = None
+    if config.summaries_dir != "":
+        root = config.summaries_dir or WORK_DIR / "training_summaries" / arch.name
+        writer = SummaryWriter(new_run_dir(root))
+    try:
+        trained = train_softmax(vectors["train"], splits["train"].labels, vectors["validation"],
+                                splits["validation"].labels, len(dataset.class_names), params,
+                                log, on_eval=writer)
+    finally:
+        if writer is not None:
+            writer.close()
+            log(f"TensorBoard summaries written to {writer.run_dir}")
     timings["train_head"] = time.perf_counter() - t
     log(f"Kept the weights of step {trained.best_step} (best validation accuracy "
         f"{trained.best_validation_accuracy:.1%}).")
