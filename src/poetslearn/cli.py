@@ -282,5 +282,93 @@ def label(images, image, json_output, **options) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@option("graph", type=PathType, default=LABEL.graph, show_default=True,
+        help="Frozen graph (.pb) or .tflite model from `poetslearn retrain`.")
+@option("labels", type=PathType, default=None,
+        help="Labels file. Default: the labels recorded with the graph.")
+@option("dataset", type=click.Choice(["cifar10"]), default=None,
+        help="Evaluate on CIFAR-10 (the default when --image_dir is not given).")
+@option("image_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Folder with one sub-folder of images per class.")
+@option("data_dir", type=PathType, default=RETRAIN.data_dir, show_default=True,
+        envvar="POETSLEARN_DATA_DIR", help="Where CIFAR-10 is. [env: POETSLEARN_DATA_DIR]")
+@option("split", type=click.Choice(["test", "validation", "train", "all"]), default="test",
+        show_default=True, help="Which images: the split retrain used for testing (same rule, "
+        "same percentages as recorded with the graph), another split, or all of them.")
+@option("plot", type=PathType, default=None,
+        help="Draw the confusion matrix and the most confidently misclassified images to "
+        "this PNG file.")
+@click.option("--json", "json_output", is_flag=True,
+              help="Print one JSON document on stdout; the usual text goes to stderr.")
+@option("batch_size", type=click.IntRange(min=1), default=64, show_default=True,
+        help="Images per graph run.")
+@option("quiet", is_flag=True, help="No progress output.")
+def evaluate(graph, labels, dataset, image_dir, data_dir, split, plot, json_output, batch_size,
+             quiet) -> None:
+    """Measure an exported classifier on labelled images: accuracy, per-class precision and
+    recall, confusion matrix.
+
+    \b
+    Examples:
+      poetslearn evaluate --dataset cifar10 --data_dir ../shared/data
+      poetslearn evaluate --image_dir tf_files/flower_photos --plot confusion.png
+    """
+    if dataset and image_dir is not None:
+        raise click.UsageError("Give either --dataset cifar10 or --image_dir, not both.")
+    _quiet_tensorflow()
+    from poetslearn.datasets import SPLITS, Split, load_cifar10, load_image_folder
+    from poetslearn.evaluate import evaluate_split, plot_evaluation
+    from poetslearn.label import load_classifier
+
+    echo = (lambda m: click.echo(m, err=True)) if json_output else click.echo
+    warn = lambda m: click.echo(m, err=True)  # noqa: E731
+    try:
+        classifier = load_classifier(LabelConfig(graph=graph, labels=labels), warn)
+        recorded = (getattr(classifier, "metadata", None) or {}).get("dataset", {})
+        v = recorded.get("validation_percentage", RETRAIN.validation_percentage)
+        t = recorded.get("testing_percentage", RETRAIN.testing_percentage)
+        if image_dir is not None:
+            data = load_image_folder(image_dir, v, t, not quiet, warn)
+        else:
+            data = load_cifar10(data_dir, v, show_progress=not quiet)
+        if split == "all":
+            parts = [data.splits[s] for s in SPLITS]
+            chosen = parts[0]
+            for part in parts[1:]:
+                chosen = chosen.concat(part)
+        else:
+            chosen = data.splits[split]
+        result = evaluate_split(classifier, chosen, data.class_names, batch_size, not quiet, warn)
+        plotted = None
+        if plot is not None:
+            plotted = plot_evaluation(result, chosen, plot,
+                                      f"{Path(graph).name} on {data.name} ({split})")
+    except PoetslearnError as e:
+        raise click.ClickException(str(e)) from e
+    except OSError as e:
+        raise click.ClickException(_describe_os_error(e)) from e
+
+    echo(f"{data.name}, {split} split: accuracy = {result.accuracy:.1%} "
+         f"(N={len(result.truth)})")
+    width = max(len(lbl) for lbl in result.labels)
+    echo(f"{'label':{width}s}  precision  recall  support")
+    for row in result.per_class():
+        echo(f"{row['label']:{width}s}  {row['precision']:9.1%}  {row['recall']:6.1%}  "
+             f"{row['support']:7d}")
+    echo("Confusion matrix (rows: true, columns: predicted):")
+    for label, row in zip(result.labels, result.confusion):
+        echo(f"{label:{width}s}  " + " ".join(f"{v:5d}" for v in row))
+    if plotted is not None:
+        echo(f"Plot written to {plotted}")
+    if json_output:
+        report = {"graph": str(graph), "dataset": data.name, "split": split, **result.as_dict()}
+        if plotted is not None:
+            report["plot"] = str(plotted)
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    if result.failed:
+        sys.exit(1)
+
+
 def main() -> None:
     cli()

@@ -92,6 +92,16 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def concat(self, other: "Split") -> "Split":
+        """This split followed by `other` (same kind of images)."""
+        a, b = self.images, other.images
+        if isinstance(a, ArrayImages):
+            images = ArrayImages(np.concatenate([a.pixels, b.pixels]), a.names + b.names)
+        else:
+            images = FileImages(a.paths + b.paths, a.names + b.names, a.keys() + b.keys(),
+                                a.workers)
+        return Split(images, np.concatenate([self.labels, other.labels]))
+
     def subset(self, keep: np.ndarray) -> "Split":
         """The split without the images whose entry in the boolean mask `keep` is false."""
         if keep.all():

@@ -122,27 +122,37 @@ class GraphClassifier:
                              f"{out.name} has {n_out} classes; pass the labels file written with "
                              f"this graph.")
 
-    def _input(self, path: Path) -> np.ndarray:
-        """[1, h, w, 3] float32, ready for the graph's input tensor."""
+    def load_pixels(self, path: Path) -> np.ndarray:
+        """[h, w, 3] float32 0..255 for `probabilities`; raises ImageError for a bad file."""
         if self.mode == "poetslearn":
-            return load_image(path, self.size[0])[np.newaxis]
+            return load_image(path, self.size[0])
+        return read_image_file(path).astype(np.float32)
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """[N, H, W, 3] float32 pixels 0..255 -> [N, classes] probabilities."""
         import tensorflow as tf
 
-        # The codelab's label_image.py: plain bilinear resize, then (x - mean) / std.
-        pixels = read_image_file(path).astype(np.float32)[np.newaxis]
-        resized = tf.image.resize(pixels, self.size, method="bilinear").numpy()
-        return (resized - self.mean) / self.std
+        if self.mode == "poetslearn":  # the graph resizes and scales by itself, in one batch
+            probs = self.fn(tf.constant(np.asarray(pixels, np.float32))).numpy()
+        else:
+            # The codelab's label_image.py: plain bilinear resize, (x - mean) / std, batch of 1.
+            probs = np.concatenate([self.fn(tf.constant(
+                (tf.image.resize(p[np.newaxis], self.size, method="bilinear").numpy()
+                 - self.mean) / self.std)).numpy() for p in pixels])
+        if probs.shape[-1] != len(self.labels):
+            raise GraphError(f"The graph gives {probs.shape[-1]} scores but there are "
+                             f"{len(self.labels)} labels; pass the matching labels file.")
+        return probs
 
     def classify(self, path: Path, top_k: int = 5) -> list[Prediction]:
         """Raises ImageError when the file cannot be decoded."""
-        import tensorflow as tf
+        return top_predictions(self.probabilities(self.load_pixels(path)[np.newaxis])[0],
+                               self.labels, top_k)
 
-        probs = self.fn(tf.constant(self._input(path))).numpy()[0]
-        if len(probs) != len(self.labels):
-            raise GraphError(f"The graph gives {len(probs)} scores but there are "
-                             f"{len(self.labels)} labels; pass the matching labels file.")
-        order = np.argsort(-probs, kind="stable")[:top_k]
-        return [Prediction(self.labels[i], float(probs[i])) for i in order]
+
+def top_predictions(probs: np.ndarray, labels: list[str], top_k: int) -> list[Prediction]:
+    order = np.argsort(-probs, kind="stable")[:top_k]
+    return [Prediction(labels[i], float(probs[i])) for i in order]
 
 
 def is_tflite_file(path: Path) -> bool:
@@ -181,13 +191,26 @@ class TFLiteClassifier:
             raise GraphError(f"There are {len(self.labels)} labels but {self.graph_path} gives "
                              f"{int(out['shape'][-1])} scores; pass the matching labels file.")
 
+    def load_pixels(self, path: Path) -> np.ndarray:
+        return load_image(path, self.size[0])
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """[N, H, W, 3] float32 pixels 0..255 -> [N, classes], one invocation per image."""
+        import tensorflow as tf
+
+        out = []
+        for image in np.asarray(pixels, np.float32):
+            if image.shape[:2] != self.size:
+                image = tf.image.resize(image[np.newaxis], self.size, method="bilinear",
+                                        antialias=True).numpy()[0]
+            self.interpreter.set_tensor(self.input_index, image[np.newaxis])
+            self.interpreter.invoke()
+            out.append(self.interpreter.get_tensor(self.output_index)[0].astype(np.float64))
+        return np.stack(out)
+
     def classify(self, path: Path, top_k: int = 5) -> list[Prediction]:
-        pixels = load_image(path, self.size[0])[np.newaxis].astype(np.float32)
-        self.interpreter.set_tensor(self.input_index, pixels)
-        self.interpreter.invoke()
-        probs = self.interpreter.get_tensor(self.output_index)[0].astype(np.float64)
-        order = np.argsort(-probs, kind="stable")[:top_k]
-        return [Prediction(self.labels[i], float(probs[i])) for i in order]
+        return top_predictions(self.probabilities(self.load_pixels(path)[np.newaxis])[0],
+                               self.labels, top_k)
 
 
 def load_classifier(config: LabelConfig, warn=print):

@@ -180,7 +180,9 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
     t = time.perf_counter()
     metadata = {
         "dataset": {"name": dataset.name, "source": dataset.source,
-                    "sizes": {name: len(split) for name, split in splits.items()}},
+                    "sizes": {name: len(split) for name, split in splits.items()},
+                    "validation_percentage": config.validation_percentage,
+                    "testing_percentage": config.testing_percentage},
         "weights": weights.as_dict(),
         "validation_accuracy": trained.best_validation_accuracy,
         "test_accuracy": test_accuracy,
