@@ -121,3 +121,51 @@ def test_tflite_quantize_without_output_is_an_error(tmp_path, colour_dir):
     result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
                                                   "--tflite_quantize", "int8"))
     assert result.exit_code == 1 and "--tflite_quantize needs --tflite_output" in result.output
+
+
+def tiny_hub_module(path, size=24):
+    """A feature-vector module the way TF Hub publishes them: __call__([N, s, s, 3] in [0, 1])."""
+    import tensorflow as tf
+
+    class Features(tf.Module):
+        def __init__(self):
+            super().__init__()
+            rng = np.random.default_rng(0)
+            self.kernel = tf.Variable(rng.normal(0, 1, (3, 3, 3, 12)).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+        def __call__(self, images):
+            x = tf.nn.relu(tf.nn.conv2d(images * 2.0 - 1.0, self.kernel, 2, "SAME"))
+            return tf.concat([tf.reduce_mean(x, axis=[1, 2]), tf.reduce_mean(images, [1, 2])], 1)
+
+    tf.saved_model.save(Features(), str(path))
+    return path
+
+
+def test_retrain_on_a_local_tfhub_module(tmp_path, colour_dir):
+    module = tiny_hub_module(tmp_path / "module")
+    result = CliRunner().invoke(cli, retrain_args(
+        tmp_path, "--image_dir", str(colour_dir), "--tfhub_module", str(module)))
+    assert result.exit_code == 0, result.output
+    assert "24x24 input, 15 features; weights: TF Hub module" in result.output
+    assert "Final test accuracy = 100.0%" in result.output
+    image = sorted((colour_dir / "blue").iterdir())[0]
+    out = CliRunner().invoke(cli, ["label", "--graph", str(tmp_path / "out" / "graph.pb"),
+                                   "--top_k", "1", str(image)])
+    assert out.output.startswith("blue (score="), out.output
+
+
+def test_our_saved_model_is_itself_a_tfhub_module(exported, colour_dir):
+    tmp_path, images = exported
+    again = tmp_path / "again"
+    result = CliRunner().invoke(cli, retrain_args(
+        again, "--image_dir", str(colour_dir), "--tfhub_module", str(tmp_path / "saved")))
+    assert result.exit_code == 0, result.output
+    assert "32x32 input, 16 features" in result.output  # test_tiny's size and bottleneck
+    assert "Final test accuracy = 100.0%" in result.output
+
+
+def test_tfhub_module_that_is_missing_says_so(tmp_path, colour_dir):
+    result = CliRunner().invoke(cli, retrain_args(
+        tmp_path, "--image_dir", str(colour_dir), "--tfhub_module", str(tmp_path / "nothing")))
+    assert result.exit_code == 1 and "no such folder, and not a URL" in result.output

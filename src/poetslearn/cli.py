@@ -75,6 +75,11 @@ PathType = click.Path(path_type=Path)
         "the Keras cache, else downloaded), 'none' (random, for quick tests only), or a path: a "
         "MobileNet v1 frozen graph (.pb/.tgz, e.g. a codelab retrained_graph.pb) or a Keras "
         "weights file.")
+@option("tfhub_module", default=None,
+        help="Use a TF Hub image feature-vector module (a local SavedModel folder, or a URL when "
+        "online) instead of --architecture.")
+@option("image_size", type=click.IntRange(min=8), default=None,
+        help="Input size for a --tfhub_module that does not fix one.")
 @option("allow_size_mismatch", is_flag=True, help="Use MobileNet weights trained at another "
         "input size than --architecture's (with a warning).")
 @option("dataset", type=click.Choice(["cifar10"]), default=None,

@@ -21,6 +21,8 @@ class RetrainConfig:
     architecture: str = DEFAULT_ARCHITECTURE
     weights: str = "imagenet"  # "imagenet", "none" or a weights file
     allow_size_mismatch: bool = False  # use MobileNet weights trained at another resolution
+    tfhub_module: str | None = None  # a TF Hub image feature-vector module instead of architecture
+    image_size: int | None = None  # the module's input size when it does not fix one
     image_dir: Path | None = None  # a folder of class sub-folders; None means CIFAR-10
     strict: bool = False  # unreadable images are an error (before any work) instead of skipped
     data_dir: Path = field(default_factory=lambda: _env_path("POETSLEARN_DATA_DIR",

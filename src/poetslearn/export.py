@@ -135,6 +135,12 @@ def _classifier_module(extractor, layer: SoftmaxLayer, class_names: list[str]):
             return {"probabilities": probabilities, "classes": classes,
                     "labels": tf.gather(self.labels, classes)}
 
+        @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+        def __call__(self, images):
+            """TF Hub's image feature-vector convention: RGB in [0, 1] -> [N, features]. This
+            makes the SavedModel usable as `--tfhub_module` for another retrain."""
+            return extractor.features(images * 255.0)
+
         @tf.function(input_signature=[
             tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
         def classify_images(self, images):

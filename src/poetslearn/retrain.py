@@ -107,8 +107,13 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
     timings["load_data"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    backbone, weights = build_backbone(arch, config.weights, config.model_dir, config.seed,
-                                       config.allow_size_mismatch, warn)
+    if config.tfhub_module:
+        from poetslearn.tfhub import hub_architecture
+
+        arch, backbone, weights = hub_architecture(config.tfhub_module, config.image_size)
+    else:
+        backbone, weights = build_backbone(arch, config.weights, config.model_dir, config.seed,
+                                           config.allow_size_mismatch, warn)
     extractor = FeatureExtractor(arch, backbone, config.engine, warn)
     log(f"Architecture {arch.name}: {arch.input_size}x{arch.input_size} input, "
         f"{arch.feature_dim} features; weights: {weights.description}"
