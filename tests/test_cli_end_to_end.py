@@ -257,3 +257,33 @@ def test_tensorboard_summaries_one_folder_per_run(tmp_path, colour_dir):
     off = run(retrain_args(tmp_path / "off", "--image_dir", str(colour_dir), "--summaries_dir",
                            ""))
     assert off.exit_code == 0 and "TensorBoard" not in off.output
+
+
+def test_distorted_copies_are_cached_and_trained_on(tmp_path, colour_dir):
+    args = retrain_args(tmp_path, "--image_dir", str(colour_dir), "--flip_left_right",
+                        "--random_crop", "10", "--random_scale", "20", "--random_brightness", "10",
+                        "--distorted_copies", "3")
+    first = run(args)
+    assert first.exit_code == 0, first.output
+    train = int(re.search(r"train (\d+),", first.output)[1])
+    assert f"Training on {train} images and {3 * train} distorted copies" in first.output
+    assert f"Computed {30 + 3 * train} bottlenecks" in first.output
+    second = run(args)
+    assert f"All {30 + 3 * train} bottlenecks were cached; computed none." in second.output
+    other = run(args[:-2] + ["--distorted_copies", "4"])  # other settings: other copies
+    assert "Computed " in other.output and "computed none" not in other.output
+
+
+def test_distortions_change_pixels_reproducibly(colour_dir):
+    from poetslearn.datasets import load_image_folder
+    from poetslearn.distortions import DistortedImages, Distortions
+
+    data = load_image_folder(colour_dir, show_progress=False, warn=lambda *_: None)
+    base = data.splits["train"].images
+    settings = Distortions(True, 20, 20, 20, copies=2)
+    a, _ = DistortedImages(base, settings).load_batch([0, 1, 2, 3], 32)
+    b, _ = DistortedImages(base, settings).load_batch([0, 1, 2, 3], 32)
+    plain, _ = base.load_batch([0, 1], 32)
+    assert a.shape == (4, 32, 32, 3)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a[0], a[1]) and not np.allclose(a[0], plain[0])

@@ -132,6 +132,17 @@ PathType = click.Path(path_type=Path)
         "set).")
 @option("bottleneck_batch_size", type=int, default=RETRAIN.bottleneck_batch_size,
         show_default=True, help="Images per batch when computing bottlenecks.")
+@option("flip_left_right", is_flag=True,
+        help="Distortion: randomly mirror training images horizontally.")
+@option("random_crop", type=float, default=RETRAIN.random_crop, show_default=True,
+        help="Distortion: percentage of margin to randomly crop off training images.")
+@option("random_scale", type=float, default=RETRAIN.random_scale, show_default=True,
+        help="Distortion: percentage by which to randomly enlarge training images.")
+@option("random_brightness", type=float, default=RETRAIN.random_brightness, show_default=True,
+        help="Distortion: percentage by which to randomly brighten or darken training images.")
+@option("distorted_copies", type=int, default=RETRAIN.distorted_copies, show_default=True,
+        help="With any distortion: fixed distorted copies made of each training image, cached "
+        "like the other bottlenecks.")
 @option("engine", type=click.Choice(["auto", "tflite", "tf"]), default=RETRAIN.engine,
         show_default=True, help="What runs the network for bottlenecks: TFLite/XNNPACK (2-3x "
         "faster), TensorFlow, or auto (TFLite when it works and agrees with TensorFlow).")

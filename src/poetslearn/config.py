@@ -50,6 +50,13 @@ class RetrainConfig:
     validation_percentage: float = 10.0
     testing_percentage: float = 10.0
     bottleneck_batch_size: int = 128
+    # Distortions (the codelab's flags); with any of them, each training image also gets
+    # `distorted_copies` fixed distorted variants, cached like every other bottleneck.
+    flip_left_right: bool = False
+    random_crop: float = 0.0
+    random_scale: float = 0.0
+    random_brightness: float = 0.0
+    distorted_copies: int = 2
     engine: str = "auto"  # runs the backbone for bottlenecks: "auto", "tflite" or "tf"
     seed: int = 0
     print_misclassified_test_images: bool = False

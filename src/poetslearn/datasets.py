@@ -84,6 +84,26 @@ class FileImages:
         return batch, failures
 
 
+class IndexedImages:
+    """Some images of another source, by index (for sources other than arrays and files)."""
+
+    def __init__(self, source, indices: list[int]) -> None:
+        self.source, self.indices = source, indices
+        self.names = [source.names[i] for i in indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def keys(self) -> list[bytes]:
+        keys = self.source.keys()
+        return [keys[i] for i in self.indices]
+
+    def load_batch(self, indices: list[int], size: int) -> tuple[np.ndarray, dict[int, str]]:
+        pixels, failures = self.source.load_batch([self.indices[i] for i in indices], size)
+        back = {self.indices[i]: i for i in indices}
+        return pixels, {back[i]: reason for i, reason in failures.items()}
+
+
 @dataclass
 class Split:
     images: ArrayImages | FileImages
@@ -110,9 +130,11 @@ class Split:
         images = self.images
         if isinstance(images, ArrayImages):
             new = ArrayImages(images.pixels[idx], [images.names[i] for i in idx])
-        else:
+        elif isinstance(images, FileImages):
             new = FileImages([images.paths[i] for i in idx], [images.names[i] for i in idx],
                              [images.keys()[i] for i in idx], images.workers)
+        else:
+            new = IndexedImages(images, idx.tolist())
         return Split(new, self.labels[idx])
 
 

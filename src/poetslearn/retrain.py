@@ -11,7 +11,8 @@ import numpy as np
 from poetslearn.architectures import get_architecture
 from poetslearn.bottlenecks import BottleneckCache, ExtractionStats, compute_bottlenecks
 from poetslearn.config import WORK_DIR, RetrainConfig
-from poetslearn.datasets import Dataset, load_cifar10, load_image_folder
+from poetslearn.datasets import Dataset, Split, load_cifar10, load_image_folder
+from poetslearn.distortions import DistortedImages, Distortions
 from poetslearn.errors import AccuracyError, DataError, PoetslearnError
 from poetslearn.export import (check_writable, export_classifier, export_saved_model,
                                export_tflite, metadata_path_for)
@@ -56,6 +57,13 @@ def validate_config(config: RetrainConfig) -> None:
                               f"for 80%); got {config.assert_accuracy_at_least}.")
     if config.tflite_quantize and config.tflite_output is None:
         raise PoetslearnError("--tflite_quantize needs --tflite_output (where to write the model).")
+    for name in ("random_crop", "random_scale", "random_brightness"):
+        if not 0 <= getattr(config, name) < 100:
+            raise PoetslearnError(f"--{name} is a percentage from 0 to below 100; got "
+                                  f"{getattr(config, name)}.")
+    if not 1 <= config.distorted_copies <= 50:
+        raise PoetslearnError(f"--distorted_copies must be between 1 and 50; got "
+                              f"{config.distorted_copies}.")
     if config.weight_decay < 0:
         raise PoetslearnError(f"--weight_decay must be 0 or more; got {config.weight_decay}.")
     v, t = config.validation_percentage, config.testing_percentage
@@ -126,8 +134,15 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
     t = time.perf_counter()
     cache = BottleneckCache(config.bottleneck_dir, arch.name, extractor.fingerprint,
                             extractor.feature_dim, warn)
+    distortions = Distortions(config.flip_left_right, config.random_crop, config.random_scale,
+                              config.random_brightness, config.distorted_copies, config.seed)
+    to_compute = dict(dataset.splits)
+    if distortions.enabled:
+        train = dataset.splits["train"]
+        to_compute["distorted"] = Split(DistortedImages(train.images, distortions),
+                                        np.repeat(train.labels, distortions.copies))
     vectors, splits, stats = compute_bottlenecks(
-        dataset.splits, extractor, cache, config.bottleneck_batch_size, config.show_progress, warn)
+        to_compute, extractor, cache, config.bottleneck_batch_size, config.show_progress, warn)
     log(stats.describe() + (f" Engine: {extractor.engine_name}." if stats.computed else "")
         + f" Cache: {cache.dir}")
     timings["bottlenecks"] = time.perf_counter() - t
@@ -139,6 +154,13 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
             raise DataError(f"After skipping unreadable images, the {name} split has no image of "
                             f"class(es) {', '.join(empty)}; add readable images to them.")
 
+    train_x, train_y = vectors["train"], splits["train"].labels
+    if "distorted" in splits:
+        train_x = np.concatenate([train_x, vectors.pop("distorted")])
+        train_y = np.concatenate([train_y, splits.pop("distorted").labels])
+        log(f"Training on {len(splits['train']):,} images and {len(train_y) - len(splits['train']):,}"
+            f" distorted copies ({distortions.describe()}).")
+
     t = time.perf_counter()
     params = HeadParams(config.how_many_training_steps, config.learning_rate,
                         config.train_batch_size, config.eval_step_interval,
@@ -148,7 +170,7 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
         root = config.summaries_dir or WORK_DIR / "training_summaries" / arch.name
         writer = SummaryWriter(new_run_dir(root))
     try:
-        trained = train_softmax(vectors["train"], splits["train"].labels, vectors["validation"],
+        trained = train_softmax(train_x, train_y, vectors["validation"],
                                 splits["validation"].labels, len(dataset.class_names), params,
                                 log, on_eval=writer)
     finally:
