@@ -18,6 +18,7 @@ from poetslearn.export import (check_writable, export_classifier, export_saved_m
                                export_tflite, metadata_path_for)
 from poetslearn.extractor import FeatureExtractor
 from poetslearn.head import HeadParams, SoftmaxLayer, train_softmax
+from poetslearn.progress import progress
 from poetslearn.summaries import SummaryWriter, new_run_dir
 from poetslearn.weights import WeightsInfo, build_backbone
 
@@ -169,10 +170,19 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
     if config.summaries_dir != "":
         root = config.summaries_dir or WORK_DIR / "training_summaries" / arch.name
         writer = SummaryWriter(new_run_dir(root))
+    done_steps = [0]
+
+    def on_eval(record, weights) -> None:
+        bar.update(record.step - done_steps[0])
+        done_steps[0] = record.step
+        if writer is not None:
+            writer(record, weights)
+
     try:
-        trained = train_softmax(train_x, train_y, vectors["validation"],
-                                splits["validation"].labels, len(dataset.class_names), params,
-                                log, on_eval=writer)
+        with progress(params.steps, "Training", "step", config.show_progress) as bar:
+            trained = train_softmax(train_x, train_y, vectors["validation"],
+                                    splits["validation"].labels, len(dataset.class_names),
+                                    params, log, on_eval=on_eval)
     finally:
         if writer is not None:
             writer.close()
