@@ -295,3 +295,17 @@ def test_prepare_shrinks_large_images_only(tiny_extractor):
     large = np.zeros((2, 64, 48, 3), np.float32)
     assert tiny_extractor.prepare(small).shape == (2, 20, 20, 3)
     assert tiny_extractor.prepare(large).shape == (2, 32, 32, 3)
+
+
+def test_progress_without_a_terminal_prints_tenths_with_rate_and_eta(capsys):
+    from poetslearn.progress import progress
+
+    with progress(100, "Work", "img") as bar:
+        for _ in range(100):
+            bar.update(1)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10 and lines[0].startswith("Work: 10% (10/100), ")
+    assert "img/s" in lines[0] and "s left" in lines[0] and "left" not in lines[-1]
+    with progress(100, "Quiet", "img", enabled=False) as bar:
+        bar.update(100)
+    assert capsys.readouterr().err == ""

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 
 class _LineProgress:
-    """Prints `desc: 30% (300/1000), 120.5 unit/s` every tenth of the way."""
+    """Prints `desc: 30% (300/1,000), 120.5 unit/s, 6 s left` every tenth of the way."""
 
     def __init__(self, total: int, desc: str, unit: str) -> None:
         self.total, self.desc, self.unit = total, desc, unit
@@ -30,8 +30,10 @@ class _LineProgress:
         tenth = min(10, self.done * 10 // self.total)
         if tenth >= self.next_tenth:
             rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+            eta = (self.total - self.done) / rate if rate > 0 else 0.0
             print(f"{self.desc}: {tenth * 10}% ({self.done:,}/{self.total:,}), "
-                  f"{rate:,.1f} {self.unit}/s", file=sys.stderr, flush=True)
+                  f"{rate:,.1f} {self.unit}/s" + (f", {eta:,.0f} s left" if tenth < 10 else ""),
+                  file=sys.stderr, flush=True)
             self.next_tenth = tenth + 1
 
     def close(self) -> None:
