@@ -11,18 +11,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from pathlib import Path
-
 import click
 import numpy as np
 
-from poetslearn.architectures import get_architecture
-from poetslearn.bottlenecks import BottleneckCache, compute_bottlenecks
 from poetslearn.config import RetrainConfig
-from poetslearn.datasets import load_cifar10
-from poetslearn.extractor import FeatureExtractor
-from poetslearn.head import HeadParams, SoftmaxLayer, softmax, train_softmax
-from poetslearn.weights import build_backbone
+from _common import cifar10_bottlenecks, cifar10_options
+from poetslearn.head import HeadParams, SoftmaxLayer, accuracy, softmax, train_softmax
 
 
 def codelab_head(x, y, n_classes, steps=4000, lr=0.01, batch=100, seed=0) -> SoftmaxLayer:
@@ -40,24 +34,11 @@ def codelab_head(x, y, n_classes, steps=4000, lr=0.01, batch=100, seed=0) -> Sof
     return SoftmaxLayer(w, b)
 
 
-def acc(layer, x, y) -> float:
-    return float((layer.logits(x).argmax(axis=1) == y).mean())
-
-
 @click.command()
-@click.option("--architecture", default="mobilenet_0.25_128")
-@click.option("--weights", default="imagenet")
-@click.option("--model_dir", type=click.Path(path_type=Path), default=Path("../shared/models"))
-@click.option("--data_dir", type=click.Path(path_type=Path), default=Path("../shared/data"))
-@click.option("--bottleneck_dir", type=click.Path(path_type=Path),
-              default=Path("tf_files/bottlenecks"))
+@cifar10_options
 def main(architecture, weights, model_dir, data_dir, bottleneck_dir) -> None:
-    arch = get_architecture(architecture)
-    data = load_cifar10(data_dir, download=False)
-    backbone, info = build_backbone(arch, weights, model_dir)
-    extractor = FeatureExtractor(arch, backbone)
-    cache = BottleneckCache(bottleneck_dir, arch.name, extractor.fingerprint, arch.feature_dim)
-    vectors, splits, _ = compute_bottlenecks(data.splits, extractor, cache)
+    vectors, splits, arch, info = cifar10_bottlenecks(architecture, weights, model_dir, data_dir,
+                                                      bottleneck_dir)
     tx, ty = vectors["train"], splits["train"].labels
     vx, vy = vectors["validation"], splits["validation"].labels
     sx, sy = vectors["test"], splits["test"].labels
@@ -67,6 +48,7 @@ def main(architecture, weights, model_dir, data_dir, bottleneck_dir) -> None:
                       d.eval_step_interval, -1, d.weight_decay, 0)
     variants = {
         "default": base,
+        "Adam, 4,000 x 100": replace(base, steps=4000, batch_size=100),
         "wd 0": replace(base, weight_decay=0.0),
         "wd 1e-3": replace(base, weight_decay=1e-3),
         "wd 1e-2": replace(base, weight_decay=1e-2),
@@ -82,13 +64,13 @@ def main(architecture, weights, model_dir, data_dir, bottleneck_dir) -> None:
         t = time.perf_counter()
         layer = train_softmax(tx, ty, vx, vy, 10, params, log=lambda *_: None).layer
         s = time.perf_counter() - t
-        print(f"{name:28s} {acc(layer, vx, vy):7.1%} {acc(layer, sx, sy):7.1%} "
-              f"{acc(layer, sx[:1000], sy[:1000]):7.1%} {s:8.1f}")
+        print(f"{name:28s} {accuracy(layer, vx, vy):7.1%} {accuracy(layer, sx, sy):7.1%} "
+              f"{accuracy(layer, sx[:1000], sy[:1000]):7.1%} {s:8.1f}")
     t = time.perf_counter()
     layer = codelab_head(tx, ty, 10)
     s = time.perf_counter() - t
-    print(f"{'codelab (SGD 0.01, 4000x100)':28s} {acc(layer, vx, vy):7.1%} {acc(layer, sx, sy):7.1%} "
-          f"{acc(layer, sx[:1000], sy[:1000]):7.1%} {s:8.1f}")
+    print(f"{'codelab (SGD 0.01, 4000x100)':28s} {accuracy(layer, vx, vy):7.1%} {accuracy(layer, sx, sy):7.1%} "
+          f"{accuracy(layer, sx[:1000], sy[:1000]):7.1%} {s:8.1f}")
 
 
 if __name__ == "__main__":

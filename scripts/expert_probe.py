@@ -10,19 +10,13 @@ with scikit-learn). The head must come within 0.5 points of it; the test set is 
 from __future__ import annotations
 
 import time
-from pathlib import Path
-
 import click
 import numpy as np
 from scipy.optimize import minimize
 
-from poetslearn.architectures import get_architecture
-from poetslearn.bottlenecks import BottleneckCache, compute_bottlenecks
+from _common import cifar10_bottlenecks, cifar10_options
 from poetslearn.config import RetrainConfig
-from poetslearn.datasets import load_cifar10
-from poetslearn.extractor import FeatureExtractor
 from poetslearn.head import HeadParams, softmax, train_softmax
-from poetslearn.weights import build_backbone
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float) -> np.ndarray:
@@ -50,19 +44,10 @@ def accuracy_of(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
 
 
 @click.command()
-@click.option("--architecture", default="mobilenet_0.25_128")
-@click.option("--weights", default="imagenet")
-@click.option("--model_dir", type=click.Path(path_type=Path), default=Path("../shared/models"))
-@click.option("--data_dir", type=click.Path(path_type=Path), default=Path("../shared/data"))
-@click.option("--bottleneck_dir", type=click.Path(path_type=Path),
-              default=Path("tf_files/bottlenecks"))
+@cifar10_options
 def main(architecture, weights, model_dir, data_dir, bottleneck_dir) -> None:
-    arch = get_architecture(architecture)
-    data = load_cifar10(data_dir, download=False, show_progress=False)
-    backbone, info = build_backbone(arch, weights, model_dir)
-    extractor = FeatureExtractor(arch, backbone, engine="auto")
-    cache = BottleneckCache(bottleneck_dir, arch.name, extractor.fingerprint, arch.feature_dim)
-    vectors, splits, _ = compute_bottlenecks(data.splits, extractor, cache)
+    vectors, splits, arch, info = cifar10_bottlenecks(architecture, weights, model_dir, data_dir,
+                                                      bottleneck_dir)
     tx, vx, sx = (vectors[s] for s in ("train", "validation", "test"))
     ty, vy, sy = (splits[s].labels for s in ("train", "validation", "test"))
     mean, std = tx.mean(0), tx.std(0) + 1e-6

@@ -1,0 +1,39 @@
+"""What the measurement scripts share: the usual options and cached CIFAR-10 bottlenecks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from poetslearn.architectures import get_architecture
+from poetslearn.bottlenecks import BottleneckCache, compute_bottlenecks
+from poetslearn.datasets import load_cifar10
+from poetslearn.extractor import FeatureExtractor
+from poetslearn.weights import build_backbone
+
+
+def cifar10_options(function):
+    """--architecture, --weights, --model_dir, --data_dir, --bottleneck_dir."""
+    for option in reversed([
+            click.option("--architecture", default="mobilenet_0.25_128"),
+            click.option("--weights", default="imagenet"),
+            click.option("--model_dir", type=click.Path(path_type=Path),
+                         default=Path("../shared/models")),
+            click.option("--data_dir", type=click.Path(path_type=Path),
+                         default=Path("../shared/data")),
+            click.option("--bottleneck_dir", type=click.Path(path_type=Path),
+                         default=Path("tf_files/bottlenecks"))]):
+        function = option(function)
+    return function
+
+
+def cifar10_bottlenecks(architecture, weights, model_dir, data_dir, bottleneck_dir):
+    """({split: vectors}, {split: Split}, architecture, weights info), from the cache when filled."""
+    arch = get_architecture(architecture)
+    data = load_cifar10(data_dir, download=False, show_progress=False)
+    backbone, info = build_backbone(arch, weights, model_dir)
+    extractor = FeatureExtractor(arch, backbone, engine="auto")
+    cache = BottleneckCache(bottleneck_dir, arch.name, extractor.fingerprint, arch.feature_dim)
+    vectors, splits, _ = compute_bottlenecks(data.splits, extractor, cache)
+    return vectors, splits, arch, info
