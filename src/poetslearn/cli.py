@@ -333,8 +333,7 @@ def evaluate(graph, labels, dataset, image_dir, data_dir, split, plot, json_outp
     if dataset and image_dir is not None:
         raise click.UsageError("Give either --dataset cifar10 or --image_dir, not both.")
     _quiet_tensorflow()
-    from poetslearn.datasets import SPLITS, Split, load_cifar10, load_image_folder
-    from poetslearn.evaluate import evaluate_split, plot_evaluation
+    from poetslearn.evaluate import evaluate_split, load_split_to_evaluate, plot_evaluation
     from poetslearn.label import load_classifier
 
     echo = (lambda m: click.echo(m, err=True)) if json_output else click.echo
@@ -342,19 +341,8 @@ def evaluate(graph, labels, dataset, image_dir, data_dir, split, plot, json_outp
     try:
         classifier = load_classifier(LabelConfig(graph=graph, labels=labels), warn)
         recorded = (getattr(classifier, "metadata", None) or {}).get("dataset", {})
-        v = recorded.get("validation_percentage", RETRAIN.validation_percentage)
-        t = recorded.get("testing_percentage", RETRAIN.testing_percentage)
-        if image_dir is not None:
-            data = load_image_folder(image_dir, v, t, not quiet, warn)
-        else:
-            data = load_cifar10(data_dir, v, show_progress=not quiet)
-        if split == "all":
-            parts = [data.splits[s] for s in SPLITS]
-            chosen = parts[0]
-            for part in parts[1:]:
-                chosen = chosen.concat(part)
-        else:
-            chosen = data.splits[split]
+        data, chosen = load_split_to_evaluate(image_dir, data_dir, split, recorded, not quiet,
+                                              warn)
         result = evaluate_split(classifier, chosen, data.class_names, batch_size, not quiet, warn)
         plotted = None
         if plot is not None:

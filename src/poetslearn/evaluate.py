@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from poetslearn.datasets import ArrayImages, Split
+from poetslearn.config import RetrainConfig
+from poetslearn.datasets import (SPLITS, ArrayImages, Dataset, Split, load_cifar10,
+                                 load_image_folder)
 from poetslearn.errors import ImageError, PoetslearnError
 from poetslearn.progress import progress
 
@@ -47,6 +49,24 @@ class Evaluation:
         return {"accuracy": self.accuracy, "n": int(len(self.truth)), "labels": self.labels,
                 "per_class": self.per_class(), "confusion": self.confusion.tolist(),
                 "failed": self.failed}
+
+
+def load_split_to_evaluate(image_dir: Path | None, data_dir: Path, split: str, recorded: dict,
+                           show_progress: bool = True, warn=print) -> tuple[Dataset, Split]:
+    """The data set and the split ("test", "validation", "train" or "all") to evaluate on, cut
+    with the percentages recorded in the graph's metadata so "test" is retrain's test split."""
+    validation = recorded.get("validation_percentage", RetrainConfig.validation_percentage)
+    testing = recorded.get("testing_percentage", RetrainConfig.testing_percentage)
+    if image_dir is not None:
+        data = load_image_folder(image_dir, validation, testing, show_progress, warn)
+    else:
+        data = load_cifar10(data_dir, validation, show_progress=show_progress)
+    if split != "all":
+        return data, data.splits[split]
+    chosen = data.splits[SPLITS[0]]
+    for name in SPLITS[1:]:
+        chosen = chosen.concat(data.splits[name])
+    return data, chosen
 
 
 def evaluate_split(classifier, split: Split, class_names: list[str], batch_size: int = 64,
