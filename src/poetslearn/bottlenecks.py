@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from poetslearn.datasets import KEY_BYTES, Split
-from poetslearn.progress import progress
+from poetslearn.progress import printing_around, progress
 
 # Vectors per shard file; the environment variable exists for tests that interrupt a run.
 SHARD_ROWS = int(os.environ.get("POETSLEARN_SHARD_ROWS", "4096"))
@@ -172,7 +172,7 @@ def compute_bottlenecks(splits: dict[str, Split], extractor, cache: BottleneckCa
                         future = prefetch.submit(load, batches[k + 1])
                     keys = splits[name].images.keys()
                     for i, reason in failures.items():
-                        warn(f"Skipping {reason}")
+                        printing_around(bar, warn)(f"Skipping {reason}")
                         failed_keys.add(keys[i])
                     ok = [i for i in indices if i not in failures]
                     if ok:

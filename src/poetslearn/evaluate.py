@@ -12,7 +12,7 @@ from poetslearn.config import RetrainConfig
 from poetslearn.datasets import (SPLITS, ArrayImages, Dataset, Split, load_cifar10,
                                  load_image_folder)
 from poetslearn.errors import ImageError, PoetslearnError
-from poetslearn.progress import progress
+from poetslearn.progress import printing_around, progress
 
 
 @dataclass
@@ -92,7 +92,7 @@ def evaluate_split(classifier, split: Split, class_names: list[str], batch_size:
                         loaded.append(classifier.load_pixels(images.paths[i]))
                         ok.append(i)
                     except ImageError as e:
-                        warn(f"Skipping {e}")
+                        printing_around(bar, warn)(f"Skipping {e}")
                         failed.append(images.names[i])
                 pixels = np.stack(loaded) if loaded else None
             if ok:

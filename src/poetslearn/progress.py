@@ -40,6 +40,18 @@ class _LineProgress:
         pass
 
 
+def printing_around(bar, log):
+    """`log`, made to print above a terminal progress bar instead of through it."""
+    if not isinstance(bar, tqdm):
+        return log
+
+    def write(message: str) -> None:
+        with bar.external_write_mode():
+            log(message)
+
+    return write
+
+
 @contextmanager
 def progress(total: int, desc: str, unit: str = "img", enabled: bool = True) -> Iterator:
     """Yields an object with `update(n)`; silent when `enabled` is false."""

@@ -18,7 +18,7 @@ from poetslearn.export import (check_writable, export_classifier, export_saved_m
                                export_tflite, metadata_path_for)
 from poetslearn.extractor import FeatureExtractor
 from poetslearn.head import HeadParams, SoftmaxLayer, train_softmax
-from poetslearn.progress import progress
+from poetslearn.progress import printing_around, progress
 from poetslearn.summaries import SummaryWriter, new_run_dir
 from poetslearn.weights import WeightsInfo, build_backbone
 
@@ -182,7 +182,7 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
         with progress(params.steps, "Training", "step", config.show_progress) as bar:
             trained = train_softmax(train_x, train_y, vectors["validation"],
                                     splits["validation"].labels, len(dataset.class_names),
-                                    params, log, on_eval=on_eval)
+                                    params, printing_around(bar, log), on_eval=on_eval)
     finally:
         if writer is not None:
             writer.close()
