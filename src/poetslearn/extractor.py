@@ -22,7 +22,7 @@ EXTRACTOR_VERSION = 1
 
 
 def preprocess(images, arch: Architecture):
-    """[N, H, W, 3] float32 0..255 -> [N, s, s, 3] network input (scaled to [-1, 1])."""
+    """[N, H, W, 3] float32 0..255 -> [N, s, s, 3] network input ((x - mean) / std of the arch)."""
     import tensorflow as tf
 
     size = (arch.input_size, arch.input_size)
