@@ -35,6 +35,12 @@ def option(name: str, *args, **kwargs):
     return click.option(*spellings, *args, name, **kwargs)
 
 
+def retrain_setting(name: str, **kwargs):
+    """An option whose type and default come from RetrainConfig: one source of defaults."""
+    default = getattr(RETRAIN, name)
+    return option(name, type=type(default), default=default, show_default=True, **kwargs)
+
+
 def _raise_keyboard_interrupt(signum, frame) -> None:
     # `kill` (SIGTERM) gets the same orderly stop as Ctrl-C: cache flushed, temporaries removed.
     raise KeyboardInterrupt
@@ -110,44 +116,38 @@ PathType = click.Path(path_type=Path)
         help="Also export a .tflite model there (labels and input size in a .json beside it).")
 @option("tflite_quantize", type=click.Choice(["int8"]), default=None,
         help="Make the .tflite model full-integer, calibrated on training images.")
-@option("how_many_training_steps", type=int, default=RETRAIN.how_many_training_steps,
-        show_default=True, help="Training steps for the new layer.")
-@option("learning_rate", type=float, default=RETRAIN.learning_rate, show_default=True,
-        help="Adam learning rate for the new layer.")
-@option("train_batch_size", type=int, default=RETRAIN.train_batch_size, show_default=True,
-        help="Bottlenecks per training step.")
-@option("weight_decay", type=float, default=RETRAIN.weight_decay, show_default=True,
-        help="L2 regularisation of the new layer's weights.")
-@option("eval_step_interval", type=int, default=RETRAIN.eval_step_interval, show_default=True,
-        help="Evaluate on the validation split every this many steps.")
-@option("validation_batch_size", type=int, default=RETRAIN.validation_batch_size,
-        show_default=True, help="Validation images per evaluation; -1 for all of them.")
-@option("test_batch_size", type=int, default=RETRAIN.test_batch_size, show_default=True,
-        help="Test images for the final accuracy; -1 for all of them.")
-@option("validation_percentage", type=float, default=RETRAIN.validation_percentage,
-        show_default=True, help="Percentage of images used for validation (for CIFAR-10: the "
-        "last part of the training set).")
-@option("testing_percentage", type=float, default=RETRAIN.testing_percentage, show_default=True,
-        help="Percentage of images used for testing (image folders; CIFAR-10 has its own test "
-        "set).")
-@option("bottleneck_batch_size", type=int, default=RETRAIN.bottleneck_batch_size,
-        show_default=True, help="Images per batch when computing bottlenecks.")
+@retrain_setting("how_many_training_steps", help="Training steps for the new layer.")
+@retrain_setting("learning_rate", help="Adam learning rate for the new layer.")
+@retrain_setting("train_batch_size", help="Bottlenecks per training step.")
+@retrain_setting("weight_decay", help="L2 regularisation of the new layer's weights.")
+@retrain_setting("eval_step_interval",
+                 help="Evaluate on the validation split every this many steps.")
+@retrain_setting("validation_batch_size",
+                 help="Validation images per evaluation; -1 for all of them.")
+@retrain_setting("test_batch_size", help="Test images for the final accuracy; -1 for all of them.")
+@retrain_setting("validation_percentage",
+                 help="Percentage of images used for validation (for CIFAR-10: the last part "
+                 "of the training set).")
+@retrain_setting("testing_percentage",
+                 help="Percentage of images used for testing (image folders; CIFAR-10 has its "
+                 "own test set).")
+@retrain_setting("bottleneck_batch_size", help="Images per batch when computing bottlenecks.")
 @option("flip_left_right", is_flag=True,
         help="Distortion: randomly mirror training images horizontally.")
-@option("random_crop", type=float, default=RETRAIN.random_crop, show_default=True,
-        help="Distortion: percentage of margin to randomly crop off training images.")
-@option("random_scale", type=float, default=RETRAIN.random_scale, show_default=True,
-        help="Distortion: percentage by which to randomly enlarge training images.")
-@option("random_brightness", type=float, default=RETRAIN.random_brightness, show_default=True,
-        help="Distortion: percentage by which to randomly brighten or darken training images.")
-@option("distorted_copies", type=int, default=RETRAIN.distorted_copies, show_default=True,
-        help="With any distortion: fixed distorted copies made of each training image, cached "
-        "like the other bottlenecks.")
+@retrain_setting("random_crop",
+                 help="Distortion: percentage of margin to randomly crop off training images.")
+@retrain_setting("random_scale",
+                 help="Distortion: percentage by which to randomly enlarge training images.")
+@retrain_setting("random_brightness",
+                 help="Distortion: percentage by which to randomly brighten or darken training "
+                 "images.")
+@retrain_setting("distorted_copies",
+                 help="With any distortion: fixed distorted copies made of each training "
+                 "image, cached like the other bottlenecks.")
 @option("engine", type=click.Choice(["auto", "tflite", "tf"]), default=RETRAIN.engine,
         show_default=True, help="What runs the network for bottlenecks: TFLite/XNNPACK (2-3x "
         "faster), TensorFlow, or auto (TFLite when it works and agrees with TensorFlow).")
-@option("seed", type=int, default=RETRAIN.seed, show_default=True,
-        help="Random seed: same seed, same data, same result.")
+@retrain_setting("seed", help="Random seed: same seed, same data, same result.")
 @option("print_misclassified_test_images", is_flag=True,
         help="List the test images the new layer got wrong.")
 @option("assert_accuracy_at_least", type=float, default=None,
