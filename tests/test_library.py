@@ -250,34 +250,91 @@ def test_registry_has_all_16_mobilenets_and_rejects_unknown_names():
         get_architecture("mobilenet_2.0_224")
 
 
-@pytest.mark.parametrize("name", ["test_tiny", "mobilenet_0.25_128"])
-def test_tflite_engine_matches_tensorflow(name):
+def _randomise_batch_norm(backbone, seed: int = 3) -> None:
+    """Fresh layers hold mean 0, variance 1, gamma 1, beta 0, which would hide a folding error."""
+    rng = np.random.default_rng(seed)
+    for layer in backbone.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            for variable in layer.weights:
+                kind = variable.path.split("/")[-1]
+                low, high = {"moving_variance": (0.5, 2.0), "gamma": (0.5, 1.5)}.get(
+                    kind, (-0.5, 0.5))
+                variable.assign(rng.uniform(low, high, variable.shape).astype(np.float32))
+
+
+@pytest.mark.parametrize("engine", ["tflite", "onnxruntime"])
+@pytest.mark.parametrize("name", ["test_tiny", "mobilenet_0.25_128", "inception_v3"])
+def test_fast_engines_match_tensorflow(name, engine):
     arch = get_architecture(name)
     backbone, _ = build_backbone(arch, "none")
-    fast = FeatureExtractor(arch, backbone, engine="tflite")
+    _randomise_batch_norm(backbone)
+    fast = FeatureExtractor(arch, backbone, engine=engine)
     reference = FeatureExtractor(arch, backbone, engine="tf")
-    # 37 images of CIFAR size: resized by the extractor, the last batch padded by the engine.
-    pixels = np.random.default_rng(1).uniform(0, 255, (37, 32, 32, 3)).astype(np.float32)
-    got = np.concatenate([fast(pixels[:16]), fast(pixels[16:32]), fast(pixels[32:])])
+    # 11 images of CIFAR size, enlarged inside the engine; batches of 8, the last one padded.
+    pixels = np.random.default_rng(1).uniform(0, 255, (11, 32, 32, 3)).astype(np.float32)
+    got = np.concatenate([fast(pixels[:8]), fast(pixels[8:])])
     expected = reference(pixels)
-    assert fast.engine_name == "tflite" and reference.engine_name == "tf"
+    assert fast.engine_name == engine and reference.engine_name == "tf"
+    assert np.abs(expected).max() > 0
     assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
 
 
-def test_auto_engine_falls_back_to_tensorflow_when_tflite_fails(monkeypatch):
+def test_auto_engine_takes_the_architectures_engines_in_order(monkeypatch):
+    import dataclasses
+
+    from poetslearn import engines
+
+    arch = dataclasses.replace(get_architecture("test_tiny"), engines=("onnxruntime", "tflite"))
+    backbone, _ = build_backbone(arch, "none")
+    pixels = np.zeros((3, 32, 32, 3), np.float32)
+    extractor = FeatureExtractor(arch, backbone, engine="auto")
+    extractor(pixels)
+    assert extractor.engine_name == "onnxruntime"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("onnx converter exploded")
+
+    monkeypatch.setattr("poetslearn.onnx_export.convert_to_onnx", broken)
+    extractor = FeatureExtractor(arch, backbone, engine="auto")
+    extractor(pixels)
+    assert extractor.engine_name == "tflite"
+    assert engines.ENGINES == ("auto", "tflite", "onnxruntime", "tf")
+
+
+def test_auto_engine_falls_back_to_tensorflow_when_no_fast_engine_works(monkeypatch):
     from poetslearn import engines
 
     def broken(*args, **kwargs):
         raise RuntimeError("converter exploded")
 
     monkeypatch.setattr(engines, "convert_to_tflite", broken)
+    monkeypatch.setattr("poetslearn.onnx_export.convert_to_onnx", broken)
     arch = get_architecture("test_tiny")
     backbone, _ = build_backbone(arch, "none")
     warnings = []
     extractor = FeatureExtractor(arch, backbone, engine="auto", warn=warnings.append)
     features = extractor(np.zeros((3, 32, 32, 3), np.float32))
     assert features.shape == (3, 16) and extractor.engine_name == "tf"
-    assert "converter exploded" in warnings[0]
+    assert "tflite: converter exploded" in warnings[0]
+    assert "onnxruntime: converter exploded" in warnings[0]
+
+
+def test_a_requested_engine_that_cannot_run_says_which_and_what_to_do():
+    import keras
+
+    from poetslearn.onnx_export import UnsupportedLayer, convert_to_onnx
+
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Dense(4)(keras.layers.Flatten()(inputs))
+    backbone = keras.Model(inputs, outputs)
+    arch = get_architecture("test_tiny")
+    with pytest.raises(UnsupportedLayer, match="kind Flatten"):
+        convert_to_onnx(arch, backbone)
+    tiny, _ = build_backbone(arch, "none")
+    extractor = FeatureExtractor(arch, tiny, engine="onnxruntime")
+    extractor.backbone = backbone  # a network the converter cannot express
+    with pytest.raises(RuntimeError, match="onnxruntime engine cannot run test_tiny.*--engine tf"):
+        extractor(np.zeros((1, 32, 32, 3), np.float32))
 
 
 def test_plain_bilinear_equals_the_graphs_antialiased_resize_when_enlarging():

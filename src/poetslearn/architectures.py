@@ -38,6 +38,9 @@ class Architecture:
     alpha: float | None = None
     keras_weights: KerasWeights | None = None
     for_tests: bool = False
+    # Fast engines to try, fastest first (measured by scripts/benchmark.py on 2 AVX-512 cores):
+    # XNNPACK wins on MobileNet's depthwise layers, ONNX Runtime on Inception's dense ones.
+    engines: tuple[str, ...] = ("tflite", "onnxruntime")
 
     @property
     def preprocessing(self) -> dict:
@@ -106,7 +109,7 @@ def _build_registry() -> dict[str, Architecture]:
     filename = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
     registry["inception_v3"] = Architecture(
         name="inception_v3", family="inception_v3", input_size=299, feature_dim=2048,
-        build_backbone=_inception_v3_builder,
+        build_backbone=_inception_v3_builder, engines=("onnxruntime", "tflite"),
         keras_weights=KerasWeights(filename, KERAS_INCEPTION_V3_URL + filename,
                                    md5="bcbd6486424b2319ff4ef7d526e38f63"))
     registry["test_tiny"] = Architecture(

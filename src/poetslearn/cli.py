@@ -21,6 +21,7 @@ import click
 from poetslearn import __version__
 from poetslearn.architectures import architecture_names
 from poetslearn.config import LabelConfig, RetrainConfig
+from poetslearn.engines import ENGINES
 from poetslearn.errors import ImageError, PoetslearnError
 
 RETRAIN = RetrainConfig()
@@ -144,9 +145,11 @@ PathType = click.Path(path_type=Path)
 @retrain_setting("distorted_copies",
                  help="With any distortion: fixed distorted copies made of each training "
                  "image, cached like the other bottlenecks.")
-@option("engine", type=click.Choice(["auto", "tflite", "tf"]), default=RETRAIN.engine,
+@option("engine", type=click.Choice(list(ENGINES)), default=RETRAIN.engine,
         show_default=True, help="What runs the network for bottlenecks: TFLite/XNNPACK (2-3x "
-        "faster), TensorFlow, or auto (TFLite when it works and agrees with TensorFlow).")
+        "faster than TensorFlow on MobileNet), ONNX Runtime (fastest on Inception V3), "
+        "TensorFlow, or auto (the architecture's fastest engine that works and agrees with "
+        "TensorFlow to 1e-4).")
 @retrain_setting("seed", help="Random seed: same seed, same data, same result.")
 @option("print_misclassified_test_images", is_flag=True,
         help="List the test images the new layer got wrong.")

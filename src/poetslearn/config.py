@@ -57,7 +57,7 @@ class RetrainConfig:
     random_scale: float = 0.0
     random_brightness: float = 0.0
     distorted_copies: int = 2
-    engine: str = "auto"  # runs the backbone for bottlenecks: "auto", "tflite" or "tf"
+    engine: str = "auto"  # runs the backbone: "auto", "tflite", "onnxruntime" or "tf"
     seed: int = 0
     print_misclassified_test_images: bool = False
     assert_accuracy_at_least: float | None = None  # a fraction; below it, export nothing

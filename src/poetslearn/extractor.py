@@ -34,8 +34,9 @@ class FeatureExtractor:
     """Wraps a backbone with its preprocessing; `extractor(pixels)` gives bottlenecks.
 
     `features` is the TensorFlow function (what the exported graph holds). Calling the extractor
-    runs the chosen engine: with "auto", TFLite/XNNPACK when it converts and agrees with
-    TensorFlow on the first batch of each input size, else TensorFlow itself.
+    runs the chosen engine: with "auto", the first of the architecture's fast engines (TFLite or
+    ONNX Runtime) that builds and agrees with TensorFlow on the first batch of each input size,
+    else TensorFlow itself.
     """
 
     def __init__(self, arch: Architecture, backbone, engine: str = "tf", warn=None) -> None:
@@ -54,7 +55,7 @@ class FeatureExtractor:
             tf.TensorSpec([None, None, None, 3], tf.float32, name="input")])
         self.requested_engine = engine
         self.engine_name: str | None = "tf" if engine == "tf" else None  # decided on first call
-        self._engines: dict[tuple[int, int], object] = {}  # TFLite engine per input size
+        self._engines: dict[tuple[int, int], object] = {}  # fast engine per input size
         self._warn = warn or log.warning
         self._fingerprint: str | None = None
 
@@ -91,28 +92,35 @@ class FeatureExtractor:
         return engine(images)
 
     def _build_engine(self, sample: np.ndarray):
-        """Builds the TFLite engine for this input size and checks it against TensorFlow."""
-        from poetslearn.engines import ENGINE_BATCH, TFLiteEngine, convert_to_tflite
+        """The first fast engine that builds for this input size and agrees with TensorFlow."""
+        from poetslearn.engines import ENGINE_BATCH, build_engine
 
-        try:
-            engine = TFLiteEngine(convert_to_tflite(
-                self.arch, self.backbone, min(ENGINE_BATCH, len(sample)),
-                tuple(sample.shape[1:3])))
-            probe = sample[:8]
-            fast, reference = engine(probe), self.fn(probe).numpy()
-            error = float(np.abs(fast - reference).max() / max(np.abs(reference).max(), 1e-12))
-            if error > 1e-4:
-                raise RuntimeError(f"its features differ from TensorFlow's by {error:.1e} "
-                                   f"(relative)")
-        except Exception as e:  # noqa: BLE001 - any failure means: use plain TensorFlow
-            if self.requested_engine == "tflite":
-                raise
-            self._warn(f"The TFLite engine is unavailable ({e}); computing bottlenecks with "
-                       f"TensorFlow, which is slower.")
-            self.engine_name = "tf"
-            return None
-        self.engine_name = "tflite"
-        return engine
+        names = self.arch.engines if self.requested_engine == "auto" else (self.requested_engine,)
+        failures = []
+        for name in names:
+            try:
+                engine = build_engine(name, self.arch, self.backbone,
+                                      min(ENGINE_BATCH, len(sample)), tuple(sample.shape[1:3]))
+                probe = sample[:8]
+                fast, reference = engine(probe), self.fn(probe).numpy()
+                error = float(np.abs(fast - reference).max()
+                              / max(np.abs(reference).max(), 1e-12))
+                if not error <= 1e-4:  # also catches NaN
+                    raise RuntimeError(f"its features differ from TensorFlow's by {error:.1e} "
+                                       f"(relative; at most 1e-4 allowed)")
+            except Exception as e:  # noqa: BLE001 - any failure means: try the next engine
+                if self.requested_engine != "auto":
+                    raise RuntimeError(f"The {name} engine cannot run {self.arch.name}: {e}. "
+                                       f"Use --engine auto or --engine tf.") from e
+                log.info("engine %s unavailable: %s", name, e)
+                failures.append(f"{name}: {e}")
+                continue
+            self.engine_name = name
+            return engine
+        self._warn(f"No fast engine is available ({'; '.join(failures)}); computing bottlenecks "
+                   f"with TensorFlow, which is slower.")
+        self.engine_name = "tf"
+        return None
 
     @property
     def fingerprint(self) -> str:
