@@ -1,22 +1,29 @@
 """Bottleneck extraction speed, head training time, warm re-run time and peak memory, side by side.
 
 Measures, on the same CIFAR-10 images and in one run:
-  - poetslearn's extractor with each engine (TFLite/XNNPACK and TensorFlow),
+  - the machine's FP32 peak: fused multiply-adds only (scripts/fma_peak.c, built with the C
+    compiler when there is one) and a large TensorFlow matmul,
+  - poetslearn's extractor with each engine (its `auto` choice, ONNX Runtime, TFLite/XNNPACK,
+    TensorFlow), as GFLOP/s and as a share of both peaks,
   - Keras `model.predict` on the same backbone,
   - a faithful codelab-style pipeline: the original frozen graph, one image per session run, one
     text file written per bottleneck (what the codelab's retrain.py did),
-then trains the default head on the cached CIFAR-10 bottlenecks and times a warm `retrain`
-(all bottlenecks cached) in a subprocess, reporting its wall time and peak memory.
+each method `--rounds` times, interleaved, reporting the median (these machines are shared, and
+a single reading can be 10-15% off). Before that, a cold and a warm full CIFAR-10 `retrain` in a
+subprocess: wall time, head training time and peak memory.
 
-Prints a table and, last, one JSON line. Example (genuine weights from ../shared):
+Prints a table and, last, one JSON line. Examples (genuine weights from ../shared):
 
-    python scripts/benchmark.py --architecture mobilenet_0.50_224 --images 1024
+    python scripts/benchmark.py --architecture mobilenet_0.50_224
+    python scripts/benchmark.py --architecture inception_v3 --weights none --images 64 --skip_warm
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import statistics
 import platform
 import re
 import subprocess
@@ -31,13 +38,21 @@ import numpy as np
 from poetslearn.architectures import get_architecture
 from poetslearn.datasets import load_cifar10
 from poetslearn.extractor import FeatureExtractor
+from poetslearn.retrain import calibration_images
 from poetslearn.weights import build_backbone, codelab_graph_candidates
 
-MACS = {  # multiply-adds per image, from the MobileNet v1 paper's table and Keras' Inception V3
-    "mobilenet_1.0_224": 569e6, "mobilenet_0.75_224": 317e6, "mobilenet_0.50_224": 150e6,
-    "mobilenet_0.25_224": 41e6, "mobilenet_1.0_128": 186e6, "mobilenet_0.25_128": 14e6,
-    "mobilenet_0.50_128": 49e6, "mobilenet_0.75_128": 104e6, "inception_v3": 5.7e9,
-}
+def count_macs(backbone) -> int:
+    """Multiply-adds per image in the backbone's convolutions (everything else is negligible)."""
+    total = 0
+    for layer in backbone.layers:
+        kind = type(layer).__name__
+        if kind not in ("Conv2D", "DepthwiseConv2D"):
+            continue
+        _, height, width, channels_out = layer.output.shape
+        kh, kw, channels_in, per_group = layer.kernel.shape  # Conv2D: [kh, kw, in/groups, out]
+        fan_in = kh * kw * (1 if kind == "DepthwiseConv2D" else channels_in)
+        total += height * width * channels_out * fan_in
+    return total
 
 
 def rate(fn, images: np.ndarray, batch: int, min_seconds: float = 5.0) -> float:
@@ -50,6 +65,50 @@ def rate(fn, images: np.ndarray, batch: int, min_seconds: float = 5.0) -> float:
             done += len(images[i:i + batch])
         if time.perf_counter() - start >= min_seconds:
             return done / (time.perf_counter() - start)
+
+
+def cpu_description() -> str:
+    """The CPU's name and family/model numbers, from /proc/cpuinfo where there is one."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if ":" in line)
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    return (f"{fields.get('model name', 'unknown CPU')} (family {fields.get('cpu family', '?')}, "
+            f"model {fields.get('model', '?')})")
+
+
+def fma_peak_gflops(threads: int) -> float | None:
+    """Pure-FMA GFLOP/s of `threads` threads (best of 3), or None without a C compiler."""
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        return None
+    source = Path(__file__).with_name("fma_peak.c")
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = Path(tmp) / "fma_peak"
+        subprocess.run([compiler, "-O2", "-march=native", "-pthread", str(source), "-o",
+                        str(binary)], check=True)
+        return max(float(subprocess.run([str(binary), str(threads)], check=True,
+                                        capture_output=True, text=True).stdout)
+                   for _ in range(3))
+
+
+def matmul_peak_gflops(n: int = 4096) -> float:
+    """GFLOP/s of TensorFlow's (oneDNN's) float32 matmul of two n x n matrices (best of 3)."""
+    import tensorflow as tf
+
+    a = tf.random.uniform((n, n))
+    matmul = tf.function(lambda: tf.matmul(a, a))
+    matmul().numpy()
+    best = 0.0
+    for _ in range(3):
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < 2.0:
+            matmul().numpy()
+            count += 1
+        best = max(best, 2 * n ** 3 * count / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def codelab_rate(graph_path: Path, images: np.ndarray, size: int, out_dir: Path) -> float:
@@ -83,11 +142,16 @@ def codelab_rate(graph_path: Path, images: np.ndarray, size: int, out_dir: Path)
 @click.option("--data_dir", type=click.Path(path_type=Path), default=Path("../shared/data"))
 @click.option("--images", type=int, default=1024, help="CIFAR-10 images timed per method")
 @click.option("--batch", type=int, default=128)
+@click.option("--seconds", type=float, default=5.0, help="minimum time per method and round")
+@click.option("--int8/--no-int8", default=True, help="also time the int8 engine")
+@click.option("--rounds", type=int, default=3, help="interleaved timings per method; the median "
+              "is reported")
 @click.option("--skip_warm", is_flag=True, help="skip the warm full-CIFAR-10 retrain (needs a "
               "filled --bottleneck_dir)")
 @click.option("--bottleneck_dir", type=click.Path(path_type=Path),
               default=Path("tf_files/bottlenecks"))
-def main(architecture, weights, model_dir, data_dir, images, batch, skip_warm, bottleneck_dir):
+def main(architecture, weights, model_dir, data_dir, images, batch, seconds, int8, rounds,
+         skip_warm, bottleneck_dir):
     arch = get_architecture(architecture)
     report: dict = {"architecture": arch.name}
     # The retrain runs go first: a child started from this process after it loaded TensorFlow
@@ -117,37 +181,66 @@ def main(architecture, weights, model_dir, data_dir, images, batch, skip_warm, b
         report.update(first_run_s=round(cold, 1), first_run_peak_mb=cold_peak,
                       warm_run_s=round(warm, 1), warm_run_peak_mb=warm_peak, head_s=head)
 
+    threads = os.cpu_count() or 1
+    fma_peak = fma_peak_gflops(threads)
+    matmul_peak = matmul_peak_gflops()
+    report.update(fma_peak_gflops=fma_peak and round(fma_peak, 1),
+                  matmul_peak_gflops=round(matmul_peak, 1))
+
     data = load_cifar10(data_dir, download=False, show_progress=False)
     pixels = data.splits["train"].images.pixels[:images].astype(np.float32)
     backbone, info = build_backbone(arch, weights, model_dir)
-    results: dict[str, float] = {}
-
-    tflite = FeatureExtractor(arch, backbone, engine="tflite")
-    results["poetslearn tflite"] = rate(tflite, pixels, batch)
-    tf_engine = FeatureExtractor(arch, backbone, engine="tf")
-    results["poetslearn tf"] = rate(tf_engine, pixels, batch)
+    methods = {}
+    auto = FeatureExtractor(arch, backbone, engine="auto")
+    auto(pixels[:8])  # decides the engine
+    methods[f"poetslearn auto ({auto.engine_name})"] = lambda x: rate(auto, x, batch, seconds)
+    for engine in (*arch.engines, "tf"):
+        extractor = FeatureExtractor(arch, backbone, engine=engine)
+        methods[f"poetslearn {engine}"] = lambda x, e=extractor: rate(e, x, batch, seconds)
+    if int8:  # approximate: other features, so it is not a candidate for "auto"
+        calibration = calibration_images(data.splits["train"], arch.input_size)
+        quantized = FeatureExtractor(arch, backbone, engine="tflite_int8",
+                                     int8_calibration=calibration)
+        methods["poetslearn tflite_int8"] = lambda x: rate(quantized, x, batch, seconds)
     import tensorflow as tf
 
     resized = tf.image.resize(pixels, (arch.input_size,) * 2, method="bilinear").numpy()
     scaled = (resized - arch.input_mean) / arch.input_std
-    results["keras predict"] = rate(lambda x: backbone.predict(x, batch_size=batch, verbose=0),
-                                    scaled, batch)
+    methods["keras predict"] = lambda x: rate(
+        lambda y: backbone.predict(y, batch_size=batch, verbose=0), scaled, batch, seconds)
     graph = next((p for p in codelab_graph_candidates(arch, model_dir) if p.is_file()), None)
     if graph is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            results["codelab-style"] = codelab_rate(graph, pixels[:min(images, 512)],
-                                                    arch.input_size, Path(tmp))
+        def codelab(x):
+            with tempfile.TemporaryDirectory() as tmp:
+                return codelab_rate(graph, x[:min(images, 512)], arch.input_size, Path(tmp))
 
-    macs = MACS.get(arch.name)
+        methods["codelab-style"] = codelab
+    readings: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(rounds):
+        for name, measure in methods.items():
+            readings[name].append(measure(pixels))
+    results = {name: statistics.median(values) for name, values in readings.items()}
+
+    macs = count_macs(backbone) if hasattr(backbone, "layers") else None
+    report["macs_per_image"] = macs
     report["weights"] = info.description
-    print(f"{arch.name} ({info.description}); {os.cpu_count()} cores, {platform.machine()}")
-    print(f"{'method':22s} {'img/s':>9s} {'GFLOP/s':>9s} {'vs poetslearn':>14s}")
-    best = results["poetslearn tflite"]
+    report["cpu"] = cpu_description()
+    print(f"{arch.name} ({info.description}); {threads} cores, {platform.machine()}, "
+          f"{report['cpu']}")
+    print(f"FP32 peak: {f'{fma_peak:.0f}' if fma_peak else 'not measured (no C compiler)'} "
+          f"GFLOP/s (FMA only), {matmul_peak:.0f} GFLOP/s (4096x4096 matmul)")
+    print(f"{'method':30s} {'img/s':>9s} {'GFLOP/s':>8s} {'% FMA':>6s} {'% matmul':>9s} "
+          f"{'auto is':>8s}  readings")
+    best = results[next(iter(results))]
     for name, value in results.items():
-        gflops = f"{value * 2 * macs / 1e9:9.0f}" if macs else f"{'-':>9s}"
-        print(f"{name:22s} {value:9,.0f} {gflops} {best / value:13.1f}x")
+        gflops = value * 2 * macs / 1e9 if macs else None
+        share = (f"{gflops / fma_peak:6.0%}" if gflops and fma_peak else f"{'-':>6s}")
+        print(f"{name:30s} {value:9,.1f} {f'{gflops:8.0f}' if gflops else f'{chr(45):>8s}'} "
+              f"{share} {f'{gflops / matmul_peak:9.0%}' if gflops else f'{chr(45):>9s}'} "
+              f"{best / value:7.1f}x  {', '.join(f'{v:,.1f}' for v in readings[name])}")
 
-    report.update(images=images, img_per_s={k: round(v, 1) for k, v in results.items()})
+    report.update(images=images, rounds=rounds, engine=auto.engine_name,
+                  img_per_s={k: round(v, 1) for k, v in results.items()})
     print(json.dumps(report))
 
 

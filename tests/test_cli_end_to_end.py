@@ -287,3 +287,19 @@ def test_distortions_change_pixels_reproducibly(colour_dir):
     assert a.shape == (4, 32, 32, 3)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a[0], a[1]) and not np.allclose(a[0], plain[0])
+
+
+def test_int8_engine_trains_on_its_own_cached_vectors(tmp_path, colour_dir):
+    int8 = run(retrain_args(tmp_path, "--image_dir", str(colour_dir), "--engine", "tflite_int8"))
+    assert int8.exit_code == 0, int8.output
+    assert "Computed 30 bottlenecks" in int8.output and "Engine: tflite_int8" in int8.output
+    assert "accuracies are on tflite_int8 bottlenecks" in int8.output
+    accuracy = float(re.search(r"Final test accuracy = ([\d.]+)%", int8.output)[1])
+    assert accuracy >= 90.0, int8.output
+    metadata = json.loads((tmp_path / "out" / "graph.json").read_text())
+    assert metadata["bottleneck_engine"] == "tflite_int8"
+    # Float vectors differ from int8 ones, so they are never taken from the int8 cache.
+    exact = run(retrain_args(tmp_path, "--image_dir", str(colour_dir), "--engine", "tflite"))
+    assert "Computed 30 bottlenecks" in exact.output and "0 were cached" in exact.output
+    again = run(retrain_args(tmp_path, "--image_dir", str(colour_dir), "--engine", "tflite_int8"))
+    assert "computed none" in again.output

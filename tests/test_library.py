@@ -301,6 +301,27 @@ def test_auto_engine_takes_the_architectures_engines_in_order(monkeypatch):
     assert engines.ENGINES == ("auto", "tflite", "onnxruntime", "tf")
 
 
+def test_int8_engine_is_near_float_and_keyed_by_its_calibration():
+    arch = get_architecture("test_tiny")
+    backbone, _ = build_backbone(arch, "none")
+    rng = np.random.default_rng(4)
+    calibration = rng.uniform(0, 255, (20, 32, 32, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match="needs calibration images"):
+        FeatureExtractor(arch, backbone, engine="tflite_int8")
+    int8 = FeatureExtractor(arch, backbone, engine="tflite_int8", int8_calibration=calibration)
+    exact = FeatureExtractor(arch, backbone, engine="tflite")
+    pixels = rng.uniform(0, 255, (11, 32, 32, 3)).astype(np.float32)
+    approximate, reference = int8(pixels), exact(pixels)
+    assert int8.engine_name == "tflite_int8"
+    error = np.linalg.norm(approximate - reference) / np.linalg.norm(reference)
+    assert 0 < error < 0.05  # quantized, so not equal; calibrated, so close
+    other = FeatureExtractor(arch, backbone, engine="tflite_int8",
+                             int8_calibration=calibration[:10])
+    fingerprints = {int8.fingerprint, exact.fingerprint, other.fingerprint}
+    assert len(fingerprints) == 3
+    assert exact.fingerprint == FeatureExtractor(arch, backbone, engine="onnxruntime").fingerprint
+
+
 def test_auto_engine_falls_back_to_tensorflow_when_no_fast_engine_works(monkeypatch):
     from poetslearn import engines
 

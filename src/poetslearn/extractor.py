@@ -19,6 +19,15 @@ log = logging.getLogger(__name__)
 
 # Bump when anything about how vectors are computed changes, to invalidate every cached vector.
 EXTRACTOR_VERSION = 1
+# How far int8 features may stray from float ones (relative RMS) before the engine is refused as
+# broken; measured 0.0X-0.0X on genuine MobileNets.
+INT8_MAX_RELATIVE_RMS = 0.25
+
+
+def _resize(images: np.ndarray, hw) -> np.ndarray:
+    import tensorflow as tf
+
+    return tf.image.resize(images, tuple(hw), method="bilinear", antialias=True).numpy()
 
 
 def preprocess(images, arch: Architecture):
@@ -39,13 +48,20 @@ class FeatureExtractor:
     else TensorFlow itself.
     """
 
-    def __init__(self, arch: Architecture, backbone, engine: str = "tf", warn=None) -> None:
+    def __init__(self, arch: Architecture, backbone, engine: str = "tf", warn=None,
+                 int8_calibration: np.ndarray | None = None) -> None:
         import tensorflow as tf
 
-        from poetslearn.engines import ENGINES
+        from poetslearn.engines import ENGINES, EXACT_ENGINES
 
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+        # Approximate engines (int8) give other vectors: they need calibration images, and the
+        # cache keeps their vectors apart (see `fingerprint`).
+        self.exact = engine == "auto" or engine in EXACT_ENGINES
+        if not self.exact and (int8_calibration is None or len(int8_calibration) == 0):
+            raise ValueError(f"the {engine} engine needs calibration images")
+        self.int8_calibration = None if self.exact else np.asarray(int8_calibration, np.float32)
         self.arch, self.backbone = arch, backbone
         self.feature_dim = int(backbone.output_shape[-1])
         if self.feature_dim != arch.feature_dim:
@@ -69,13 +85,11 @@ class FeatureExtractor:
         Smaller images are left alone: every engine enlarges them itself, on all cores. This
         runs in the thread that loads the next batch.
         """
-        import tensorflow as tf
-
         size = self.arch.input_size
         images = np.asarray(images, np.float32)
         if images.shape[1] <= size and images.shape[2] <= size:
             return images
-        return tf.image.resize(images, (size, size), method="bilinear", antialias=True).numpy()
+        return _resize(images, (size, size))
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """[N, H, W, 3] float32 0..255 -> [N, feature_dim] float32 bottlenecks."""
@@ -99,15 +113,29 @@ class FeatureExtractor:
         failures = []
         for name in names:
             try:
+                calibration = None
+                if not self.exact:
+                    calibration = self.prepare(self.int8_calibration)
+                    if calibration.shape[1:3] != sample.shape[1:3]:
+                        calibration = _resize(calibration, sample.shape[1:3])
                 engine = build_engine(name, self.arch, self.backbone,
-                                      min(ENGINE_BATCH, len(sample)), tuple(sample.shape[1:3]))
+                                      min(ENGINE_BATCH, len(sample)), tuple(sample.shape[1:3]),
+                                      calibration)
                 probe = sample[:8]
                 fast, reference = engine(probe), self.fn(probe).numpy()
-                error = float(np.abs(fast - reference).max()
-                              / max(np.abs(reference).max(), 1e-12))
-                if not error <= 1e-4:  # also catches NaN
+                if self.exact:
+                    error = float(np.abs(fast - reference).max()
+                                  / max(np.abs(reference).max(), 1e-12))
+                    bound, what = 1e-4, "relative"
+                else:
+                    error = float(np.linalg.norm(fast - reference)
+                                  / max(np.linalg.norm(reference), 1e-12))
+                    bound, what = INT8_MAX_RELATIVE_RMS, "relative RMS"
+                if not error <= bound:  # also catches NaN
                     raise RuntimeError(f"its features differ from TensorFlow's by {error:.1e} "
-                                       f"(relative; at most 1e-4 allowed)")
+                                       f"({what}; at most {bound:g} allowed)")
+                log.info("engine %s: features within %.1e (%s) of TensorFlow's", name, error,
+                         what)
             except Exception as e:  # noqa: BLE001 - any failure means: try the next engine
                 if self.requested_engine != "auto":
                     raise RuntimeError(f"The {name} engine cannot run {self.arch.name}: {e}. "
@@ -128,6 +156,10 @@ class FeatureExtractor:
         if self._fingerprint is None:
             facts = {"architecture": self.arch.name, "preprocessing": self.arch.preprocessing,
                      "version": EXTRACTOR_VERSION, "weights": weights_fingerprint(self.backbone)}
+            if not self.exact:  # exact engines share vectors; an approximate one has its own
+                facts["engine"] = self.requested_engine
+                facts["calibration"] = hashlib.sha256(self.int8_calibration.tobytes()
+                                                      ).hexdigest()
             self._fingerprint = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()
                                                ).hexdigest()
         return self._fingerprint

@@ -163,7 +163,7 @@ def convert_to_onnx(arch, backbone, input_hw: tuple[int, int] | None = None) -> 
             continue
         try:
             inputs = [names[id(t)] for t in _as_list(layer.input)]
-        except (KeyError, AttributeError) as e:
+        except (KeyError, AttributeError, ValueError) as e:  # shared or multi-input layers
             raise UnsupportedLayer(f"layer {layer.name!r} is not connected simply ({e})") from e
         names[id(layer.output)] = _layer(graph, layer, inputs)
     out = names.get(id(_as_list(backbone.outputs)[0]))

@@ -16,6 +16,7 @@ from poetslearn.distortions import DistortedImages, Distortions
 from poetslearn.errors import AccuracyError, DataError, PoetslearnError
 from poetslearn.export import (check_writable, export_classifier, export_saved_model,
                                export_tflite, metadata_path_for)
+from poetslearn.engines import EXACT_ENGINES
 from poetslearn.extractor import FeatureExtractor
 from poetslearn.head import HeadParams, SoftmaxLayer, train_softmax
 from poetslearn.progress import printing_around, progress
@@ -83,14 +84,20 @@ def load_dataset(config: RetrainConfig, warn) -> Dataset:
                         show_progress=config.show_progress)
 
 
+def calibration_images(split, size: int, count: int = 100) -> np.ndarray:
+    """Up to `count` training images, evenly spread, as loaded: int8 calibration data."""
+    indices = list(range(0, len(split), max(1, len(split) // count)))[:count]
+    pixels, _ = split.images.load_batch(indices, size)
+    return pixels
+
+
 def representative_images(split, extractor, count: int = 100) -> np.ndarray:
     """Up to `count` training images at the network's input size: int8 calibration data."""
     import tensorflow as tf
 
     size = extractor.arch.input_size
-    indices = list(range(0, len(split), max(1, len(split) // count)))[:count]
-    pixels, _ = split.images.load_batch(indices, size)
-    return tf.image.resize(pixels, (size, size), method="bilinear", antialias=True).numpy()
+    return tf.image.resize(calibration_images(split, size, count), (size, size),
+                           method="bilinear", antialias=True).numpy()
 
 
 def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -123,7 +130,10 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
     else:
         backbone, weights = build_backbone(arch, config.weights, config.model_dir, config.seed,
                                            config.allow_size_mismatch, warn)
-    extractor = FeatureExtractor(arch, backbone, config.engine, warn)
+    calibration = None
+    if config.engine not in EXACT_ENGINES + ("auto",):
+        calibration = calibration_images(dataset.splits["train"], arch.input_size)
+    extractor = FeatureExtractor(arch, backbone, config.engine, warn, calibration)
     log(f"Architecture {arch.name}: {arch.input_size}x{arch.input_size} input, "
         f"{arch.feature_dim} features; weights: {weights.description}"
         + (f" (sha256 {weights.sha256})" if weights.sha256 else ""))
@@ -203,6 +213,10 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
         extra["test_accuracy_rows_0_999"] = float((predictions[:1000] == test_y[:1000]).mean())
         log(f"Test accuracy on test images 0-999 = {extra['test_accuracy_rows_0_999']:.1%} "
             f"(N=1000)")
+    if not extractor.exact:
+        log(f"Note: these accuracies are on {extractor.engine_name} bottlenecks. The exported "
+            f"graph computes float features; `poetslearn evaluate --graph "
+            f"{config.output_graph}` measures it on the same images.")
     names = splits["test"].images.names
     misclassified = [(names[i], dataset.class_names[test_y[k]],
                       dataset.class_names[predictions[k]])
@@ -223,6 +237,7 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
         "weights": weights.as_dict(),
         "validation_accuracy": trained.best_validation_accuracy,
         "test_accuracy": test_accuracy,
+        "bottleneck_engine": extractor.engine_name,
         "test_size": int(len(test_idx)),
         **extra,
         "best_step": trained.best_step,

@@ -1,0 +1,30 @@
+"""The measurement scripts run end to end (tiny network, tiny CIFAR-10, short timings)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_prints_a_table_and_json_with_every_engine(tmp_path, tiny_cifar):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--architecture", "test_tiny",
+         "--weights", "none", "--data_dir", str(tiny_cifar), "--model_dir", str(tmp_path),
+         "--images", "16", "--batch", "8", "--seconds", "0.2", "--rounds", "2",
+         "--bottleneck_dir", str(tmp_path / "bottlenecks")],
+        check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+    report = json.loads(out.splitlines()[-1])
+    # test_tiny: 16 filters of 3x3x3 over a 15x15 output (32x32, stride 2, no padding).
+    assert report["macs_per_image"] == 15 * 15 * 16 * 3 * 3 * 3
+    assert report["engine"] == "tflite"
+    assert set(report["img_per_s"]) == {
+        "poetslearn auto (tflite)", "poetslearn tflite", "poetslearn onnxruntime",
+        "poetslearn tf", "poetslearn tflite_int8", "keras predict"}
+    assert all(rate > 0 for rate in report["img_per_s"].values())
+    assert report["matmul_peak_gflops"] > 0
+    assert report["warm_run_s"] > 0 and report["first_run_peak_mb"] > 0
+    assert "FP32 peak:" in out and "% FMA" in out
