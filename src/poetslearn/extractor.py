@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 # Bump when anything about how vectors are computed changes, to invalidate every cached vector.
 EXTRACTOR_VERSION = 1
 # How far int8 features may stray from float ones (relative RMS) before the engine is refused as
-# broken; measured 0.0X-0.0X on genuine MobileNets.
-INT8_MAX_RELATIVE_RMS = 0.25
+# broken. Genuine MobileNets measured 0.32 (0.25/128 and 0.50/224, cosine similarity 0.95: their
+# ReLU6 ranges are fixed, so more calibration images change nothing); garbage is near 1 or more.
+INT8_MAX_RELATIVE_RMS = 0.5
 
 
 def _resize(images: np.ndarray, hw) -> np.ndarray:
