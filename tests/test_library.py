@@ -390,3 +390,19 @@ def test_progress_without_a_terminal_prints_tenths_with_rate_and_eta(capsys):
     with progress(100, "Quiet", "img", enabled=False) as bar:
         bar.update(100)
     assert capsys.readouterr().err == ""
+
+
+def test_standardisation_works_in_chunks_and_matches_numpy(monkeypatch):
+    from poetslearn import head
+
+    monkeypatch.setattr(head, "_CHUNK_ROWS", 7)  # several chunks and a ragged last one
+    x = np.random.default_rng(5).normal(3.0, 2.0, (50, 6)).astype(np.float32)
+    x[:, 2] = 4.0  # a constant feature
+    mean, std = head._column_mean_std(x)
+    np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(std, x.astype(np.float64).std(axis=0), rtol=1e-5, atol=1e-6)
+    standardised = head._standardise(x, mean, np.where(std < 1e-6, 1.0, std))
+    assert standardised.dtype == np.float32
+    np.testing.assert_allclose(standardised[:, [0, 1, 3]].mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(standardised[:, [0, 1, 3]].std(axis=0), 1, rtol=1e-4)
+    assert np.all(standardised[:, 2] == 0)

@@ -106,6 +106,10 @@ class FeatureExtractor:
             self._engines[shape] = engine
         return engine(images)
 
+    def release_engines(self) -> None:
+        """Frees the fast engines (their models and buffers); a later call builds them again."""
+        self._engines.clear()
+
     def _build_engine(self, sample: np.ndarray):
         """The first fast engine that builds for this input size and agrees with TensorFlow."""
         from poetslearn.engines import ENGINE_BATCH, build_engine
