@@ -303,3 +303,5 @@ def test_int8_engine_trains_on_its_own_cached_vectors(tmp_path, colour_dir):
     assert "Computed 30 bottlenecks" in exact.output and "0 were cached" in exact.output
     again = run(retrain_args(tmp_path, "--image_dir", str(colour_dir), "--engine", "tflite_int8"))
     assert "computed none" in again.output
+    metadata = json.loads((tmp_path / "out" / "graph.json").read_text())
+    assert metadata["bottleneck_engine"] == "tflite_int8"  # from the cache, still int8 vectors

@@ -246,7 +246,8 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
         "weights": weights.as_dict(),
         "validation_accuracy": trained.best_validation_accuracy,
         "test_accuracy": test_accuracy,
-        "bottleneck_engine": extractor.engine_name,
+        # When every vector was cached no engine ran: the requested one says how they were made.
+        "bottleneck_engine": extractor.engine_name or extractor.requested_engine,
         "test_size": int(len(test_idx)),
         **extra,
         "best_step": trained.best_step,
