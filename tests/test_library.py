@@ -65,7 +65,7 @@ class CountingExtractor:
 
     def __init__(self, inner: FeatureExtractor, interrupt_after: int | None = None) -> None:
         self.inner, self.arch, self.interrupt_after = inner, inner.arch, interrupt_after
-        self.prepare = inner.prepare
+        self.prepare, self.release_engines = inner.prepare, inner.release_engines
         self.images = self.calls = 0
 
     def __call__(self, pixels):

@@ -180,6 +180,9 @@ def compute_bottlenecks(splits: dict[str, Split], extractor, cache: BottleneckCa
                     bar.update(len(indices))
             finally:
                 cache.flush()
+        # The engine's buffers (300 MB and more for Inception V3) go before the vectors are
+        # gathered below, so the two never need memory at the same time.
+        extractor.release_engines()
     stats.seconds = time.perf_counter() - start
     stats.failed = len(failed_keys)
     stats.computed = n_missing - stats.failed

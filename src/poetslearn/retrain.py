@@ -156,10 +156,9 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
         to_compute, extractor, cache, config.bottleneck_batch_size, config.show_progress, warn)
     log(stats.describe() + (f" Engine: {extractor.engine_name}." if stats.computed else "")
         + f" Cache: {cache.dir}")
-    # Free what extraction needed: the cache's in-memory copy of every vector (490 MB for
-    # Inception V3 on CIFAR-10) and the fast engine; the export runs through TensorFlow.
+    # The cache's in-memory copy of every vector (490 MB for Inception V3 on CIFAR-10) is not
+    # needed any more: `vectors` holds what training uses.
     del cache
-    extractor.release_engines()
     timings["bottlenecks"] = time.perf_counter() - t
     for name, split in splits.items():
         present = set(split.labels.tolist())
