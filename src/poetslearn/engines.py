@@ -23,6 +23,11 @@ ENGINES = ("auto", "tflite", "onnxruntime", "tf", "tflite_int8")
 # Engines whose features equal TensorFlow's (to 1e-4); the others trade accuracy for speed, are
 # never chosen by "auto", and their vectors are cached apart.
 EXACT_ENGINES = ("tflite", "onnxruntime", "tf")
+
+
+def is_exact(engine: str) -> bool:
+    """True when the engine's vectors equal TensorFlow's ("auto" only picks such engines)."""
+    return engine == "auto" or engine in EXACT_ENGINES
 # Images per invocation. The interpreter keeps every activation of a whole batch in its arena
 # (112x112x64 floats per image in MobileNet 1.0's largest layer), and smaller batches stay in
 # the caches: at 0.50/224 from CIFAR-10 images, batch 8 ran at 600 img/s, 16 at 510-555 and 128

@@ -53,13 +53,13 @@ class FeatureExtractor:
                  int8_calibration: np.ndarray | None = None) -> None:
         import tensorflow as tf
 
-        from poetslearn.engines import ENGINES, EXACT_ENGINES
+        from poetslearn.engines import ENGINES, is_exact
 
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
         # Approximate engines (int8) give other vectors: they need calibration images, and the
         # cache keeps their vectors apart (see `fingerprint`).
-        self.exact = engine == "auto" or engine in EXACT_ENGINES
+        self.exact = is_exact(engine)
         if not self.exact and (int8_calibration is None or len(int8_calibration) == 0):
             raise ValueError(f"the {engine} engine needs calibration images")
         self.int8_calibration = None if self.exact else np.asarray(int8_calibration, np.float32)

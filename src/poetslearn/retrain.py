@@ -13,10 +13,10 @@ from poetslearn.bottlenecks import BottleneckCache, ExtractionStats, compute_bot
 from poetslearn.config import WORK_DIR, RetrainConfig
 from poetslearn.datasets import Dataset, Split, load_cifar10, load_image_folder
 from poetslearn.distortions import DistortedImages, Distortions
+from poetslearn.engines import is_exact
 from poetslearn.errors import AccuracyError, DataError, PoetslearnError
 from poetslearn.export import (check_writable, export_classifier, export_saved_model,
                                export_tflite, metadata_path_for)
-from poetslearn.engines import EXACT_ENGINES
 from poetslearn.extractor import FeatureExtractor
 from poetslearn.head import HeadParams, SoftmaxLayer, train_softmax
 from poetslearn.progress import printing_around, progress
@@ -131,7 +131,7 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
         backbone, weights = build_backbone(arch, config.weights, config.model_dir, config.seed,
                                            config.allow_size_mismatch, warn)
     calibration = None
-    if config.engine not in EXACT_ENGINES + ("auto",):
+    if not is_exact(config.engine):
         calibration = calibration_images(dataset.splits["train"], arch.input_size)
     extractor = FeatureExtractor(arch, backbone, config.engine, warn, calibration)
     log(f"Architecture {arch.name}: {arch.input_size}x{arch.input_size} input, "
