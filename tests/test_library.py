@@ -123,10 +123,51 @@ def test_damaged_cache_shard_is_reported_and_recomputed(tmp_path, colour_dir, ti
 
     warnings = []
     cache = BottleneckCache(tmp_path, "test_tiny", tiny_extractor.fingerprint, 16, warnings.append)
-    assert len(warnings) == 2 and all("is damaged" in w for w in warnings)
+    # The truncated shard fails as its keys are read; the flipped bits when its vectors are.
+    assert len(warnings) == 1 and "is damaged" in warnings[0] and shards[1].name in warnings[0]
     counting = CountingExtractor(tiny_extractor)
-    _, _, stats = compute_bottlenecks(data.splits, counting, cache, 10, False, quiet)
-    assert counting.images == 20 and stats.cached == 10
+    vectors, _, stats = compute_bottlenecks(data.splits, counting, cache, 10, False, quiet)
+    assert len(warnings) == 2 and "is damaged" in warnings[1] and shards[0].name in warnings[1]
+    assert counting.images == 20 and stats.cached == 10 and stats.computed == 20
+    assert not shards[0].exists() and not shards[1].exists()
+    fresh, _, _ = compute_bottlenecks(data.splits, tiny_extractor,
+                                      open_cache(tmp_path / "fresh", tiny_extractor), 10, False,
+                                      quiet)
+    for split in fresh:
+        np.testing.assert_allclose(vectors[split], fresh[split], rtol=1e-6)
+
+
+def test_every_row_gets_its_own_images_vector(tmp_path, colour_dir, tiny_extractor,
+                                              monkeypatch):
+    """Repeated images (one key, several rows and splits), failed images, cold and warm cache."""
+    monkeypatch.setattr(bottlenecks, "SHARD_ROWS", 7)
+    source = colour_dir / "red" / "img_1.jpg"
+    for i in range(6):  # the same image under other names: several splits, several rows
+        (colour_dir / ("red", "green", "blue")[i % 3] / f"copy_{i}.jpg").write_bytes(
+            source.read_bytes())
+    # A PNG cut short: it passes the folder scan (its header is right) and fails to decode.
+    (colour_dir / "green" / "broken.png").write_bytes(
+        (colour_dir / "green" / "img_0.png").read_bytes()[:80])
+    data = load_image_folder(colour_dir, show_progress=False, warn=quiet)
+
+    def check(vectors, splits):
+        for name, split in splits.items():
+            assert "broken.png" not in " ".join(split.images.names)
+            expected = tiny_extractor(np.stack([load_image(p, 32) for p in split.images.paths]))
+            np.testing.assert_allclose(vectors[name], expected, rtol=1e-5, atol=1e-6)
+
+    cold = CountingExtractor(tiny_extractor)
+    vectors, splits, stats = compute_bottlenecks(data.splits, cold,
+                                                 open_cache(tmp_path, tiny_extractor), 4, False,
+                                                 quiet)
+    assert stats.failed == 1 and cold.images == 30  # the 6 copies share one computation
+    check(vectors, splits)
+    next(iter(sorted(tmp_path.glob("test_tiny_*/shard-*.npz")))).unlink()  # part-warm
+    vectors, splits, stats = compute_bottlenecks(data.splits, CountingExtractor(tiny_extractor),
+                                                 open_cache(tmp_path, tiny_extractor), 4, False,
+                                                 quiet)
+    assert 0 < stats.cached < 36 and stats.failed == 1 and stats.computed > 0
+    check(vectors, splits)
 
 
 def test_splits_are_stable_when_images_are_added(tmp_path):
@@ -392,17 +433,40 @@ def test_progress_without_a_terminal_prints_tenths_with_rate_and_eta(capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_standardisation_works_in_chunks_and_matches_numpy(monkeypatch):
+def test_feature_statistics_work_in_chunks_and_match_numpy(monkeypatch):
     from poetslearn import head
 
     monkeypatch.setattr(head, "_CHUNK_ROWS", 7)  # several chunks and a ragged last one
     x = np.random.default_rng(5).normal(3.0, 2.0, (50, 6)).astype(np.float32)
-    x[:, 2] = 4.0  # a constant feature
     mean, std = head._column_mean_std(x)
     np.testing.assert_allclose(mean, x.astype(np.float64).mean(axis=0), rtol=1e-6)
     np.testing.assert_allclose(std, x.astype(np.float64).std(axis=0), rtol=1e-5, atol=1e-6)
-    standardised = head._standardise(x, mean, np.where(std < 1e-6, 1.0, std))
-    assert standardised.dtype == np.float32
-    np.testing.assert_allclose(standardised[:, [0, 1, 3]].mean(axis=0), 0, atol=1e-5)
-    np.testing.assert_allclose(standardised[:, [0, 1, 3]].std(axis=0), 1, rtol=1e-4)
-    assert np.all(standardised[:, 2] == 0)
+
+
+def test_head_trains_on_standardised_features_without_copying_them():
+    """Training sees standardised features: shifting and scaling each raw feature, which
+    standardisation undoes, leaves every step the same (the folded gradient is right)."""
+    from poetslearn.head import HeadParams, accuracy, train_softmax
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 1, (4, 12))
+    y = rng.integers(0, 4, 600)
+    x = (centres[y] + rng.normal(0, 1.5, (600, 12))).astype(np.float32)
+    x[:, 5] = 2.0  # a constant feature stays harmless
+    scale = rng.uniform(0.1, 10, 12).astype(np.float32)
+    offset = rng.uniform(-20, 20, 12).astype(np.float32)
+    moved = (x * scale + offset).astype(np.float32)
+    params = HeadParams(steps=300, learning_rate=0.01, batch_size=64, eval_step_interval=50,
+                        validation_batch_size=-1, weight_decay=1e-3, seed=0)
+    a = train_softmax(x[:500], y[:500], x[500:], y[500:], 4, params, log=quiet)
+    b = train_softmax(moved[:500], y[:500], moved[500:], y[500:], 4, params, log=quiet)
+    assert a.best_step == b.best_step and a.best_validation_accuracy > 0.8
+    np.testing.assert_allclose(a.layer.probabilities(x), b.layer.probabilities(moved),
+                               atol=2e-3)
+    assert [r.validation_accuracy for r in a.history] == \
+        [r.validation_accuracy for r in b.history]
+    assert accuracy(b.layer, moved[500:], y[500:]) == b.best_validation_accuracy
+    # The layer keeps its standardisation for 8-bit exports: unfolded, it gives the same logits.
+    mean, std, w, bias = b.layer.standardised()
+    np.testing.assert_allclose(((moved - mean) / std) @ w + bias, b.layer.logits(moved),
+                               rtol=1e-3, atol=1e-3)
