@@ -13,7 +13,7 @@ from poetslearn.bottlenecks import BottleneckCache, ExtractionStats, compute_bot
 from poetslearn.config import WORK_DIR, RetrainConfig
 from poetslearn.datasets import Dataset, Split, load_cifar10, load_image_folder
 from poetslearn.distortions import DistortedImages, Distortions
-from poetslearn.engines import is_exact
+from poetslearn.engines import is_exact, return_freed_memory
 from poetslearn.errors import AccuracyError, DataError, PoetslearnError
 from poetslearn.export import (check_writable, export_classifier, export_saved_model,
                                export_tflite, metadata_path_for)
@@ -208,6 +208,7 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
     # Every vector is done with; freed, they make room for building the export (about 500 MB for
     # Inception V3's graph), which keeps a full CIFAR-10 run's peak memory lower.
     del vectors, train_x, test_x
+    return_freed_memory()
     test_accuracy = float((predictions == test_y).mean())
     log(f"Final test accuracy = {test_accuracy:.1%} (N={len(test_idx)})")
     extra: dict[str, float] = {}
