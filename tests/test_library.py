@@ -87,6 +87,13 @@ def open_cache(root: Path, extractor) -> BottleneckCache:
     return BottleneckCache(root, "test_tiny", extractor.fingerprint, extractor.feature_dim, quiet)
 
 
+def assert_same_as_a_fresh_computation(vectors, data, root: Path, extractor) -> None:
+    fresh, _, _ = compute_bottlenecks(data.splits, extractor, open_cache(root, extractor), 4,
+                                      False, quiet)
+    for split in fresh:
+        np.testing.assert_allclose(vectors[split], fresh[split], rtol=1e-6)
+
+
 def test_interrupted_extraction_resumes_where_it_stopped(tmp_path, colour_dir, tiny_extractor,
                                                         monkeypatch):
     monkeypatch.setattr(bottlenecks, "SHARD_ROWS", 4)
@@ -100,12 +107,7 @@ def test_interrupted_extraction_resumes_where_it_stopped(tmp_path, colour_dir, t
     vectors, _, stats = compute_bottlenecks(data.splits, resumed,
                                             open_cache(tmp_path, tiny_extractor), 4, False, quiet)
     assert resumed.images == 30 - 12 and stats.cached == 12 and stats.computed == 18
-    # Resumed vectors equal a fresh computation.
-    fresh, _, _ = compute_bottlenecks(data.splits, tiny_extractor,
-                                      open_cache(tmp_path / "fresh", tiny_extractor), 4, False,
-                                      quiet)
-    for split in fresh:
-        np.testing.assert_allclose(vectors[split], fresh[split], rtol=1e-6)
+    assert_same_as_a_fresh_computation(vectors, data, tmp_path / "fresh", tiny_extractor)
 
 
 def test_damaged_cache_shard_is_reported_and_recomputed(tmp_path, colour_dir, tiny_extractor,
@@ -130,11 +132,7 @@ def test_damaged_cache_shard_is_reported_and_recomputed(tmp_path, colour_dir, ti
     assert len(warnings) == 2 and "is damaged" in warnings[1] and shards[0].name in warnings[1]
     assert counting.images == 20 and stats.cached == 10 and stats.computed == 20
     assert not shards[0].exists() and not shards[1].exists()
-    fresh, _, _ = compute_bottlenecks(data.splits, tiny_extractor,
-                                      open_cache(tmp_path / "fresh", tiny_extractor), 10, False,
-                                      quiet)
-    for split in fresh:
-        np.testing.assert_allclose(vectors[split], fresh[split], rtol=1e-6)
+    assert_same_as_a_fresh_computation(vectors, data, tmp_path / "fresh", tiny_extractor)
 
 
 def test_every_row_gets_its_own_images_vector(tmp_path, colour_dir, tiny_extractor,
