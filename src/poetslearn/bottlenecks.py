@@ -129,7 +129,7 @@ class BottleneckCache:
     def add(self, keys: list[bytes], vectors: np.ndarray) -> None:
         """Stores vectors (written to disk a shard at a time; `flush` writes the rest)."""
         self._pending_keys.extend(keys)
-        self._pending_vectors.append(np.array(vectors, dtype=np.float32))
+        self._pending_vectors.append(np.asarray(vectors, dtype=np.float32))
         if len(self._pending_keys) >= SHARD_ROWS:
             self.flush()
 
