@@ -30,6 +30,8 @@ from poetslearn.progress import printing_around, progress
 
 # Vectors per shard file; the environment variable exists for tests that interrupt a run.
 SHARD_ROWS = int(os.environ.get("POETSLEARN_SHARD_ROWS", "4096"))
+# What reading a damaged (truncated, overwritten, bit-flipped) shard raises.
+_DAMAGED_SHARD_ERRORS = (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError)
 
 
 def _checksum(keys: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -66,7 +68,7 @@ class BottleneckCache:
             try:
                 with np.load(shard, allow_pickle=False) as data:
                     keys = self._checked_keys(data["keys"])
-            except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+            except _DAMAGED_SHARD_ERRORS as e:
                 self._discard(shard, e)
                 continue
             self._remember(shard, keys)
@@ -106,20 +108,19 @@ class BottleneckCache:
         rows stay unfilled (to be recomputed).
         """
         found = [np.zeros(len(keys), bool) for keys, _ in targets]
-        plan: dict[Path, tuple[list[int], list[int], list[int]]] = {}  # target, out row, row
+        plan: dict[Path, list[tuple[int, int, int]]] = {}  # shard: (target, out row, row)
         for t, (keys, _) in enumerate(targets):
             for i, key in enumerate(keys):
                 where = self._where.get(key)
                 if where is not None:
-                    entry = plan.setdefault(where[0], ([], [], []))
-                    entry[0].append(t), entry[1].append(i), entry[2].append(where[1])
-        for shard, (target_of, out_rows, rows) in plan.items():
+                    plan.setdefault(where[0], []).append((t, i, where[1]))
+        for shard, entries in plan.items():
             try:
                 _, vectors = self._read_shard(shard)
-            except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+            except _DAMAGED_SHARD_ERRORS as e:
                 self._discard(shard, e)
                 continue
-            target_of, out_rows, rows = (np.asarray(a) for a in (target_of, out_rows, rows))
+            target_of, out_rows, rows = np.array(entries).T
             for t in np.unique(target_of):
                 pick = target_of == t
                 targets[t][1][out_rows[pick]] = vectors[rows[pick]]

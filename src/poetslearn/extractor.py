@@ -13,6 +13,7 @@ import logging
 import numpy as np
 
 from poetslearn.architectures import Architecture
+from poetslearn.engines import ENGINE_BATCH, ENGINES, build_engine, is_exact, return_freed_memory
 from poetslearn.weights import weights_fingerprint
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,6 @@ class FeatureExtractor:
     def __init__(self, arch: Architecture, backbone, engine: str = "tf", warn=None,
                  int8_calibration: np.ndarray | None = None) -> None:
         import tensorflow as tf
-
-        from poetslearn.engines import ENGINES, is_exact
 
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
@@ -108,23 +107,17 @@ class FeatureExtractor:
 
     def release_engines(self) -> None:
         """Frees the fast engines (their models and buffers); a later call builds them again."""
-        from poetslearn.engines import return_freed_memory
-
         self._engines.clear()
         return_freed_memory()
 
     def _build_engine(self, sample: np.ndarray):
         """The first fast engine that builds for this input size and agrees with TensorFlow."""
-        from poetslearn.engines import return_freed_memory
-
         try:
             return self._first_working_engine(sample)
         finally:
             return_freed_memory()  # conversion buffers and the check's activations
 
     def _first_working_engine(self, sample: np.ndarray):
-        from poetslearn.engines import ENGINE_BATCH, build_engine
-
         names = self.arch.engines if self.requested_engine == "auto" else (self.requested_engine,)
         failures = []
         for name in names:
