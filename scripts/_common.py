@@ -7,8 +7,9 @@ from pathlib import Path
 import click
 
 from poetslearn.architectures import get_architecture
-from poetslearn.bottlenecks import BottleneckCache, compute_bottlenecks
-from poetslearn.datasets import load_cifar10
+from poetslearn.bottleneck_cache import BottleneckCache
+from poetslearn.bottlenecks import compute_bottlenecks
+from poetslearn.cifar10 import load_cifar10
 from poetslearn.extractor import FeatureExtractor
 from poetslearn.weights import build_backbone
 

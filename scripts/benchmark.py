@@ -36,9 +36,9 @@ import click
 import numpy as np
 
 from poetslearn.architectures import get_architecture
-from poetslearn.datasets import load_cifar10
+from poetslearn.cifar10 import load_cifar10
 from poetslearn.extractor import FeatureExtractor
-from poetslearn.retrain import calibration_images
+from poetslearn.extractor import calibration_images
 from poetslearn.weights import build_backbone, codelab_graph_candidates
 
 def count_macs(backbone) -> int:

@@ -201,11 +201,11 @@ def test_class_too_small_to_split_is_an_error_before_any_work(tmp_path):
 
 
 def test_missing_cifar_without_download_names_the_folder(tmp_path, monkeypatch):
-    from poetslearn import datasets
+    from poetslearn import cifar10
     from poetslearn.errors import DataError
 
     with pytest.raises(DataError, match="CIFAR-10 was not found in"):
-        datasets.load_cifar10(tmp_path, download=False)
+        cifar10.load_cifar10(tmp_path, download=False)
 
 
 def test_retrain_json_goes_to_stdout_and_text_to_stderr(tmp_path, colour_dir):
@@ -275,7 +275,7 @@ def test_distorted_copies_are_cached_and_trained_on(tmp_path, colour_dir):
 
 
 def test_distortions_change_pixels_reproducibly(colour_dir):
-    from poetslearn.datasets import load_image_folder
+    from poetslearn.image_folder import load_image_folder
     from poetslearn.distortions import DistortedImages, Distortions
 
     data = load_image_folder(colour_dir, show_progress=False, warn=lambda *_: None)

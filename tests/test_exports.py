@@ -81,7 +81,7 @@ def test_tflite_matches_the_frozen_graph_and_label_reads_it(exported):
 
 def cifar_folder(shared, root, classes=(0, 6, 9), per_class=40, offset=0):
     """Real CIFAR-10 training images written as PNG class folders (airplane, frog, truck)."""
-    from poetslearn.datasets import load_cifar10
+    from poetslearn.cifar10 import load_cifar10
 
     data = load_cifar10(shared / "data", download=False, show_progress=False)
     train = data.splits["train"]

@@ -153,17 +153,24 @@ def test_missing_weights_error_says_where_it_looked(tmp_path, monkeypatch):
     assert "copy the codelab's tf_files/models/" in result.output
 
 
-def test_converted_weights_are_cached_beside_a_writable_source(shared, tmp_path, monkeypatch):
+def test_converted_weights_never_go_into_a_writable_model_folder(shared, tmp_path, monkeypatch):
     import shutil
 
     monkeypatch.setenv("POETSLEARN_CACHE_DIR", str(tmp_path / "cache"))
     models = tmp_path / "models"
     models.mkdir()
     shutil.copy(shared / "models" / FLOAT_TGZ[0], models)
+    models.chmod(0o777)  # writable by anyone: still only what the user put there
     arch = get_architecture("mobilenet_0.25_128")
     first, _ = build_backbone(arch, "imagenet", models)
-    cached = list(models.glob("*.poetslearn-*.npz"))
-    assert len(cached) == 1 and not (tmp_path / "cache").exists()
-    second, _ = build_backbone(arch, "imagenet", models)  # from the cache this time
+    assert [p.name for p in models.iterdir()] == [Path(FLOAT_TGZ[0]).name]
+    cached = list((tmp_path / "cache" / "imported").glob("*.poetslearn-*.npz"))
+    assert len(cached) == 1
+
+    def no_second_import(*args):
+        raise AssertionError("the graph was imported again instead of read from the cache")
+
+    monkeypatch.setattr("poetslearn.graph_import.read_mobilenet_graph", no_second_import)
+    second, _ = build_backbone(arch, "imagenet", models)
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(a, b)

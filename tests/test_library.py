@@ -10,12 +10,14 @@ import pytest
 from PIL import Image
 
 from conftest import make_colour_folder
-from poetslearn import bottlenecks
+from poetslearn import bottleneck_cache
 from poetslearn.architectures import get_architecture
-from poetslearn.bottlenecks import BottleneckCache, compute_bottlenecks
+from poetslearn.bottleneck_cache import BottleneckCache
+from poetslearn.bottlenecks import compute_bottlenecks
 from poetslearn.config import RetrainConfig
-from poetslearn.datasets import load_cifar10, load_image_folder, split_of
-from poetslearn.errors import DataError, ImageError
+from poetslearn.cifar10 import load_cifar10
+from poetslearn.image_folder import load_image_folder, split_of
+from poetslearn.errors import DataError, EngineError, ImageError
 from poetslearn.extractor import FeatureExtractor
 from poetslearn.images import decode_image, load_image
 from poetslearn.retrain import retrain
@@ -43,7 +45,7 @@ def test_frozen_graph_gives_the_in_memory_probabilities(tmp_path, colour_dir):
     result = retrain(tiny_config(tmp_path, image_dir=colour_dir), log=quiet, warn=quiet)
     paths = sorted((colour_dir / "green").iterdir())[:3]
     pixels = np.stack([load_image(p, 32) for p in paths])
-    expected = result.layer.probabilities(result.extractor(pixels))
+    expected = result.trained.layer.probabilities(result.extractor(pixels))
 
     # Plain TensorFlow 2, no poetslearn code: import the GraphDef and run it.
     graph_def = tf.compat.v1.GraphDef.FromString((tmp_path / "out" / "graph.pb").read_bytes())
@@ -96,7 +98,7 @@ def assert_same_as_a_fresh_computation(vectors, data, root: Path, extractor) -> 
 
 def test_interrupted_extraction_resumes_where_it_stopped(tmp_path, colour_dir, tiny_extractor,
                                                         monkeypatch):
-    monkeypatch.setattr(bottlenecks, "SHARD_ROWS", 4)
+    monkeypatch.setattr(bottleneck_cache, "SHARD_ROWS", 4)
     data = load_image_folder(colour_dir, show_progress=False, warn=quiet)
     interrupted = CountingExtractor(tiny_extractor, interrupt_after=3)
     with pytest.raises(KeyboardInterrupt):
@@ -112,7 +114,7 @@ def test_interrupted_extraction_resumes_where_it_stopped(tmp_path, colour_dir, t
 
 def test_damaged_cache_shard_is_reported_and_recomputed(tmp_path, colour_dir, tiny_extractor,
                                                        monkeypatch):
-    monkeypatch.setattr(bottlenecks, "SHARD_ROWS", 10)
+    monkeypatch.setattr(bottleneck_cache, "SHARD_ROWS", 10)
     data = load_image_folder(colour_dir, show_progress=False, warn=quiet)
     compute_bottlenecks(data.splits, tiny_extractor, open_cache(tmp_path, tiny_extractor), 10,
                         False, quiet)
@@ -138,7 +140,7 @@ def test_damaged_cache_shard_is_reported_and_recomputed(tmp_path, colour_dir, ti
 def test_every_row_gets_its_own_images_vector(tmp_path, colour_dir, tiny_extractor,
                                               monkeypatch):
     """Repeated images (one key, several rows and splits), failed images, cold and warm cache."""
-    monkeypatch.setattr(bottlenecks, "SHARD_ROWS", 7)
+    monkeypatch.setattr(bottleneck_cache, "SHARD_ROWS", 7)
     source = colour_dir / "red" / "img_1.jpg"
     for i in range(6):  # the same image under other names: several splits, several rows
         (colour_dir / ("red", "green", "blue")[i % 3] / f"copy_{i}.jpg").write_bytes(
@@ -340,7 +342,7 @@ def test_auto_engine_takes_the_architectures_engines_in_order(monkeypatch):
     # "auto" only ever picks engines whose features equal TensorFlow's.
     from poetslearn.architectures import ARCHITECTURES
 
-    assert all(set(a.engines) <= set(engines.EXACT_ENGINES) for a in ARCHITECTURES.values())
+    assert all(engines.ENGINES[name].exact for a in ARCHITECTURES.values() for name in a.engines)
 
 
 def test_int8_engine_is_near_float_and_keyed_by_its_calibration():
@@ -348,7 +350,7 @@ def test_int8_engine_is_near_float_and_keyed_by_its_calibration():
     backbone, _ = build_backbone(arch, "none")
     rng = np.random.default_rng(4)
     calibration = rng.uniform(0, 255, (20, 32, 32, 3)).astype(np.float32)
-    with pytest.raises(ValueError, match="needs calibration images"):
+    with pytest.raises(EngineError, match="needs calibration images"):
         FeatureExtractor(arch, backbone, engine="tflite_int8")
     int8 = FeatureExtractor(arch, backbone, engine="tflite_int8", int8_calibration=calibration)
     exact = FeatureExtractor(arch, backbone, engine="tflite")
@@ -396,7 +398,7 @@ def test_a_requested_engine_that_cannot_run_says_which_and_what_to_do():
     tiny, _ = build_backbone(arch, "none")
     extractor = FeatureExtractor(arch, tiny, engine="onnxruntime")
     extractor.backbone = backbone  # a network the converter cannot express
-    with pytest.raises(RuntimeError, match="onnxruntime engine cannot run test_tiny.*--engine tf"):
+    with pytest.raises(EngineError, match="onnxruntime engine cannot run test_tiny.*--engine tf"):
         extractor(np.zeros((1, 32, 32, 3), np.float32))
 
 

@@ -42,6 +42,15 @@ class Architecture:
     # XNNPACK wins on MobileNet's depthwise layers, ONNX Runtime on Inception's dense ones.
     engines: tuple[str, ...] = ("tflite", "onnxruntime")
 
+    def preprocess(self, images):
+        """[N, H, W, 3] float32 0..255 -> [N, s, s, 3] network input: an antialiased bilinear
+        resize to the input size, then (x - input_mean) / input_std."""
+        import tensorflow as tf
+
+        size = (self.input_size, self.input_size)
+        resized = tf.image.resize(images, size, method="bilinear", antialias=True)
+        return (resized - self.input_mean) / self.input_std
+
     @property
     def preprocessing(self) -> dict:
         """How raw RGB pixels become network input; stored in caches keys and export metadata."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from poetslearn.architectures import DEFAULT_ARCHITECTURE
+from poetslearn.errors import PoetslearnError
 
 WORK_DIR = Path("tf_files")  # the codelab's working folder, relative to where the command runs
 
@@ -57,11 +58,12 @@ class RetrainConfig:
     random_scale: float = 0.0
     random_brightness: float = 0.0
     distorted_copies: int = 2
-    engine: str = "auto"  # runs the backbone: "auto", "tflite", "onnxruntime" or "tf"
+    engine: str = "auto"  # runs the backbone: "auto" or a name of engines.ENGINES
     seed: int = 0
     print_misclassified_test_images: bool = False
     assert_accuracy_at_least: float | None = None  # a fraction; below it, export nothing
     show_progress: bool = True
+    trainer: str = "new_layer"  # a name of training.TRAINERS
 
 
 @dataclass
@@ -80,3 +82,37 @@ class LabelConfig:
 
 
 DEFAULT_LABELS_FILE = WORK_DIR / "retrained_labels.txt"
+
+
+def check_settings(config: RetrainConfig) -> None:
+    """Rejects impossible settings before any work starts."""
+    positive = ("how_many_training_steps", "learning_rate", "train_batch_size",
+                "eval_step_interval", "bottleneck_batch_size")
+    for name in positive:
+        if getattr(config, name) <= 0:
+            raise PoetslearnError(f"--{name} must be greater than 0; got {getattr(config, name)}.")
+    for name in ("validation_batch_size", "test_batch_size"):
+        value = getattr(config, name)
+        if value == 0 or value < -1:
+            raise PoetslearnError(f"--{name} must be a positive number or -1 (all images); "
+                                  f"got {value}.")
+    if config.assert_accuracy_at_least is not None and \
+            not 0 <= config.assert_accuracy_at_least <= 1:
+        raise PoetslearnError(f"--assert_accuracy_at_least is a fraction between 0 and 1 (0.8 "
+                              f"for 80%); got {config.assert_accuracy_at_least}.")
+    if config.tflite_quantize and config.tflite_output is None:
+        raise PoetslearnError("--tflite_quantize needs --tflite_output (where to write the model).")
+    for name in ("random_crop", "random_scale", "random_brightness"):
+        if not 0 <= getattr(config, name) < 100:
+            raise PoetslearnError(f"--{name} is a percentage from 0 to below 100; got "
+                                  f"{getattr(config, name)}.")
+    if not 1 <= config.distorted_copies <= 50:
+        raise PoetslearnError(f"--distorted_copies must be between 1 and 50; got "
+                              f"{config.distorted_copies}.")
+    if config.weight_decay < 0:
+        raise PoetslearnError(f"--weight_decay must be 0 or more; got {config.weight_decay}.")
+    v, t = config.validation_percentage, config.testing_percentage
+    if not 0 < v < 100 or not 0 < t < 100 or v + t >= 100:
+        raise PoetslearnError(
+            f"--validation_percentage ({v}) and --testing_percentage ({t}) must each be between "
+            f"0 and 100 (exclusive) and sum to less than 100, leaving images for training.")

@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from poetslearn.errors import ImageError
+from poetslearn.sources import Split, SubsetImages
+
 
 @dataclass(frozen=True)
 class Distortions:
@@ -23,6 +26,11 @@ class Distortions:
     random_brightness: float = 0.0  # percent pixels are multiplied up or down by, at most
     copies: int = 2
     seed: int = 0
+
+    @classmethod
+    def from_config(cls, config) -> Distortions:
+        return cls(config.flip_left_right, config.random_crop, config.random_scale,
+                   config.random_brightness, config.distorted_copies, config.seed)
 
     @property
     def enabled(self) -> bool:
@@ -56,6 +64,16 @@ class DistortedImages:
             self._keys = [hashlib.blake2b(key + settings + bytes([k]), digest_size=16).digest()
                           for key in self.base.keys() for k in range(self.settings.copies)]
         return self._keys
+
+    def read_original(self, index: int, min_side: int | None = None) -> np.ndarray:
+        """The distorted copy itself, at least `min_side` (default 256) pixels square."""
+        pixels, failures = self.load_batch([index], min_side or 256)
+        if failures:
+            raise ImageError(failures[index])
+        return np.clip(pixels[0] + 0.5, 0, 255).astype(np.uint8)
+
+    def subset(self, indices: list[int]) -> SubsetImages:
+        return SubsetImages(self, indices)
 
     def _boxes(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Per image: a crop box in [0, 1] coordinates (x reversed to flip) and a brightness
@@ -99,3 +117,9 @@ class DistortedImages:
         out = tf.image.crop_and_resize(pixels, boxes, rows, (size, size)).numpy()
         out = np.clip(out * brightness[:, None, None, None], 0.0, 255.0)
         return out.astype(np.float32), failures
+
+
+def distorted_split(train: Split, settings: Distortions) -> Split:
+    """The distorted copies of a training split, labelled like their originals."""
+    return Split(DistortedImages(train.images, settings),
+                 np.repeat(train.labels, settings.copies))

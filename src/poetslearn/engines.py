@@ -11,43 +11,21 @@ and returns [B, features]. Engines are interchangeable: their features agree wit
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import warnings
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "tflite", "onnxruntime", "tf", "tflite_int8")
-# Engines whose features equal TensorFlow's (to 1e-4); the others trade accuracy for speed, are
-# never chosen by "auto", and their vectors are cached apart.
-EXACT_ENGINES = ("tflite", "onnxruntime", "tf")
-
-
-def is_exact(engine: str) -> bool:
-    """True when the engine's vectors equal TensorFlow's ("auto" only picks such engines)."""
-    return engine == "auto" or engine in EXACT_ENGINES
 # Images per invocation. The interpreter keeps every activation of a whole batch in its arena
 # (112x112x64 floats per image in MobileNet 1.0's largest layer), and smaller batches stay in
 # the caches: at 0.50/224 from CIFAR-10 images, batch 8 ran at 600 img/s, 16 at 510-555 and 128
 # at 510 (medians of interleaved runs, 2 cores).
 ENGINE_BATCH = 8
-
-
-def return_freed_memory() -> None:
-    """Hands memory that has been freed back to the system, where the C library kept it.
-
-    glibc keeps freed blocks for reuse. Building an engine frees hundreds of MB of conversion
-    buffers (440 MB for Inception V3's ONNX model) and running one leaves its arena behind; kept,
-    they would count towards the run's peak memory until it ends.
-    """
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to hand back
-        return
-    trim(0)
 
 
 def _interpreter_class():
@@ -170,18 +148,83 @@ class OnnxRuntimeEngine:
                                for chunk, n in _padded_batches(pixels, self.batch_size)])
 
 
-def build_engine(name: str, arch, backbone, batch_size: int, input_hw: tuple[int, int],
-                 int8_calibration: np.ndarray | None = None):
-    """The named fast engine for this backbone and input size (raises when it cannot be built)."""
-    if name == "tflite":
-        return TFLiteEngine(convert_to_tflite(arch, backbone, batch_size, input_hw))
-    if name == "tflite_int8":
-        if int8_calibration is None:
-            raise ValueError("the int8 engine needs calibration images")
-        return TFLiteEngine(convert_to_tflite(arch, backbone, batch_size, input_hw,
-                                              int8_calibration))
-    if name == "onnxruntime":
-        from poetslearn.onnx_export import convert_to_onnx
+class TensorFlowEngine:
+    """TensorFlow itself: the reference every other engine is checked against, and the fallback.
 
-        return OnnxRuntimeEngine(convert_to_onnx(arch, backbone, input_hw), batch_size)
-    raise ValueError(f"no fast engine called {name!r}; expected tflite or onnxruntime")
+    `fn` is a tf.function from pixels to features (the extractor passes its own, already traced).
+    """
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return self.fn(pixels).numpy()
+
+
+@dataclass(frozen=True)
+class EngineKind:
+    """An engine's facts: whether its vectors equal TensorFlow's, and how to build it."""
+
+    name: str
+    exact: bool  # False: faster, other vectors (never picked by "auto", cached apart)
+    # (arch, backbone, batch_size, input (h, w), int8 calibration images or None, threads)
+    build: Callable[..., Callable[[np.ndarray], np.ndarray]] = field(repr=False)
+    needs_calibration: bool = False
+
+
+def _build_tflite(arch, backbone, batch_size, input_hw, calibration, threads):
+    return TFLiteEngine(convert_to_tflite(arch, backbone, batch_size, input_hw), threads)
+
+
+def _build_tflite_int8(arch, backbone, batch_size, input_hw, calibration, threads):
+    return TFLiteEngine(convert_to_tflite(arch, backbone, batch_size, input_hw, calibration),
+                        threads)
+
+
+def _build_onnxruntime(arch, backbone, batch_size, input_hw, calibration, threads):
+    from poetslearn.onnx_export import convert_to_onnx
+
+    return OnnxRuntimeEngine(convert_to_onnx(arch, backbone, input_hw), batch_size, threads)
+
+
+def _build_tensorflow(arch, backbone, batch_size, input_hw, calibration, threads):
+    import tensorflow as tf
+
+    if threads:  # process-wide, and only possible before TensorFlow's first operation
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+        except RuntimeError:
+            log.info("TensorFlow has started already; its thread count stays as it is")
+    return TensorFlowEngine(tf.function(
+        lambda pixels: backbone(arch.preprocess(pixels), training=False)))
+
+
+# Every engine by its --engine name. Which to try first is the architecture's business
+# (`Architecture.engines`, fastest first as measured); "auto" walks that list.
+ENGINES: dict[str, EngineKind] = {kind.name: kind for kind in (
+    EngineKind("tflite", True, _build_tflite),
+    EngineKind("onnxruntime", True, _build_onnxruntime),
+    EngineKind("tf", True, _build_tensorflow),
+    EngineKind("tflite_int8", False, _build_tflite_int8, needs_calibration=True),
+)}
+AUTO = "auto"
+ENGINE_CHOICES = (AUTO, *ENGINES)
+
+
+def is_exact(engine: str) -> bool:
+    """True when the engine's vectors equal TensorFlow's ("auto" only picks such engines)."""
+    return engine == AUTO or ENGINES[engine].exact
+
+
+def build_engine(name: str, arch, backbone, batch_size: int, input_hw: tuple[int, int],
+                 int8_calibration: np.ndarray | None = None, threads: int | None = None):
+    """The named engine for this backbone and input size (raises when it cannot be built).
+
+    `threads`: how many cores it may use (default: all of this machine's).
+    """
+    kind = ENGINES.get(name)
+    if kind is None:
+        raise ValueError(f"no engine called {name!r}; expected one of {', '.join(ENGINES)}")
+    if kind.needs_calibration and int8_calibration is None:
+        raise ValueError(f"the {name} engine needs calibration images")
+    return kind.build(arch, backbone, batch_size, input_hw, int8_calibration, threads)

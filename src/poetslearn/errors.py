@@ -31,3 +31,7 @@ class AccuracyError(PoetslearnError):
 
 class GraphError(PoetslearnError):
     """An exported graph, its labels or its metadata cannot be used."""
+
+
+class EngineError(PoetslearnError):
+    """The engine asked for cannot run the network (or was asked for wrongly)."""

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from poetslearn.config import RetrainConfig
-from poetslearn.datasets import (SPLITS, ArrayImages, Dataset, Split, load_cifar10,
-                                 load_image_folder)
-from poetslearn.errors import ImageError, PoetslearnError
+from poetslearn.errors import AccuracyError, PoetslearnError
+from poetslearn.outputs import write_atomic
 from poetslearn.progress import printing_around, progress
+from poetslearn.sources import Split
 
 
 @dataclass
@@ -45,74 +44,112 @@ class Evaluation:
                          "support": int(actual)})
         return rows
 
+    @classmethod
+    def of(cls, labels: list[str], truth: np.ndarray, probabilities: np.ndarray,
+           names: list[str], failed: list[str] | None = None) -> Evaluation:
+        """From [N, classes] probabilities (or logits: only their order matters)."""
+        predicted = probabilities.argmax(axis=1) if len(probabilities) else np.zeros(0, np.int64)
+        confidence = probabilities.max(axis=1) if len(probabilities) else np.zeros(0)
+        return cls(labels, np.asarray(truth, np.int64), predicted, confidence, list(names),
+                   list(failed or []))
+
+    def first(self, n: int) -> Evaluation:
+        """The figures of the first `n` images alone."""
+        return Evaluation(self.labels, self.truth[:n], self.predicted[:n], self.confidence[:n],
+                          self.names[:n])
+
+    def misclassified(self) -> list[tuple[str, str, str]]:
+        """(image name, true label, predicted label) of every mistake, in order."""
+        return [(self.names[i], self.labels[self.truth[i]], self.labels[self.predicted[i]])
+                for i in np.flatnonzero(self.truth != self.predicted)]
+
     def as_dict(self) -> dict:
         return {"accuracy": self.accuracy, "n": int(len(self.truth)), "labels": self.labels,
                 "per_class": self.per_class(), "confusion": self.confusion.tolist(),
                 "failed": self.failed}
 
 
-def load_split_to_evaluate(image_dir: Path | None, data_dir: Path, split: str, recorded: dict,
-                           show_progress: bool = True, warn=print) -> tuple[Dataset, Split]:
-    """The data set and the split ("test", "validation", "train" or "all") to evaluate on, cut
-    with the percentages recorded in the graph's metadata so "test" is retrain's test split."""
-    validation = recorded.get("validation_percentage", RetrainConfig.validation_percentage)
-    testing = recorded.get("testing_percentage", RetrainConfig.testing_percentage)
-    if image_dir is not None:
-        data = load_image_folder(image_dir, validation, testing, show_progress, warn)
-    else:
-        data = load_cifar10(data_dir, validation, show_progress=show_progress)
-    if split != "all":
-        return data, data.splits[split]
-    chosen = data.splits[SPLITS[0]]
-    for name in SPLITS[1:]:
-        chosen = chosen.concat(data.splits[name])
-    return data, chosen
+@dataclass
+class TestScore:
+    """The new layer on the test split (or the sample of it that --test_batch_size asks for)."""
+
+    evaluation: Evaluation
+    whole_split: bool
+    # More figures the data set calls for (CIFAR-10: the bit-exact test rows 0-999 alone).
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float:
+        return self.evaluation.accuracy
+
+    @property
+    def size(self) -> int:
+        return len(self.evaluation.truth)
+
+
+def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """All indices when size is -1 or covers everything, else a random sample (codelab style)."""
+    return np.arange(n) if size < 0 or size >= n else np.sort(rng.choice(n, size, replace=False))
+
+
+def score_on_test(layer, bottlenecks, dataset, config, log=print) -> TestScore:
+    """The retrain stage: the trained layer's accuracy on the test bottlenecks."""
+    test = bottlenecks.splits["test"]
+    rng = np.random.default_rng(config.seed + 1)
+    idx = _sample(len(test), config.test_batch_size, rng)
+    evaluation = Evaluation.of(dataset.class_names, test.labels[idx],
+                               layer.probabilities(bottlenecks.vectors["test"][idx]),
+                               [test.images.names[i] for i in idx])
+    score = TestScore(evaluation, len(idx) == len(test))
+    log(f"Final test accuracy = {score.accuracy:.1%} (N={score.size})")
+    rows = dataset.exact_test_rows
+    if rows and score.whole_split:
+        score.extra[f"test_accuracy_rows_0_{rows - 1}"] = evaluation.first(rows).accuracy
+        log(f"Test accuracy on test images 0-{rows - 1} = {evaluation.first(rows).accuracy:.1%} "
+            f"(N={min(rows, score.size)})")
+    return score
+
+
+def check_accuracy(score: TestScore, at_least: float | None) -> None:
+    """The accuracy gate (--assert_accuracy_at_least): below it, stop before exporting."""
+    if at_least is not None and score.accuracy < at_least:
+        raise AccuracyError(
+            f"ACCURACY FAILED: test accuracy {score.accuracy:.1%} is below "
+            f"--assert_accuracy_at_least {at_least:g} ({at_least:.1%}); nothing was exported.")
 
 
 def evaluate_split(classifier, split: Split, class_names: list[str], batch_size: int = 64,
                    show_progress: bool = True, warn=print) -> Evaluation:
     """Runs the classifier over every image of `split` (labels matched by name)."""
-    try:
-        mapping = np.array([classifier.labels.index(name) for name in class_names])
-    except ValueError:
-        missing = sorted(set(class_names) - set(classifier.labels))
-        raise PoetslearnError(f"The data has class(es) {', '.join(missing)} that the classifier "
-                              f"does not know (its labels: {', '.join(classifier.labels)}).")
-    images = split.images
-    truth, predicted, confidence, names, failed = [], [], [], [], []
+    mapping = _label_mapping(classifier.labels, class_names)
+    images, size = split.images, classifier.size[0]
+    truth, probabilities, names, failed = [], [], [], []
     with progress(len(split), "Evaluating", "img", show_progress) as bar:
         for start in range(0, len(split), batch_size):
             indices = list(range(start, min(start + batch_size, len(split))))
-            if isinstance(images, ArrayImages):
-                pixels, ok = images.pixels[indices].astype(np.float32), indices
-            else:
-                loaded, ok = [], []
-                for i in indices:
-                    try:
-                        loaded.append(classifier.load_pixels(images.paths[i]))
-                        ok.append(i)
-                    except ImageError as e:
-                        printing_around(bar, warn)(f"Skipping {e}")
-                        failed.append(images.names[i])
-                pixels = np.stack(loaded) if loaded else None
+            pixels, failures = images.load_batch(indices, size)
+            for i, reason in failures.items():
+                printing_around(bar, warn)(f"Skipping {reason}")
+                failed.append(images.names[i])
+            ok = [i for i in indices if i not in failures]
             if ok:
-                probs = classifier.probabilities(pixels)
+                probabilities.append(classifier.probabilities(pixels))
                 truth.extend(mapping[split.labels[ok]])
-                predicted.extend(probs.argmax(axis=1))
-                confidence.extend(probs.max(axis=1))
                 names.extend(images.names[i] for i in ok)
             bar.update(len(indices))
-    return Evaluation(list(classifier.labels), np.array(truth, np.int64),
-                      np.array(predicted, np.int64), np.array(confidence), names, failed)
+    probs = (np.concatenate(probabilities) if probabilities
+             else np.zeros((0, len(classifier.labels))))
+    return Evaluation.of(list(classifier.labels), np.array(truth, np.int64), probs, names,
+                         failed)
 
 
-def load_image_for_plot(split: Split, name: str) -> np.ndarray:
-    from poetslearn.images import read_image_file
-
-    index = split.images.names.index(name)
-    if isinstance(split.images, ArrayImages):
-        return split.images.pixels[index]
-    return read_image_file(split.images.paths[index], min_side=256)
+def _label_mapping(labels: list[str], class_names: list[str]) -> np.ndarray:
+    """[classes of the data] -> index of the same name among the classifier's labels."""
+    missing = sorted(set(class_names) - set(labels))
+    if missing:
+        raise PoetslearnError(f"The data has class(es) {', '.join(missing)} that the classifier "
+                              f"does not know (its labels: {', '.join(labels)}).")
+    return np.array([labels.index(name) for name in class_names])
 
 
 def plot_evaluation(evaluation: Evaluation, split: Split, path: Path, title: str,
@@ -123,7 +160,6 @@ def plot_evaluation(evaluation: Evaluation, split: Split, path: Path, title: str
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
 
-    from poetslearn.export import write_atomic
 
     wrong = np.flatnonzero(evaluation.truth != evaluation.predicted)
     wrong = wrong[np.argsort(-evaluation.confidence[wrong], kind="stable")][:mistakes]
@@ -147,7 +183,8 @@ def plot_evaluation(evaluation: Evaluation, split: Split, path: Path, title: str
                     color="white" if confusion[i, j] > threshold else "black")
     for k, index in enumerate(wrong):
         sub = fig.add_subplot(grid[k // cols, 2 + k % cols])
-        sub.imshow(load_image_for_plot(split, evaluation.names[index]))
+        sub.imshow(split.images.read_original(split.images.names.index(evaluation.names[index]),
+                                              min_side=256))
         sub.set_title(f"true: {evaluation.labels[evaluation.truth[index]]}\n"
                       f"predicted: {evaluation.labels[evaluation.predicted[index]]} "
                       f"({evaluation.confidence[index]:.2f})", fontsize=8)

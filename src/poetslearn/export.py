@@ -17,53 +17,14 @@ import numpy as np
 
 from poetslearn import __version__
 from poetslearn.errors import PoetslearnError
+from poetslearn.extractor import calibration_images
 from poetslearn.head import SoftmaxLayer
+from poetslearn.outputs import describe_os_error, metadata_path_for, write_files_atomic
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "final_result"
 BOTTLENECK_NAME = "bottleneck"
 METADATA_FORMAT = "poetslearn-graph/1"
-
-
-def metadata_path_for(graph_path: Path) -> Path:
-    """`tf_files/retrained_graph.pb` -> `tf_files/retrained_graph.json`."""
-    graph_path = Path(graph_path)
-    return graph_path.with_name(graph_path.stem + ".json")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Writes `data` to a temporary file beside `path`, then renames it over `path`.
-
-    A crash, Ctrl-C or full disk leaves either the old file or the new one, never a mix, and the
-    temporary file is removed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def check_writable(paths: list[Path]) -> None:
-    """Creates the parent folders and proves each can take a new file, before any long work."""
-    for path in paths:
-        path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=path.parent):
-                pass
-        except OSError as e:
-            raise PoetslearnError(f"Cannot write {path}: {e.strerror or e}. Choose another "
-                                  f"location or fix the folder's permissions.") from e
-        if path.is_dir():
-            raise PoetslearnError(f"Cannot write {path}: it is a folder; give a file name.")
 
 
 def build_frozen_graph(extractor, layer: SoftmaxLayer):
@@ -107,10 +68,10 @@ def export_classifier(extractor, layer: SoftmaxLayer, class_names: list[str], gr
         **metadata,
     }
     metadata_path = metadata_path_for(graph_path)
-    write_atomic(graph_path, graph_def.SerializeToString())
-    write_atomic(labels_path, "".join(f"{name}\n" for name in class_names).encode("utf-8"))
-    write_atomic(metadata_path, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
-                                 ).encode("utf-8"))
+    write_files_atomic({
+        Path(graph_path): graph_def.SerializeToString(),
+        Path(labels_path): "".join(f"{name}\n" for name in class_names).encode("utf-8"),
+        metadata_path: (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8")})
     return {"graph": Path(graph_path), "labels": Path(labels_path), "metadata": metadata_path}
 
 
@@ -233,7 +194,61 @@ def export_tflite(extractor, layer: SoftmaxLayer, class_names: list[str], path: 
             "input": "RGB pixels, float32 0..255, [1, size, size, 3] (resize before feeding)",
             "quantization": quantize or "float32", "labels": list(class_names),
             "preprocessing": extractor.arch.preprocessing}
-    write_atomic(path, model)
     meta_path = metadata_path_for(path)
-    write_atomic(meta_path, (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode())
+    write_files_atomic({Path(path): model, meta_path: (json.dumps(
+        meta, indent=2, ensure_ascii=False) + "\n").encode()})
     return {"tflite": Path(path), "tflite_metadata": meta_path}
+
+
+def representative_images(split, extractor, count: int = 100) -> np.ndarray:
+    """Up to `count` training images at the network's input size: int8 calibration data."""
+    import tensorflow as tf
+
+    size = extractor.arch.input_size
+    return tf.image.resize(calibration_images(split, size, count), (size, size),
+                           method="bilinear", antialias=True).numpy()
+
+
+def build_metadata(dataset, splits: dict, weights, trained, score, extractor, config) -> dict:
+    """What the metadata file records of the run, beside the facts of the graph itself."""
+    return {
+        "dataset": {"name": dataset.name, "source": dataset.source,
+                    "sizes": {name: len(split) for name, split in splits.items()},
+                    "validation_percentage": config.validation_percentage,
+                    "testing_percentage": config.testing_percentage},
+        "weights": weights.as_dict(),
+        "validation_accuracy": trained.best_validation_accuracy,
+        "test_accuracy": score.accuracy,
+        # When every vector was cached no engine ran: the requested one says how they were made.
+        "bottleneck_engine": extractor.engine_name or extractor.requested_engine,
+        "test_size": score.size,
+        **score.extra,
+        "best_step": trained.best_step,
+        "training": {k: getattr(config, k) for k in (
+            "how_many_training_steps", "learning_rate", "train_batch_size", "weight_decay",
+            "seed")},
+    }
+
+
+def export_everything(extractor, trained, dataset, splits: dict, weights, score,
+                      config) -> dict[str, Path]:
+    """The retrain stage: frozen graph, labels and metadata, then the SavedModel and TFLite
+    model when asked for; returns {what: path}."""
+    layer, names = trained.layer, dataset.class_names
+    metadata = build_metadata(dataset, splits, weights, trained, score, extractor, config)
+    paths = export_classifier(extractor, layer, names, config.output_graph,
+                              config.output_labels, metadata)
+    try:
+        if config.saved_model_dir is not None:
+            paths["saved_model"] = export_saved_model(extractor, layer, names,
+                                                      config.saved_model_dir)
+        if config.tflite_output is not None:
+            representative = (representative_images(splits["train"], extractor)
+                              if config.tflite_quantize else None)
+            paths.update(export_tflite(extractor, layer, names, config.tflite_output,
+                                       config.tflite_quantize, representative))
+    except OSError as e:  # the new graph is in place already: say so, not "left intact"
+        written = ", ".join(str(p) for p in paths.values())
+        raise PoetslearnError(describe_os_error(
+            e, f"the new {written} were written, the later exports were not.")) from e
+    return paths

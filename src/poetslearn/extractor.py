@@ -9,11 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
 from poetslearn.architectures import Architecture
-from poetslearn.engines import ENGINE_BATCH, ENGINES, build_engine, is_exact, return_freed_memory
+from poetslearn.backbones import Backbone, load_backbone
+from poetslearn.engines import (ENGINE_BATCH, ENGINE_CHOICES, ENGINES, TensorFlowEngine,
+                                build_engine, is_exact)
+from poetslearn.errors import EngineError, WeightsError
+from poetslearn.memory import return_freed_memory
 from poetslearn.weights import weights_fingerprint
 
 log = logging.getLogger(__name__)
@@ -32,13 +38,71 @@ def _resize(images: np.ndarray, hw) -> np.ndarray:
     return tf.image.resize(images, tuple(hw), method="bilinear", antialias=True).numpy()
 
 
-def preprocess(images, arch: Architecture):
-    """[N, H, W, 3] float32 0..255 -> [N, s, s, 3] network input ((x - mean) / std of the arch)."""
-    import tensorflow as tf
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """Everything needed to build the same extractor in any process, on any machine: plain
+    values only (a worker receives this, never a live model). Equal specs build extractors with
+    equal fingerprints, so their vectors share one cache."""
 
-    size = (arch.input_size, arch.input_size)
-    resized = tf.image.resize(images, size, method="bilinear", antialias=True)
-    return (resized - arch.input_mean) / arch.input_std
+    architecture: str
+    weights: str = "none"  # "none" (seeded random) or the weights file's path
+    weights_sha256: str | None = None  # checked before the file is used
+    seed: int = 0
+    allow_size_mismatch: bool = False
+    tfhub_module: str | None = None
+    image_size: int | None = None
+    engine: str = "auto"
+    threads: int | None = None  # engine threads; None: all of the machine's cores
+    # Where the frozen part of the network ends (None: the whole backbone, the bottleneck).
+    cut: str | None = None
+    int8_calibration: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def with_threads(self, threads: int | None) -> ExtractorSpec:
+        return replace(self, threads=threads)
+
+    def build(self, warn=None) -> FeatureExtractor:
+        backbone = load_backbone(self.architecture, self.weights, Path("."), self.seed,
+                                 self.allow_size_mismatch, self.tfhub_module, self.image_size,
+                                 warn)
+        if self.weights_sha256 and backbone.weights.sha256 != self.weights_sha256:
+            raise WeightsError(f"{self.weights} has sha256 {backbone.weights.sha256}, not the "
+                               f"{self.weights_sha256} this extractor was described with; the "
+                               f"file changed. Give every machine the same weights file.")
+        return FeatureExtractor(backbone.arch, backbone.model, self.engine, warn,
+                                self.int8_calibration, self.threads, description=self)
+
+
+def describe_extractor(backbone: Backbone, engine: str, seed: int = 0,
+                       allow_size_mismatch: bool = False, image_size: int | None = None,
+                       int8_calibration: np.ndarray | None = None) -> ExtractorSpec:
+    """The spec of an extractor over `backbone`: its weights pinned to a file and hash."""
+    info = backbone.weights
+    if info.kind == "tfhub":
+        return ExtractorSpec(backbone.arch.name, "none", None, seed, False, info.path,
+                             image_size or backbone.arch.input_size, engine,
+                             int8_calibration=int8_calibration)
+    weights = info.path if info.path else "none"
+    return ExtractorSpec(backbone.arch.name, weights, info.sha256, seed, allow_size_mismatch,
+                         engine=engine, int8_calibration=int8_calibration)
+
+
+def calibration_images(split, size: int, count: int = 100) -> np.ndarray:
+    """Up to `count` training images, evenly spread, as loaded: int8 calibration data."""
+    indices = list(range(0, len(split), max(1, len(split) // count)))[:count]
+    pixels, _ = split.images.load_batch(indices, size)
+    return pixels
+
+
+def build_extractor(backbone: Backbone, config, dataset, warn=print) -> FeatureExtractor:
+    """The retrain stage: the extractor over `backbone` with the engine `config` asks for; an
+    approximate (int8) engine is calibrated on 100 training images."""
+    calibration = None
+    if not is_exact(config.engine):
+        calibration = calibration_images(dataset.splits["train"], backbone.arch.input_size)
+    spec = describe_extractor(backbone, config.engine, config.seed, config.allow_size_mismatch,
+                              config.image_size, calibration)
+    return FeatureExtractor(backbone.arch, backbone.model, config.engine, warn, calibration,
+                            description=spec)
 
 
 class FeatureExtractor:
@@ -51,18 +115,20 @@ class FeatureExtractor:
     """
 
     def __init__(self, arch: Architecture, backbone, engine: str = "tf", warn=None,
-                 int8_calibration: np.ndarray | None = None) -> None:
+                 int8_calibration: np.ndarray | None = None, threads: int | None = None,
+                 description: ExtractorSpec | None = None) -> None:
         import tensorflow as tf
 
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+        if engine not in ENGINE_CHOICES:
+            raise EngineError(f"--engine must be one of {', '.join(ENGINE_CHOICES)}; got "
+                              f"{engine!r}.")
         # Approximate engines (int8) give other vectors: they need calibration images, and the
         # cache keeps their vectors apart (see `fingerprint`).
         self.exact = is_exact(engine)
         if not self.exact and (int8_calibration is None or len(int8_calibration) == 0):
-            raise ValueError(f"the {engine} engine needs calibration images")
+            raise EngineError(f"The {engine} engine needs calibration images; none were given.")
         self.int8_calibration = None if self.exact else np.asarray(int8_calibration, np.float32)
-        self.arch, self.backbone = arch, backbone
+        self.arch, self.backbone, self.threads = arch, backbone, threads
         self.feature_dim = int(backbone.output_shape[-1])
         if self.feature_dim != arch.feature_dim:
             raise ValueError(f"{arch.name} backbone gives {self.feature_dim} features, the "
@@ -70,14 +136,17 @@ class FeatureExtractor:
         self.fn = tf.function(self.features, input_signature=[
             tf.TensorSpec([None, None, None, 3], tf.float32, name="input")])
         self.requested_engine = engine
-        self.engine_name: str | None = "tf" if engine == "tf" else None  # decided on first call
-        self._engines: dict[tuple[int, int], object] = {}  # fast engine per input size
+        # Decided on the first call, unless TensorFlow itself was asked for.
+        self.engine_name: str | None = "tf" if engine == "tf" else None
+        self._engines: dict[tuple[int, int], object] = {}  # engine per input size
         self._warn = warn or log.warning
         self._fingerprint: str | None = None
+        self.description = description or ExtractorSpec(arch.name, engine=engine,
+                                                        threads=threads)
 
     def features(self, images):
         """[N, H, W, 3] float32 0..255 -> [N, feature_dim] float32 bottlenecks."""
-        return self.backbone(preprocess(images, self.arch), training=False)
+        return self.backbone(self.arch.preprocess(images), training=False)
 
     def prepare(self, images: np.ndarray) -> np.ndarray:
         """Shrinks images larger than the input size (antialiased, as the graph does).
@@ -94,63 +163,35 @@ class FeatureExtractor:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """[N, H, W, 3] float32 0..255 -> [N, feature_dim] float32 bottlenecks."""
         images = self.prepare(images)
-        if self.engine_name == "tf":
-            return self.fn(images).numpy()
         shape = tuple(images.shape[1:3])
         engine = self._engines.get(shape)
         if engine is None:
-            engine = self._build_engine(images)
-            if engine is None:  # fell back to TensorFlow
-                return self.fn(images).numpy()
-            self._engines[shape] = engine
+            engine = self._engines[shape] = self._build_engine(images)
         return engine(images)
 
     def release_engines(self) -> None:
-        """Frees the fast engines (their models and buffers); a later call builds them again."""
+        """Frees the engines (their models and buffers); a later call builds them again."""
         self._engines.clear()
         return_freed_memory()
 
     def _build_engine(self, sample: np.ndarray):
-        """The first fast engine that builds for this input size and agrees with TensorFlow."""
+        """The first engine that builds for this input size and agrees with TensorFlow."""
         try:
             return self._first_working_engine(sample)
         finally:
             return_freed_memory()  # conversion buffers and the check's activations
 
     def _first_working_engine(self, sample: np.ndarray):
-        names = self.arch.engines if self.requested_engine == "auto" else (self.requested_engine,)
+        auto = self.requested_engine == "auto"
+        names = self.arch.engines if auto else (self.requested_engine,)
         failures = []
         for name in names:
             try:
-                calibration = None
-                if not self.exact:
-                    calibration = self.prepare(self.int8_calibration)
-                    if calibration.shape[1:3] != sample.shape[1:3]:
-                        calibration = _resize(calibration, sample.shape[1:3])
-                engine = build_engine(name, self.arch, self.backbone,
-                                      min(ENGINE_BATCH, len(sample)), tuple(sample.shape[1:3]),
-                                      calibration)
-                # Two images show a wrong conversion as well as more would, and TensorFlow
-                # keeps memory in proportion (about 130 MB after 8 Inception V3 images).
-                probe = sample[:2]
-                fast, reference = engine(probe), self.fn(probe).numpy()
-                if self.exact:
-                    error = float(np.abs(fast - reference).max()
-                                  / max(np.abs(reference).max(), 1e-12))
-                    bound, what = 1e-4, "relative"
-                else:
-                    error = float(np.linalg.norm(fast - reference)
-                                  / max(np.linalg.norm(reference), 1e-12))
-                    bound, what = INT8_MAX_RELATIVE_RMS, "relative RMS"
-                if not error <= bound:  # also catches NaN
-                    raise RuntimeError(f"its features differ from TensorFlow's by {error:.1e} "
-                                       f"({what}; at most {bound:g} allowed)")
-                log.info("engine %s: features within %.1e (%s) of TensorFlow's", name, error,
-                         what)
+                engine = self._checked_engine(name, sample)
             except Exception as e:  # noqa: BLE001 - any failure means: try the next engine
-                if self.requested_engine != "auto":
-                    raise RuntimeError(f"The {name} engine cannot run {self.arch.name}: {e}. "
-                                       f"Use --engine auto or --engine tf.") from e
+                if not auto:
+                    raise EngineError(f"The {name} engine cannot run {self.arch.name}: {e}. "
+                                      f"Use --engine auto or --engine tf.") from e
                 log.info("engine %s unavailable: %s", name, e)
                 failures.append(f"{name}: {e}")
                 continue
@@ -159,7 +200,50 @@ class FeatureExtractor:
         self._warn(f"No fast engine is available ({'; '.join(failures)}); computing bottlenecks "
                    f"with TensorFlow, which is slower.")
         self.engine_name = "tf"
-        return None
+        return self._new_engine("tf", sample)
+
+    def _new_engine(self, name: str, sample: np.ndarray):
+        if name == "tf":
+            return TensorFlowEngine(self.fn)  # the function the export holds, traced once
+        calibration = None
+        if ENGINES[name].needs_calibration:
+            calibration = self.prepare(self.int8_calibration)
+            if calibration.shape[1:3] != sample.shape[1:3]:
+                calibration = _resize(calibration, sample.shape[1:3])
+        return build_engine(name, self.arch, self.backbone, min(ENGINE_BATCH, len(sample)),
+                            tuple(sample.shape[1:3]), calibration, self.threads)
+
+    def _checked_engine(self, name: str, sample: np.ndarray):
+        """Builds the engine and compares its features with TensorFlow's on two images."""
+        engine = self._new_engine(name, sample)
+        if name == "tf":
+            return engine  # the reference itself
+        # Two images show a wrong conversion as well as more would, and TensorFlow keeps
+        # memory in proportion (about 130 MB after 8 Inception V3 images).
+        probe = sample[:2]
+        fast, reference = engine(probe), self.fn(probe).numpy()
+        if self.exact:
+            error = float(np.abs(fast - reference).max() / max(np.abs(reference).max(), 1e-12))
+            bound, what = 1e-4, "relative"
+        else:
+            error = float(np.linalg.norm(fast - reference)
+                          / max(np.linalg.norm(reference), 1e-12))
+            bound, what = INT8_MAX_RELATIVE_RMS, "relative RMS"
+        if not error <= bound:  # also catches NaN
+            raise RuntimeError(f"its features differ from TensorFlow's by {error:.1e} ({what}; "
+                               f"at most {bound:g} allowed)")
+        log.info("engine %s: features within %.1e (%s) of TensorFlow's", name, error, what)
+        return engine
+
+    def accuracy_caveat(self) -> str | None:
+        """What to know about accuracies measured on this extractor's vectors, if anything."""
+        if self.exact:
+            return None
+        return (f"Note: these accuracies are on {self.engine_name} bottlenecks. The exported "
+                f"float graph computes float features, which the new layer was not trained on, "
+                f"and scores lower (3 points on CIFAR-10 at mobilenet_0.50_224); the int8 TFLite "
+                f"model (--tflite_output FILE --tflite_quantize int8) matches these figures. "
+                f"Measure either with `poetslearn evaluate --graph FILE`.")
 
     @property
     def fingerprint(self) -> str:

@@ -16,7 +16,8 @@ import numpy as np
 
 from poetslearn.config import DEFAULT_LABELS_FILE, LabelConfig
 from poetslearn.errors import GraphError
-from poetslearn.export import METADATA_FORMAT, metadata_path_for
+from poetslearn.export import METADATA_FORMAT
+from poetslearn.outputs import metadata_path_for
 from poetslearn.images import load_image, read_image_file
 
 

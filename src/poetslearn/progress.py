@@ -66,3 +66,15 @@ def progress(total: int, desc: str, unit: str = "img", enabled: bool = True) -> 
         yield bar
     finally:
         bar.close()
+
+
+class Timings(dict):
+    """Seconds per named stage: `with timings("export"): ...` records how long the block took."""
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = time.perf_counter() - start

@@ -19,6 +19,7 @@ from typing import Callable
 from poetslearn.architectures import Architecture
 from poetslearn.download import fetch_file, hash_file
 from poetslearn.errors import DownloadError, WeightsError
+from poetslearn.outputs import write_atomic
 
 
 @dataclass
@@ -90,47 +91,29 @@ def _download_keras_file(arch: Architecture, model_dir: Path, looked_in: list[st
 
 
 def imported_weights_cache_dir() -> Path:
-    """Fallback home of converted graph weights when the source's folder is read-only."""
+    """Home of converted graph weights: `$POETSLEARN_CACHE_DIR/imported` (default
+    `~/.cache/poetslearn/imported`). Never the user's model folder: it holds only what they put
+    there, whatever its permissions."""
     return Path(os.environ.get("POETSLEARN_CACHE_DIR")
                 or Path(os.path.expanduser("~")) / ".cache" / "poetslearn") / "imported"
 
 
-def _folder_is_writable(folder: Path) -> bool:
-    """Writable by its permission bits, not merely by us: root may write anywhere, but a folder
-    that was made read-only (a shared copy of the models) must stay untouched."""
-    try:
-        return bool(folder.stat().st_mode & 0o222) and os.access(folder, os.W_OK)
-    except OSError:
-        return False
-
-
 def _import_graph_cached(path: Path, sha256: str):
-    """Imports a MobileNet graph once; the converted arrays are cached keyed by the source hash.
-
-    The cache goes beside the source (`<source>.poetslearn-<hash>.npz`), or into
-    `imported_weights_cache_dir()` when that folder cannot be written (a read-only share).
-    """
+    """Imports a MobileNet graph once; the converted arrays are cached keyed by the source hash."""
     from poetslearn import graph_import
-    from poetslearn.export import write_atomic
 
-    name = f"{path.name}.poetslearn-{sha256[:16]}.npz"
-    candidates = [imported_weights_cache_dir() / name]
-    if _folder_is_writable(path.parent):
-        candidates.insert(0, path.parent / name)
-    for cached in candidates:
-        if cached.is_file():
-            try:
-                return graph_import.from_npz_bytes(cached.read_bytes())
-            except (OSError, ValueError, KeyError) as e:  # damaged: import again
-                logging.getLogger(__name__).warning("Ignoring damaged %s (%s)", cached, e)
-    weights = graph_import.read_mobilenet_graph(graph_import.read_graph_bytes(path), str(path))
-    data = graph_import.to_npz_bytes(weights)
-    for cached in candidates:
+    cached = imported_weights_cache_dir() / f"{path.name}.poetslearn-{sha256[:16]}.npz"
+    if cached.is_file():
         try:
-            write_atomic(cached, data)
-            break
-        except OSError:
-            continue
+            return graph_import.from_npz_bytes(cached.read_bytes())
+        except (OSError, ValueError, KeyError) as e:  # damaged: import again
+            logging.getLogger(__name__).warning("Ignoring damaged %s (%s)", cached, e)
+    weights = graph_import.read_mobilenet_graph(graph_import.read_graph_bytes(path), str(path))
+    try:
+        write_atomic(cached, graph_import.to_npz_bytes(weights))
+    except OSError as e:  # a read-only home: the import works, it is just not remembered
+        logging.getLogger(__name__).warning("Could not cache imported weights in %s (%s)",
+                                            cached.parent, e)
     return weights
 
 

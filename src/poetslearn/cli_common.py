@@ -1,0 +1,58 @@
+"""What every `poetslearn` command shares: option spelling, defaults, and how errors are shown.
+
+Library errors (PoetslearnError, and the OSError of a failed read or write) become `Error: ...`
+with exit code 1, in `library_errors` and nowhere else; misuse of options is left to click (exit
+code 2).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import click
+
+from poetslearn.config import LabelConfig, RetrainConfig
+from poetslearn.errors import PoetslearnError
+from poetslearn.outputs import describe_os_error
+
+RETRAIN = RetrainConfig()
+LABEL = LabelConfig()
+PathType = click.Path(path_type=Path)
+
+
+def option(name: str, *args, **kwargs):
+    """A click option reachable as --snake_case and --kebab-case, stored under `name`."""
+    spellings = [f"--{name}"]
+    if "_" in name:
+        spellings.append(f"--{name.replace('_', '-')}")
+    return click.option(*spellings, *args, name, **kwargs)
+
+
+def retrain_setting(name: str, **kwargs):
+    """An option whose type and default come from RetrainConfig: one source of defaults."""
+    default = getattr(RETRAIN, name)
+    return option(name, type=type(default), default=default, show_default=True, **kwargs)
+
+
+@contextmanager
+def library_errors(after_os_error: str = "") -> Iterator[None]:
+    """Shows library errors as `Error: ...` (exit code 1). `after_os_error` says what a failed
+    read or write left as it was, where the command can promise it."""
+    try:
+        yield
+    except PoetslearnError as e:
+        raise click.ClickException(str(e)) from e
+    except OSError as e:  # disk full, permissions, a file vanishing
+        raise click.ClickException(describe_os_error(e, after_os_error)) from e
+
+
+def quiet_tensorflow() -> None:
+    # TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) is noise for our users.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)

@@ -1,0 +1,95 @@
+"""The files a run writes: planned and proven writable before any long work, each written
+atomically (a temporary file renamed into place), so a crash, Ctrl-C or a full disk never leaves a
+half-written output and the previous one stays as it was."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from poetslearn.errors import PoetslearnError
+
+
+def metadata_path_for(graph_path: Path) -> Path:
+    """`tf_files/retrained_graph.pb` -> `tf_files/retrained_graph.json`."""
+    graph_path = Path(graph_path)
+    return graph_path.with_name(graph_path.stem + ".json")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Writes `data` to a temporary file beside `path`, then renames it over `path`.
+
+    A crash, Ctrl-C or full disk leaves either the old file or the new one, never a mix, and the
+    temporary file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_files_atomic(files: dict[Path, bytes]) -> None:
+    """Writes several files as one: every temporary file first, then the renames, so a full disk
+    or Ctrl-C leaves all the old files or (renames cannot run out of space) all the new ones."""
+    temporaries: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temporaries.append((tmp, path))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, path in temporaries:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in temporaries:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def describe_os_error(e: OSError, consequence: str = "") -> str:
+    """`Error: ...` text for a failed read or write; `consequence` says what was kept."""
+    where = f" {e.filename}" if e.filename else ""
+    if e.errno == errno.ENOSPC:
+        text = f"The disk is full (writing{where}). Free some space and run the command again"
+    else:
+        text = f"Could not read or write{where}: {e.strerror or e}"
+    return f"{text}; {consequence}" if consequence else f"{text}."
+
+
+def check_writable(paths: list[Path]) -> None:
+    """Creates the parent folders and proves each can take a new file, before any long work."""
+    for path in paths:
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=path.parent):
+                pass
+        except OSError as e:
+            raise PoetslearnError(f"Cannot write {path}: {e.strerror or e}. Choose another "
+                                  f"location or fix the folder's permissions.") from e
+        if path.is_dir():
+            raise PoetslearnError(f"Cannot write {path}: it is a folder; give a file name.")
+
+
+def plan_outputs(config) -> list[Path]:
+    """Every file `retrain` will write for `config`, checked writable now, not after an hour."""
+    outputs = [config.output_graph, config.output_labels, metadata_path_for(config.output_graph)]
+    if config.tflite_output is not None:
+        outputs += [config.tflite_output, metadata_path_for(config.tflite_output)]
+    if config.saved_model_dir is not None:
+        outputs.append(config.saved_model_dir / "saved_model.pb")
+    check_writable(outputs)
+    return outputs
