@@ -25,9 +25,15 @@ def shared_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def shared() -> Path:
+    """The genuine weights and CIFAR-10. Without them a test that needs them is skipped, with
+    the reason, on a developer's machine; in CI (CI set) it fails: CI must run everything."""
     path = shared_dir()
     if not (path / "README.md").is_file():
-        pytest.fail(f"The shared data folder {path} is missing; set POETSLEARN_SHARED_DIR.")
+        message = (f"needs the shared data folder {path} (genuine weights, CIFAR-10); set "
+                   f"POETSLEARN_SHARED_DIR")
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     return path
 
 

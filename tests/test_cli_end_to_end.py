@@ -305,3 +305,57 @@ def test_int8_engine_trains_on_its_own_cached_vectors(tmp_path, colour_dir):
     assert "computed none" in again.output
     metadata = json.loads((tmp_path / "out" / "graph.json").read_text())
     assert metadata["bottleneck_engine"] == "tflite_int8"  # from the cache, still int8 vectors
+
+
+def test_whole_output_of_retrain_and_label_is_pinned(tmp_path, colour_dir):
+    result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
+                                                  "--how_many_training_steps", "100"))
+    assert result.exit_code == 0, result.output
+    t = str(tmp_path)
+    number = r"[\d,]+(\.\d)?"
+    expected = [
+        rf"Dataset colours: 3 classes; train 23, validation 4, test 3 \(from {colour_dir}\)",
+        r"Architecture test_tiny: 32x32 input, 16 features; weights: random initialisation "
+        r"\(no pretrained weights: for quick tests only, accuracy will be poor\)",
+        rf"Computed 30 bottlenecks in {number} s \({number} img/s\); 0 were cached\. "
+        rf"Engine: tflite\. Cache: {t}/bottlenecks/test_tiny_[0-9a-f]{{16}}",
+        r"Step 50: Train accuracy = 100\.0%, Cross entropy = 0\.\d{4}, Validation accuracy = "
+        r"100\.0% \(N=4\)",
+        r"Step 100: Train accuracy = 100\.0%, Cross entropy = 0\.\d{4}, Validation accuracy = "
+        r"100\.0% \(N=4\)",
+        rf"TensorBoard summaries written to {t}/summaries/run-\d{{8}}-\d{{6}}",
+        r"Kept the weights of step \d+ \(best validation accuracy 100\.0%\)\.",
+        r"Final test accuracy = 100\.0% \(N=3\)",
+        rf"Graph written to {t}/out/graph\.pb",
+        rf"Labels written to {t}/out/labels\.txt",
+        rf"Metadata written to {t}/out/graph\.json",
+        rf"Done in {number} s \(data {number} s, network {number} s, bottlenecks {number} s, "
+        rf"new layer {number} s, export {number} s\); peak memory {number} MB\.",
+    ]
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(expected), result.stdout
+    for line, pattern in zip(lines, expected):
+        assert re.fullmatch(pattern, line), (line, pattern)
+    assert result.stderr == ("Warning: --weights none uses random weights; the classifier will "
+                             "be far worse than with ImageNet weights. Use it for quick tests "
+                             "only.\n")
+
+    from poetslearn.config import LabelConfig
+    from poetslearn.label import load_classifier
+
+    graph = str(tmp_path / "out" / "graph.pb")
+    classifier = load_classifier(LabelConfig(graph=tmp_path / "out" / "graph.pb"))
+    red, blue = colour_dir / "red" / "img_0.png", colour_dir / "blue" / "img_1.jpg"
+
+    def block(path: Path, indent: str) -> str:
+        return "".join(f"{indent}{p.label} (score={p.score:.5f})\n"
+                       for p in classifier.classify(path, 5))
+
+    one = CliRunner().invoke(cli, ["label", "--graph", graph, "--image", str(red)])
+    assert one.exit_code == 0 and one.stderr == ""
+    assert one.stdout == block(red, "")
+    assert one.stdout.startswith("red (score=") and len(one.stdout.splitlines()) == 3
+    two = CliRunner().invoke(cli, ["label", "--graph", graph, str(red), str(blue)])
+    assert two.exit_code == 0 and two.stderr == ""
+    assert two.stdout == f"{red}:\n{block(red, '  ')}{blue}:\n{block(blue, '  ')}"
+    assert two.stdout.splitlines()[5].startswith("  blue (score=")

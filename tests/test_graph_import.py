@@ -128,29 +128,34 @@ def test_alpha_and_size_mismatches_are_refused(shared, tmp_path, monkeypatch):
 
 
 def test_missing_weights_error_says_where_it_looked(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    from conftest import make_tiny_cifar
     from poetslearn import download
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
 
     def offline(url, *args, **kwargs):
         raise download.DownloadError("no network")
 
     monkeypatch.setattr("poetslearn.weights.fetch_file", offline)
+    make_tiny_cifar(tmp_path / "data")  # the data is there: only the weights are missing
     result = CliRunner().invoke(cli, ["retrain", "--architecture", "mobilenet_0.25_128",
                                       "--model_dir", str(tmp_path / "models"), "--data_dir",
-                                      str(tmp_path), "--quiet"])
+                                      str(tmp_path / "data"), "--quiet", "--output_graph",
+                                      str(tmp_path / "g.pb"), "--output_labels",
+                                      str(tmp_path / "l.txt")])
     assert result.exit_code == 1
-    # (No CIFAR-10 there either: the data check comes first, so make it exist.)
-    from conftest import make_tiny_cifar
-
-    make_tiny_cifar(tmp_path)
-    result = CliRunner().invoke(cli, ["retrain", "--architecture", "mobilenet_0.25_128",
-                                      "--model_dir", str(tmp_path / "models"), "--data_dir",
-                                      str(tmp_path), "--quiet", "--output_graph",
-                                      str(tmp_path / "g.pb")])
-    assert result.exit_code == 1
-    assert "No ImageNet weights for mobilenet_0.25_128 were found" in result.output
-    assert "mobilenet_v1_0.25_128_frozen.tgz" in result.output
+    assert result.output.startswith("Dataset CIFAR-10: 10 classes; train 90, validation 10, "
+                                     "test 30 (from ")
+    assert "Error: No ImageNet weights for mobilenet_0.25_128 were found" in result.output
+    models, keras = tmp_path / "models", tmp_path / "keras" / "models"
+    for place in (models / "mobilenet_v1_0.25_128" / "frozen_graph.pb",
+                  models / "mobilenet_v1_0.25_128_frozen.tgz",
+                  keras / "mobilenet_2_5_128_tf_no_top.h5",
+                  "http://download.tensorflow.org/models/mobilenet_v1_0.25_128_frozen.tgz "
+                  "(download failed: no network)"):
+        assert f"  {place}" in result.output
     assert "copy the codelab's tf_files/models/" in result.output
+    assert not (tmp_path / "g.pb").exists()
 
 
 def test_converted_weights_never_go_into_a_writable_model_folder(shared, tmp_path, monkeypatch):
@@ -174,3 +179,14 @@ def test_converted_weights_never_go_into_a_writable_model_folder(shared, tmp_pat
     second, _ = build_backbone(arch, "imagenet", models)
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_keras_file_in_the_cache_is_checked_against_its_published_hash(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    arch = get_architecture("inception_v3")
+    damaged = tmp_path / "keras" / "models" / arch.keras_weights.filename
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"not the weights")
+    with pytest.raises(WeightsError, match=f"{damaged} is not the published .*expected "
+                                           f"{arch.keras_weights.md5}.*delete it"):
+        build_backbone(arch, "imagenet", tmp_path / "models")

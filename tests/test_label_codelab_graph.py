@@ -51,8 +51,14 @@ def test_missing_graph_and_non_graph(tmp_path):
     labels.write_text("a\n")
     bad = CliRunner().invoke(cli, ["label", "--graph", str(fake), "--labels", str(labels),
                                    str(image)])
-    assert bad.exit_code == 1 and "Error:" in bad.output
-    assert "Traceback" not in bad.output
+    assert bad.exit_code == 1
+    assert bad.output == f"Error: {fake} is not a TensorFlow GraphDef (.pb) file.\n"
+    empty = tmp_path / "empty.pb"
+    empty.write_bytes(b"")
+    result = CliRunner().invoke(cli, ["label", "--graph", str(empty), "--labels", str(labels),
+                                      str(image)])
+    assert result.exit_code == 1
+    assert result.output == f"Error: {empty} holds no graph nodes; it is not a frozen graph.\n"
 
 
 def test_label_without_images_is_a_usage_error():

@@ -227,12 +227,36 @@ def encode(img: Image.Image, fmt: str, **kw) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("mode, fmt", [("L", "PNG"), ("P", "GIF"), ("RGBA", "PNG"),
-                                       ("RGB", "BMP"), ("CMYK", "JPEG"), ("I;16", "PNG")])
-def test_decode_any_mode_to_rgb(mode, fmt):
+@pytest.mark.parametrize("mode, fmt, tolerance", [
+    ("L", "PNG", 0), ("P", "GIF", 0), ("RGBA", "PNG", 0), ("RGB", "BMP", 0), ("CMYK", "JPEG", 3),
+    ("CMYK", "TIFF", 0), ("YCbCr", "JPEG", 3)])
+def test_decode_any_mode_to_rgb_keeps_the_colour(mode, fmt, tolerance):
     img = Image.new("RGB", (20, 10), (200, 100, 50)).convert(mode)
+    # What the mode itself holds, in RGB: gray for L, the palette's colour for P, the original
+    # for CMYK (an inverted or raw-channel decode would be far off).
+    expected = np.asarray(img.convert("RGB"), np.int16)
     pixels = decode_image(encode(img, fmt), "x")
     assert pixels.shape == (10, 20, 3) and pixels.dtype == np.uint8
+    assert np.abs(pixels.astype(np.int16) - expected).max() <= tolerance, pixels[0, 0]
+    if mode in ("RGB", "CMYK", "RGBA"):
+        assert np.abs(pixels[0, 0].astype(int) - (200, 100, 50)).max() <= tolerance
+
+
+def test_decode_composites_transparency_onto_white():
+    img = Image.new("RGBA", (4, 4), (200, 100, 50, 128))
+    pixels = decode_image(encode(img, "PNG"), "x").astype(float)
+    alpha = 128 / 255
+    expected = np.array([200, 100, 50]) * alpha + 255 * (1 - alpha)  # (227, 178, 153)
+    assert np.abs(pixels[0, 0] - expected).max() <= 1
+
+
+def test_decode_sixteen_bit_scales_every_value_to_eight_bits():
+    values = np.array([[0, 1000, 32767, 40000, 65535]], np.uint16)
+    pixels = decode_image(encode(Image.fromarray(values), "PNG"), "deep.png")
+    expected = np.round(values.astype(float) * 255 / 65535)  # 0, 4, 127, 156, 255
+    assert pixels.shape == (1, 5, 3)
+    for channel in range(3):  # gray: every channel the same value
+        np.testing.assert_array_equal(pixels[..., channel], expected)
 
 
 def test_decode_rejects_garbage_with_the_file_name():

@@ -83,11 +83,29 @@ def read_mobilenet_graph(data: bytes, source: str) -> MobilenetGraphWeights:
     if f"{SCOPE}/Conv2d_0/Relu6" not in nodes:
         raise WeightsError(f"{source} holds no MobileNet v1 layers (no {SCOPE}/Conv2d_0/Relu6); "
                            f"expected a codelab mobilenet_v1_* graph.")
+    values = _evaluate_constants(graph_def, _weight_tensors(nodes, source), source)
+    kernels = {k: v for (k, what), v in values.items() if what == "kernel" and k != "logits"}
+    channels = {k: kernel.shape[-1] if not k.startswith("conv_dw") else kernel.shape[-2]
+                for k, kernel in kernels.items()}
+    scales = {k: values.get((k, "scale"), np.ones(channels[k], np.float32)) for k in kernels}
+    offsets = {k: values[(k, "offset")] for k in kernels}
+    logits_w = values.get(("logits", "kernel"))
+    return MobilenetGraphWeights(
+        alpha=kernels["conv1"].shape[-1] / 32.0, input_size=_input_size(nodes.get("input")),
+        kernels=kernels, scales=scales, offsets=offsets,
+        logits_weights=None if logits_w is None else logits_w.reshape(logits_w.shape[-2], -1),
+        logits_biases=values.get(("logits", "bias")))
 
+
+def _weight_tensors(nodes: dict, source: str) -> dict[tuple[str, str], str]:
+    """(keras layer name, kernel|scale|offset|bias) -> the graph tensor holding that weight.
+
+    Each layer ends in Relu6 over (conv [* scale]) + offset: batch norm folded by the export.
+    """
     def producer(name: str):
         return nodes[name.split(":")[0].lstrip("^")]
 
-    wanted: dict[tuple[str, str], str] = {}  # (keras name, what) -> tensor name to evaluate
+    wanted: dict[tuple[str, str], str] = {}
     for scope, keras_name in _keras_layer_names():
         node = nodes.get(f"{SCOPE}/{scope}/Relu6")
         if node is None:
@@ -108,6 +126,12 @@ def read_mobilenet_graph(data: bytes, source: str) -> MobilenetGraphWeights:
     if logits is not None:
         wanted[("logits", "kernel")] = producer(logits.input[0]).input[1]
         wanted[("logits", "bias")] = logits.input[1]
+    return wanted
+
+
+def _evaluate_constants(graph_def, wanted: dict, source: str) -> dict:
+    """Runs the graph for just the weight tensors (quantized graphs dequantize on the way)."""
+    import tensorflow as tf
 
     graph = tf.Graph()
     with graph.as_default():
@@ -116,27 +140,17 @@ def read_mobilenet_graph(data: bytes, source: str) -> MobilenetGraphWeights:
     tensors = [wanted[k] if ":" in wanted[k] else wanted[k] + ":0" for k in names]
     try:
         with tf.compat.v1.Session(graph=graph) as session:
-            values = dict(zip(names, session.run(tensors)))
+            return dict(zip(names, session.run(tensors)))
     except Exception as e:  # noqa: BLE001 - any failure means the weights are not constants
         raise WeightsError(f"{source}: the MobileNet weights could not be evaluated ({e}).") from e
 
-    kernels = {k: v for (k, what), v in values.items() if what == "kernel" and k != "logits"}
-    channels = {k: kernel.shape[-1] if not k.startswith("conv_dw") else kernel.shape[-2]
-                for k, kernel in kernels.items()}
-    scales = {k: values.get((k, "scale"), np.ones(channels[k], np.float32)) for k in kernels}
-    offsets = {k: values[(k, "offset")] for k in kernels}
-    alpha = kernels["conv1"].shape[-1] / 32.0
-    placeholder = nodes.get("input")
-    size = None
-    if placeholder is not None and "shape" in placeholder.attr:
-        dims = [d.size for d in placeholder.attr["shape"].shape.dim]
-        if len(dims) == 4 and dims[1] > 0 and dims[1] == dims[2]:
-            size = dims[1]
-    logits_w = values.get(("logits", "kernel"))
-    return MobilenetGraphWeights(
-        alpha=alpha, input_size=size, kernels=kernels, scales=scales, offsets=offsets,
-        logits_weights=None if logits_w is None else logits_w.reshape(logits_w.shape[-2], -1),
-        logits_biases=values.get(("logits", "bias")))
+
+def _input_size(placeholder) -> int | None:
+    """The square input size the graph's `input` placeholder fixes, if it fixes one."""
+    if placeholder is None or "shape" not in placeholder.attr:
+        return None
+    dims = [d.size for d in placeholder.attr["shape"].shape.dim]
+    return dims[1] if len(dims) == 4 and dims[1] > 0 and dims[1] == dims[2] else None
 
 
 def apply_to_keras(weights: MobilenetGraphWeights, model) -> None:

@@ -105,6 +105,44 @@ def _column_mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), np.sqrt(squares / max(len(x), 1)).astype(np.float32)
 
 
+class _Adam:
+    """Adam with bias correction, updating the weights and biases in place."""
+
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+
+    def __init__(self, w: np.ndarray, b: np.ndarray, learning_rate: float) -> None:
+        self.w, self.b, self.learning_rate = w, b, learning_rate
+        self.m_w, self.v_w = np.zeros_like(w), np.zeros_like(w)
+        self.m_b, self.v_b = np.zeros_like(b), np.zeros_like(b)
+
+    def update(self, step: int, g_w: np.ndarray, g_b: np.ndarray) -> None:
+        beta1, beta2 = self.beta1, self.beta2
+        self.m_w = beta1 * self.m_w + (1 - beta1) * g_w
+        self.v_w = beta2 * self.v_w + (1 - beta2) * g_w * g_w
+        self.m_b = beta1 * self.m_b + (1 - beta1) * g_b
+        self.v_b = beta2 * self.v_b + (1 - beta2) * g_b * g_b
+        lr_t = self.learning_rate * np.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+        self.w -= (lr_t * self.m_w / (np.sqrt(self.v_w) + self.eps)).astype(np.float32)
+        self.b -= (lr_t * self.m_b / (np.sqrt(self.v_b) + self.eps)).astype(np.float32)
+
+
+def _evaluation(step: int, layer: SoftmaxLayer, xb: np.ndarray, yb: np.ndarray,
+                val_x: np.ndarray, val_y: np.ndarray, validation_batch_size: int,
+                rng: np.random.Generator) -> EvalRecord:
+    """The figures of one evaluation: on the last training batch and on (a sample of) validation."""
+    batch_probs = layer.probabilities(xb)
+    train_acc = float((batch_probs.argmax(axis=1) == yb).mean())
+    if 0 < validation_batch_size < len(val_x):
+        pick = rng.choice(len(val_x), validation_batch_size, replace=False)
+        vx, vy = val_x[pick], val_y[pick]
+    else:
+        vx, vy = val_x, val_y
+    val_probs = layer.probabilities(vx)
+    val_acc = float((val_probs.argmax(axis=1) == vy).mean())
+    return EvalRecord(step, train_acc, cross_entropy(batch_probs, yb), val_acc, len(vy),
+                      cross_entropy(val_probs, vy))
+
+
 def train_softmax(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
                   n_classes: int, params: HeadParams, log=print, on_eval=None) -> TrainResult:
     """Trains the layer; `log` receives one line per evaluation, `on_eval(record, weights)` the
@@ -121,15 +159,11 @@ def train_softmax(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, v
     def on_raw(w: np.ndarray, b: np.ndarray) -> SoftmaxLayer:
         return SoftmaxLayer((w * inv_std).astype(np.float32), (b - shift @ w).astype(np.float32))
 
-    dim = train_x.shape[1]
-    w = np.zeros((dim, n_classes), np.float32)
-    b = np.zeros(n_classes, np.float32)
-    m_w, v_w = np.zeros_like(w), np.zeros_like(w)
-    m_b, v_b = np.zeros_like(b), np.zeros_like(b)
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    adam = _Adam(np.zeros((train_x.shape[1], n_classes), np.float32),
+                 np.zeros(n_classes, np.float32), params.learning_rate)
+    w, b = adam.w, adam.b  # updated in place
     batch = min(params.batch_size, len(train_x))
     order, cursor = rng.permutation(len(train_x)), 0
-
     best = (-1.0, -np.inf, 0, w.copy(), b.copy())
     history: list[EvalRecord] = []
     for step in range(1, params.steps + 1):
@@ -138,42 +172,25 @@ def train_softmax(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, v
         idx = order[cursor:cursor + batch]
         cursor += batch
         xb, yb = train_x[idx], train_y[idx]
-        probs = on_raw(w, b).probabilities(xb)
-        grad = probs
+        grad = on_raw(w, b).probabilities(xb)
         grad[np.arange(len(yb)), yb] -= 1.0
         grad /= len(yb)
         g_b = grad.sum(axis=0)
-        g_w = inv_std * (xb.T @ grad) - shift[:, None] * g_b + params.weight_decay * w
-        # Adam with bias correction.
-        m_w = beta1 * m_w + (1 - beta1) * g_w
-        v_w = beta2 * v_w + (1 - beta2) * g_w * g_w
-        m_b = beta1 * m_b + (1 - beta1) * g_b
-        v_b = beta2 * v_b + (1 - beta2) * g_b * g_b
-        lr_t = params.learning_rate * np.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
-        w -= (lr_t * m_w / (np.sqrt(v_w) + eps)).astype(np.float32)
-        b -= (lr_t * m_b / (np.sqrt(v_b) + eps)).astype(np.float32)
-
+        adam.update(step, inv_std * (xb.T @ grad) - shift[:, None] * g_b
+                    + params.weight_decay * w, g_b)
         if step % params.eval_step_interval == 0 or step == params.steps:
-            layer = on_raw(w, b)
-            batch_probs = layer.probabilities(xb)
-            train_acc = float((batch_probs.argmax(axis=1) == yb).mean())
-            ce = cross_entropy(batch_probs, yb)
-            if 0 < params.validation_batch_size < len(val_x):
-                pick = rng.choice(len(val_x), params.validation_batch_size, replace=False)
-                vx, vy = val_x[pick], val_y[pick]
-            else:
-                vx, vy = val_x, val_y
-            val_probs = layer.probabilities(vx)
-            val_acc = float((val_probs.argmax(axis=1) == vy).mean())
-            val_ce = cross_entropy(val_probs, vy)
-            history.append(EvalRecord(step, train_acc, ce, val_acc, len(vy), val_ce))
+            record = _evaluation(step, on_raw(w, b), xb, yb, val_x, val_y,
+                                 params.validation_batch_size, rng)
+            history.append(record)
             if on_eval is not None:
-                on_eval(history[-1], w)
-            log(f"Step {step}: Train accuracy = {train_acc:.1%}, Cross entropy = {ce:.4f}, "
-                f"Validation accuracy = {val_acc:.1%} (N={len(vy)})")
+                on_eval(record, w)
+            log(f"Step {step}: Train accuracy = {record.train_accuracy:.1%}, Cross entropy = "
+                f"{record.cross_entropy:.4f}, Validation accuracy = "
+                f"{record.validation_accuracy:.1%} (N={record.validation_size})")
             # Best validation accuracy wins; among equals, the lower validation cross entropy.
-            if (val_acc, -val_ce) > best[:2]:
-                best = (val_acc, -val_ce, step, w.copy(), b.copy())
+            if (record.validation_accuracy, -record.validation_cross_entropy) > best[:2]:
+                best = (record.validation_accuracy, -record.validation_cross_entropy, step,
+                        w.copy(), b.copy())
 
     val_acc, _, best_step, w, b = best
     folded = on_raw(w, b)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from poetslearn.architectures import Architecture
-from poetslearn.download import fetch_file, hash_file
+from poetslearn.download import fetch_file, file_matches, hash_file
 from poetslearn.errors import DownloadError, WeightsError
 from poetslearn.outputs import write_atomic
 
@@ -65,10 +65,18 @@ def _find_keras_file(arch: Architecture, model_dir: Path, looked_in: list[str]):
     """The official Keras weights file in the model folder or the Keras cache."""
     if arch.keras_weights is None:
         return None
+    spec = arch.keras_weights
     for folder in (model_dir, keras_cache_dir()):
-        path = folder / arch.keras_weights.filename
+        path = folder / spec.filename
         looked_in.append(str(path))
         if path.is_file():
+            # Keras publishes a hash for some files (Inception V3): a damaged or foreign file
+            # of that name is refused, exactly as a download would be.
+            if spec.md5 and not file_matches(path, md5=spec.md5):
+                raise WeightsError(
+                    f"{path} is not the published {spec.filename}: its md5 is "
+                    f"{hash_file(path, 'md5')}, expected {spec.md5}. It is damaged or another "
+                    f"file; delete it (it is downloaded again when online) or copy a good one.")
             return _keras_file_loader(path), WeightsInfo(
                 "imagenet", f"Keras ImageNet weights {path}", str(path), hash_file(path))
     return None
