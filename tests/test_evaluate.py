@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from click.testing import CliRunner
 from PIL import Image
 
@@ -57,3 +59,37 @@ def test_evaluate_with_unknown_classes_is_an_error(tmp_path, colour_dir):
                                       "--image_dir", str(other), "--quiet"])
     assert result.exit_code == 1 and "class(es) purple that the classifier does not know" in (
         result.output)
+
+
+def test_plot_shows_the_most_confident_mistakes_themselves(tmp_path):
+    from poetslearn.evaluate import Evaluation, plot_evaluation
+    from poetslearn.sources import ArrayImages, Split
+
+    # Four images; the two mistakes are solid magenta (confidence 0.9) and solid yellow (0.6),
+    # colours nothing else in the plot uses; the correct ones are gray.
+    colours = [(128, 128, 128), (255, 0, 255), (128, 128, 128), (255, 255, 0)]
+    pixels = np.stack([np.full((32, 32, 3), c, np.uint8) for c in colours])
+    names = ["ok-1", "magenta", "ok-2", "yellow"]
+    split = Split(ArrayImages(pixels, names), np.array([0, 0, 1, 1]))
+    evaluation = Evaluation(["cat", "dog"], np.array([0, 0, 1, 1]), np.array([0, 1, 1, 0]),
+                            np.array([0.8, 0.9, 0.7, 0.6]), names)
+    assert evaluation.most_confident_mistakes(5).tolist() == [1, 3]
+    assert evaluation.most_confident_mistakes(1).tolist() == [1]
+    assert evaluation.misclassified() == [("magenta", "cat", "dog"), ("yellow", "dog", "cat")]
+
+    def colour_area(path, colour) -> int:
+        with Image.open(path) as img:
+            rgb = np.asarray(img.convert("RGB")).astype(int)
+        return int((np.abs(rgb - colour).max(axis=2) <= 8).sum())
+
+    both = plot_evaluation(evaluation, split, tmp_path / "both.png", "test")
+    one = plot_evaluation(evaluation, split, tmp_path / "one.png", "test", mistakes=1)
+    assert colour_area(both, (255, 0, 255)) > 1000 and colour_area(both, (255, 255, 0)) > 1000
+    assert colour_area(one, (255, 0, 255)) > 1000 and colour_area(one, (255, 255, 0)) == 0
+    # Every cell of [[1, 1], [1, 1]] is the largest count: the darkest blue, under white text.
+    assert colour_area(both, (8, 48, 107)) > 10000
+    correct = Evaluation(["cat", "dog"], np.array([0, 1]), np.array([0, 1]),
+                         np.array([0.8, 0.7]), ["magenta", "yellow"])
+    none = plot_evaluation(correct, split.subset(np.array([False, True, False, True])),
+                           tmp_path / "none.png", "test")
+    assert colour_area(none, (255, 0, 255)) == 0  # no mistakes: no pictures of images

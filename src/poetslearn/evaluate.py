@@ -58,6 +58,11 @@ class Evaluation:
         return Evaluation(self.labels, self.truth[:n], self.predicted[:n], self.confidence[:n],
                           self.names[:n])
 
+    def most_confident_mistakes(self, n: int) -> np.ndarray:
+        """Indices of up to `n` misclassified images, the most confidently wrong first."""
+        wrong = np.flatnonzero(self.truth != self.predicted)
+        return wrong[np.argsort(-self.confidence[wrong], kind="stable")][:n]
+
     def misclassified(self) -> list[tuple[str, str, str]]:
         """(image name, true label, predicted label) of every mistake, in order."""
         return [(self.names[i], self.labels[self.truth[i]], self.labels[self.predicted[i]])
@@ -161,8 +166,7 @@ def plot_evaluation(evaluation: Evaluation, split: Split, path: Path, title: str
     import matplotlib.pyplot as plt
 
 
-    wrong = np.flatnonzero(evaluation.truth != evaluation.predicted)
-    wrong = wrong[np.argsort(-evaluation.confidence[wrong], kind="stable")][:mistakes]
+    wrong = evaluation.most_confident_mistakes(mistakes)
     n = len(evaluation.labels)
     cols = 4
     rows = int(np.ceil(len(wrong) / cols)) if len(wrong) else 0
@@ -170,7 +174,9 @@ def plot_evaluation(evaluation: Evaluation, split: Split, path: Path, title: str
     grid = fig.add_gridspec(max(rows, 1), 2 + cols, width_ratios=[1.4, 1.4] + [1] * cols)
     ax = fig.add_subplot(grid[:, :2])
     confusion = evaluation.confusion
-    ax.imshow(confusion, cmap="Blues")
+    # Anchored at 0, so equal counts are not all drawn in the palest blue (white numbers on it
+    # would vanish).
+    ax.imshow(confusion, cmap="Blues", vmin=0, vmax=max(int(confusion.max()), 1))
     ax.set_xticks(range(n), evaluation.labels, rotation=60, ha="right")
     ax.set_yticks(range(n), evaluation.labels)
     ax.set_xlabel("predicted")

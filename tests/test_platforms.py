@@ -1,0 +1,54 @@
+"""Nothing Unix-only at import time, and peak memory read right on every system."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from poetslearn import memory
+
+# The CLI imported and run in a Python where `resource` (Unix-only) does not exist, as on
+# Windows: the import must work and a whole retrain must finish, saying peak memory is unknown.
+WITHOUT_RESOURCE = """
+import sys
+sys.modules["resource"] = None  # `import resource` now raises ImportError
+from poetslearn.cli import main
+sys.argv = ["poetslearn"] + sys.argv[1:]
+main()
+"""
+
+
+def test_cli_runs_where_the_resource_module_does_not_exist(tmp_path, colour_dir):
+    args = ["retrain", "--architecture", "test_tiny", "--weights", "none", "--image_dir",
+            str(colour_dir), "--bottleneck_dir", str(tmp_path / "b"), "--output_graph",
+            str(tmp_path / "g.pb"), "--output_labels", str(tmp_path / "l.txt"),
+            "--summaries_dir", "", "--how_many_training_steps", "20", "--quiet", "--json"]
+    done = subprocess.run([sys.executable, "-c", WITHOUT_RESOURCE, *args], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["peak_memory_mb"] is None
+    assert "peak memory unknown." in done.stderr
+    help_text = subprocess.run([sys.executable, "-c", WITHOUT_RESOURCE, "--help"],
+                               capture_output=True, text=True, timeout=60)
+    assert help_text.returncode == 0 and "retrain" in help_text.stdout
+
+
+@pytest.mark.parametrize("platform, unit", [("linux", 1024), ("darwin", 1)])
+def test_peak_memory_reads_ru_maxrss_in_the_systems_unit(monkeypatch, platform, unit):
+    resource = pytest.importorskip("resource")  # Unix: what the other systems report differs
+
+    class Usage:
+        ru_maxrss = 3 * 1024 * 1024 * 1024 // unit  # 3 GiB in the system's unit
+
+    monkeypatch.setattr(resource, "getrusage", lambda who: Usage())
+    assert memory.peak_memory_mb(platform) == 3 * 1024
+
+
+def test_peak_memory_on_windows_asks_windows_and_never_crashes_elsewhere():
+    # Here (not Windows) the Windows API is missing: the answer is "unknown", not an exception.
+    if sys.platform != "win32":
+        assert memory.peak_memory_mb("win32") is None
+    assert memory.peak_memory_mb() is None or memory.peak_memory_mb() > 10
