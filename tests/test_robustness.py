@@ -359,3 +359,20 @@ def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(folder)))
     assert result.exit_code == 0, result.output
     assert f"Skipping {locked}: it cannot be read (Permission denied)." in result.stderr
+
+
+def test_disk_full_after_the_graph_was_written_says_what_was_written(tmp_path, colour_dir,
+                                                                    monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "m.tflite"))
+
+    monkeypatch.setattr("poetslearn.export.export_tflite", full)
+    result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
+                                                  "--tflite_output", str(tmp_path / "m.tflite")))
+    assert result.exit_code == 1
+    graph = tmp_path / "out" / "graph.pb"
+    assert (f"Error: The disk is full (writing {tmp_path / 'm.tflite'}). Free some space and run "
+            f"the command again; the new {graph}, ") in result.output
+    assert "the later exports were not." in result.output
+    assert "left intact" not in result.output  # it was not: the new graph is in place
+    assert graph.is_file()
