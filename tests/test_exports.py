@@ -169,3 +169,30 @@ def test_tfhub_module_that_is_missing_says_so(tmp_path, colour_dir):
     result = CliRunner().invoke(cli, retrain_args(
         tmp_path, "--image_dir", str(colour_dir), "--tfhub_module", str(tmp_path / "nothing")))
     assert result.exit_code == 1 and "no such folder, and not a URL" in result.output
+
+
+def test_classify_bytes_lays_transparency_on_white_like_label(exported):
+    import io
+
+    import tensorflow as tf
+
+    from poetslearn.config import LabelConfig
+    from poetslearn.label import load_classifier
+
+    tmp_path, _ = exported
+    rng = np.random.default_rng(9)
+    rgba = np.concatenate([np.full((40, 48, 3), (30, 200, 50), np.uint8),
+                           rng.integers(0, 256, (40, 48, 1), dtype=np.uint8)], axis=2)
+    files = {"alpha.png": Image.fromarray(rgba, "RGBA"),
+             "gray.png": Image.fromarray(rng.integers(0, 256, (40, 48), dtype=np.uint8), "L"),
+             "gray_alpha.png": Image.fromarray(rgba[..., 2:], "LA")}
+    loaded = tf.saved_model.load(str(tmp_path / "saved"))
+    classifier = load_classifier(LabelConfig(graph=tmp_path / "out" / "graph.pb"))
+    for name, image in files.items():
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        (tmp_path / name).write_bytes(buffer.getvalue())
+        out = loaded.signatures["classify_bytes"](image_bytes=tf.constant([buffer.getvalue()]))
+        expected = classifier.probabilities(classifier.load_pixels(tmp_path / name)[None])
+        np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=2e-3,
+                                   err_msg=name)

@@ -494,3 +494,16 @@ def test_head_trains_on_standardised_features_without_copying_them():
     mean, std, w, bias = b.layer.standardised()
     np.testing.assert_allclose(((moved - mean) / std) @ w + bias, b.layer.logits(moved),
                                rtol=1e-3, atol=1e-3)
+
+
+def test_line_progress_prints_each_tenth_once_when_threads_update_it(capsys):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from poetslearn.progress import _LineProgress
+
+    bar = _LineProgress(1000, "Scanning images", "file")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: bar.update(1), range(1000)))
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[1].split("%")[0].strip() for line in lines] == [
+        str(p) for p in range(10, 101, 10)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from poetslearn.quiet import import_tensorflow
 from poetslearn.architectures import Architecture, get_architecture
 from poetslearn.tfhub import hub_architecture
 from poetslearn.weights import WeightsInfo, build_backbone
@@ -33,6 +34,7 @@ def load_backbone(architecture: str, weights: str = "imagenet", model_dir: Path 
                   tfhub_module: str | None = None, image_size: int | None = None,
                   warn=None) -> Backbone:
     """The TF Hub module when one is named, else the architecture with its weights."""
+    import_tensorflow()  # the first import: without its start-up lines
     if tfhub_module:
         return Backbone(*hub_architecture(tfhub_module, image_size))
     arch = get_architecture(architecture)

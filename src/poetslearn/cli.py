@@ -15,7 +15,7 @@ import click
 
 from poetslearn import __version__
 from poetslearn.cli_common import (LABEL, RETRAIN, PathType, echo_err, library_errors, option,
-                                   quiet_tensorflow)
+                                   start_command, verbose_option)
 from poetslearn.cli_retrain import retrain
 from poetslearn.config import LabelConfig
 from poetslearn.errors import ImageError, PoetslearnError
@@ -56,7 +56,8 @@ cli.add_command(retrain)
         help="Codelab graphs only: subtracted from pixel values.")
 @option("input_std", type=float, default=LABEL.input_std, show_default=True,
         help="Codelab graphs only: pixel values are divided by this.")
-def label(images, image, json_output, **options) -> None:
+@verbose_option
+def label(images, image, json_output, verbose, **options) -> None:
     """Classify images with a graph exported by `retrain`.
 
     \b
@@ -67,7 +68,7 @@ def label(images, image, json_output, **options) -> None:
     paths = list(image) + list(images)
     if not paths:
         raise click.UsageError("Give at least one image, as an argument or with --image.")
-    quiet_tensorflow()
+    start_command(verbose)
     from poetslearn.label import load_classifier
 
     top_k = options.pop("top_k")
@@ -120,8 +121,9 @@ def label(images, image, json_output, **options) -> None:
 @option("batch_size", type=click.IntRange(min=1), default=64, show_default=True,
         help="Images per graph run.")
 @option("quiet", is_flag=True, help="No progress output.")
+@verbose_option
 def evaluate(graph, labels, dataset, image_dir, data_dir, split, plot, json_output, batch_size,
-             quiet) -> None:
+             quiet, verbose) -> None:
     """Measure an exported classifier on labelled images: accuracy, per-class precision and
     recall, confusion matrix.
 
@@ -132,7 +134,7 @@ def evaluate(graph, labels, dataset, image_dir, data_dir, split, plot, json_outp
     """
     if dataset and image_dir is not None:
         raise click.UsageError("Give either --dataset cifar10 or --image_dir, not both.")
-    quiet_tensorflow()
+    start_command(verbose, needs_tensorflow=True)
     from poetslearn.datasets import load_split_to_evaluate
     from poetslearn.evaluate import evaluate_split, plot_evaluation
     from poetslearn.label import load_classifier

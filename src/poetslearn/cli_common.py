@@ -7,13 +7,13 @@ code 2).
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import click
 
+from poetslearn import quiet
 from poetslearn.config import LabelConfig, RetrainConfig
 from poetslearn.errors import PoetslearnError
 from poetslearn.outputs import describe_os_error
@@ -49,9 +49,18 @@ def library_errors(after_os_error: str = "") -> Iterator[None]:
         raise click.ClickException(describe_os_error(e, after_os_error)) from e
 
 
-def quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter (CUDA probes, CPU feature notes) is noise for our users.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+def verbose_option(function):
+    """--verbose: let TensorFlow's and LiteRT's own log lines through (hidden by default)."""
+    return click.option("--verbose", is_flag=True,
+                        help="Also show TensorFlow's and LiteRT's own log lines.")(function)
+
+
+def start_command(verbose: bool, needs_tensorflow: bool = False) -> None:
+    """Settles what may reach stderr; a command that will use TensorFlow imports it now,
+    without the lines TensorFlow prints while loading."""
+    quiet.configure(verbose)
+    if needs_tensorflow:
+        quiet.import_tensorflow()
 
 
 def echo_err(message: str) -> None:

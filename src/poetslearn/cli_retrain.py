@@ -12,7 +12,7 @@ import click
 
 from poetslearn.architectures import architecture_names
 from poetslearn.cli_common import (RETRAIN, PathType, echo_err, library_errors, option,
-                                   quiet_tensorflow, retrain_setting)
+                                   retrain_setting, start_command, verbose_option)
 from poetslearn.config import RetrainConfig
 from poetslearn.engines import ENGINE_CHOICES
 from poetslearn.memory import describe_peak_memory, peak_memory_mb
@@ -61,6 +61,10 @@ from poetslearn.memory import describe_peak_memory, peak_memory_mb
         "classify_bytes takes encoded images).")
 @option("tflite_output", type=PathType, default=None,
         help="Also export a .tflite model there (labels and input size in a .json beside it).")
+@option("input_format", type=click.Choice(["pixels", "codelab"]), default=RETRAIN.input_format,
+        show_default=True, help="What the exported graph and .tflite take: 'pixels' (0..255, any "
+        "size; resized inside) or 'codelab' ([1, size, size, 3] scaled as (x - 128) / 128, the "
+        "way the codelab's label_image.py and Android apps feed a graph).")
 @option("tflite_quantize", type=click.Choice(["int8"]), default=None,
         help="Make the .tflite model full-integer, calibrated on training images.")
 @retrain_setting("how_many_training_steps", help="Training steps for the new layer.")
@@ -108,6 +112,7 @@ from poetslearn.memory import describe_peak_memory, peak_memory_mb
 @click.option("--json", "json_output", is_flag=True,
               help="Print one JSON document on stdout (paths, accuracy, timings); the usual "
               "text goes to stderr.")
+@verbose_option
 def retrain(json_output: bool, **options) -> None:
     """Train a new classifier layer on top of a pretrained network and export it as a graph.
 
@@ -116,7 +121,7 @@ def retrain(json_output: bool, **options) -> None:
       poetslearn retrain --architecture mobilenet_0.50_224          # CIFAR-10
       poetslearn retrain --image_dir tf_files/flower_photos
     """
-    quiet_tensorflow()
+    start_command(options.pop("verbose"), needs_tensorflow=True)
     from poetslearn.retrain import retrain as run_retrain
 
     config = _retrain_config(options)

@@ -39,6 +39,9 @@ class RetrainConfig:
     saved_model_dir: Path | None = None  # also export a SavedModel there
     tflite_output: Path | None = None  # also export a .tflite model there
     tflite_quantize: str | None = None  # None (float32) or "int8"
+    # "pixels": graphs take 0..255 pixels of any size; "codelab": [1, s, s, 3] scaled as
+    # (x - 128) / 128, for clients built around the codelab (label_image.py, its Android apps).
+    input_format: str = "pixels"
     # The head: Adam on standardised bottlenecks, best validation step kept. The codelab's plain
     # SGD at 0.01 for 4,000 steps of 100 is measurably worse; see README "Training defaults".
     how_many_training_steps: int = 8000
@@ -100,6 +103,9 @@ def check_settings(config: RetrainConfig) -> None:
             not 0 <= config.assert_accuracy_at_least <= 1:
         raise PoetslearnError(f"--assert_accuracy_at_least is a fraction between 0 and 1 (0.8 "
                               f"for 80%); got {config.assert_accuracy_at_least}.")
+    if config.input_format not in ("pixels", "codelab"):
+        raise PoetslearnError(f"--input_format is 'pixels' or 'codelab'; got "
+                              f"{config.input_format!r}.")
     if config.tflite_quantize and config.tflite_output is None:
         raise PoetslearnError("--tflite_quantize needs --tflite_output (where to write the model).")
     for name in ("random_crop", "random_scale", "random_brightness"):

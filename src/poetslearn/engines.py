@@ -19,6 +19,8 @@ from typing import Callable
 
 import numpy as np
 
+from poetslearn.quiet import native_stderr_silenced
+
 log = logging.getLogger(__name__)
 
 # Images per invocation. The interpreter keeps every activation of a whole batch in its arena
@@ -87,7 +89,8 @@ def convert_to_tflite(arch, backbone, batch_size: int,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.getLogger("absl").setLevel(logging.ERROR)
-        return converter.convert()
+        with native_stderr_silenced():
+            return converter.convert()
 
 
 def _padded_batches(pixels: np.ndarray, batch_size: int):
@@ -105,9 +108,10 @@ class TFLiteEngine:
     """Runs a TFLite model on every core; pads the last, smaller batch to the fixed size."""
 
     def __init__(self, model: bytes, threads: int | None = None) -> None:
-        self.interpreter = _interpreter_class()(model_content=model,
-                                                num_threads=threads or os.cpu_count() or 1)
-        self.interpreter.allocate_tensors()
+        with native_stderr_silenced():  # LiteRT announces its XNNPACK delegate
+            self.interpreter = _interpreter_class()(model_content=model,
+                                                    num_threads=threads or os.cpu_count() or 1)
+            self.interpreter.allocate_tensors()
         inp = self.interpreter.get_input_details()[0]
         self.input_index, self.batch_size = inp["index"], int(inp["shape"][0])
         self.output_index = self.interpreter.get_output_details()[0]["index"]

@@ -19,27 +19,38 @@ from poetslearn import __version__
 from poetslearn.errors import PoetslearnError
 from poetslearn.extractor import calibration_images
 from poetslearn.head import SoftmaxLayer
+from poetslearn.quiet import native_stderr_silenced
 from poetslearn.outputs import describe_os_error, metadata_path_for, write_files_atomic
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "final_result"
 BOTTLENECK_NAME = "bottleneck"
 METADATA_FORMAT = "poetslearn-graph/1"
+# --input_format codelab: what the codelab's label_image.py flags and Android apps use.
+CODELAB_MEAN, CODELAB_STD = 128.0, 128.0
 
 
-def build_frozen_graph(extractor, layer: SoftmaxLayer):
-    """Returns a GraphDef with every variable folded into constants."""
+def build_frozen_graph(extractor, layer: SoftmaxLayer, input_format: str = "pixels"):
+    """Returns a GraphDef with every variable folded into constants.
+
+    `input_format` "pixels": `input` takes [N, H, W, 3] pixels 0..255 of any size. "codelab":
+    `input` takes [1, s, s, 3] already resized and scaled as (x - 128) / 128, the way the
+    codelab's label_image.py and Android apps feed a graph.
+    """
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2)
 
-    @tf.function(input_signature=[
-        tf.TensorSpec([None, None, None, 3], tf.float32, name=INPUT_NAME)])
+    size = extractor.arch.input_size
+    shape = [None, None, None, 3] if input_format == "pixels" else [1, size, size, 3]
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)])
     def classify(images):
         # Made inside the function so the graph keeps these names (a reader can find the layer).
         weights = tf.constant(layer.weights, name="final_weights")
         biases = tf.constant(layer.biases, name="final_biases")
-        features = tf.identity(extractor.features(images), name=BOTTLENECK_NAME)
+        features = tf.identity(extractor.features(to_pixels(images, input_format)),
+                               name=BOTTLENECK_NAME)
         logits = tf.matmul(features, weights) + biases
         return tf.nn.softmax(logits, name=OUTPUT_NAME)
 
@@ -47,10 +58,36 @@ def build_frozen_graph(extractor, layer: SoftmaxLayer):
     return frozen.graph.as_graph_def()
 
 
+def to_pixels(images, input_format: str):
+    """The graph's input as 0..255 pixels: codelab-format input is (x - 128) / 128, undone here so
+    that the network then scales exactly as it was trained (to within float rounding)."""
+    if input_format == "codelab":
+        return images * CODELAB_STD + CODELAB_MEAN
+    return images
+
+
+def input_facts(arch, input_format: str, fixed_size: bool = False) -> dict:
+    """What the metadata says about the model's input, for `label` and for people; `fixed_size`:
+    the model takes [1, s, s, 3] only (TFLite), even as pixels."""
+    size = arch.input_size
+    if input_format == "codelab":
+        return {"input_format": "codelab", "input_mean": CODELAB_MEAN, "input_std": CODELAB_STD,
+                "input": f"RGB, float32, [1, {size}, {size}, 3], resized by the caller and scaled "
+                         f"as (x - {CODELAB_MEAN:g}) / {CODELAB_STD:g} (label_image.py "
+                         f"--input_mean {CODELAB_MEAN:g} --input_std {CODELAB_STD:g})"}
+    if fixed_size:
+        return {"input_format": "pixels", "input": f"RGB pixels, float32 0..255, [1, {size}, "
+                                                   f"{size}, 3] (resize before feeding)"}
+    return {"input_format": "pixels",
+            "input": "RGB pixels, float32 0..255, [N, H, W, 3], any size (resized inside the "
+                     "graph)"}
+
+
 def export_classifier(extractor, layer: SoftmaxLayer, class_names: list[str], graph_path: Path,
-                      labels_path: Path, metadata: dict) -> dict[str, Path]:
+                      labels_path: Path, metadata: dict, input_format: str = "pixels"
+                      ) -> dict[str, Path]:
     """Writes graph, labels and metadata; returns {what: path}."""
-    graph_def = build_frozen_graph(extractor, layer)
+    graph_def = build_frozen_graph(extractor, layer, input_format)
     arch = extractor.arch
     meta = {
         "format": METADATA_FORMAT,
@@ -61,7 +98,7 @@ def export_classifier(extractor, layer: SoftmaxLayer, class_names: list[str], gr
         "output_tensor": f"{OUTPUT_NAME}:0",
         "bottleneck_tensor": f"{BOTTLENECK_NAME}:0",
         "feature_dim": extractor.feature_dim,
-        "input": "RGB pixels, float32 0..255, [N, H, W, 3], any size (resized inside the graph)",
+        **input_facts(arch, input_format),
         "preprocessing": arch.preprocessing,
         "labels": list(class_names),
         "labels_file": Path(labels_path).name,
@@ -73,6 +110,20 @@ def export_classifier(extractor, layer: SoftmaxLayer, class_names: list[str], gr
         Path(labels_path): "".join(f"{name}\n" for name in class_names).encode("utf-8"),
         metadata_path: (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8")})
     return {"graph": Path(graph_path), "labels": Path(labels_path), "metadata": metadata_path}
+
+
+def decode_rgb_on_white(data):
+    """In-graph: an encoded image -> [h, w, 3] float32 0..255, with alpha composited onto white
+    and gray expanded to RGB (as `images.decode_image` does for `label`)."""
+    import tensorflow as tf
+
+    img = tf.cast(tf.io.decode_image(data, expand_animations=False), tf.float32)
+    channels = tf.shape(img)[-1]
+    rgb = tf.cond(channels < 3, lambda: tf.image.grayscale_to_rgb(img[..., :1]),
+                  lambda: img[..., :3])
+    alpha = tf.cond(channels % 2 == 0, lambda: img[..., -1:] / 255.0,
+                    lambda: tf.ones_like(img[..., :1]))
+    return tf.round(rgb * alpha + 255.0 * (1.0 - alpha))
 
 
 def _classifier_module(extractor, layer: SoftmaxLayer, class_names: list[str]):
@@ -110,10 +161,12 @@ def _classifier_module(extractor, layer: SoftmaxLayer, class_names: list[str]):
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def classify_bytes(self, image_bytes):
-            """Encoded images (JPEG, PNG, GIF, BMP), one string each."""
+            """Encoded images (JPEG, PNG, GIF, BMP), one string each. Decoded as `poetslearn
+            label` decodes: gray becomes RGB, transparency is laid on white, the first frame of
+            a GIF is used. Unlike `label`, the EXIF orientation of a JPEG is not applied
+            (TensorFlow has no in-graph EXIF reader): send such photos upright."""
             def decode(data):
-                img = tf.io.decode_image(data, channels=3, expand_animations=False)
-                img = tf.image.resize(tf.cast(img, tf.float32)[tf.newaxis], (size, size),
+                img = tf.image.resize(decode_rgb_on_white(data)[tf.newaxis], (size, size),
                                       method="bilinear", antialias=True)
                 return img[0]
 
@@ -154,7 +207,8 @@ def export_saved_model(extractor, layer: SoftmaxLayer, class_names: list[str],
 
 
 def export_tflite(extractor, layer: SoftmaxLayer, class_names: list[str], path: Path,
-                  quantize: str | None = None, representative=None) -> dict[str, Path]:
+                  quantize: str | None = None, representative=None,
+                  input_format: str = "pixels") -> dict[str, Path]:
     """A .tflite classifier: input [1, s, s, 3] float32 pixels 0..255, output softmax.
 
     `quantize="int8"` makes a full-integer model calibrated on `representative` ([N, s, s, 3]
@@ -171,7 +225,8 @@ def export_tflite(extractor, layer: SoftmaxLayer, class_names: list[str], path: 
     def classify(images):
         # Already at the input size: no resize op (TFLite has no antialiased resize).
         arch = extractor.arch
-        features = extractor.backbone((images - arch.input_mean) / arch.input_std,
+        pixels = to_pixels(images, input_format)
+        features = extractor.backbone((pixels - arch.input_mean) / arch.input_std,
                                       training=False)
         mean, std, weights, biases = layer.standardised()  # quantizes far better than folded
         logits = tf.matmul((features - mean) / std, weights) + biases
@@ -184,14 +239,18 @@ def export_tflite(extractor, layer: SoftmaxLayer, class_names: list[str], path: 
             raise PoetslearnError("int8 quantization needs representative training images.")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.representative_dataset = lambda: ([image[np.newaxis].astype(np.float32)]
-                                                    for image in representative)
+        scale = CODELAB_STD if input_format == "codelab" else 1.0
+        shift = CODELAB_MEAN if input_format == "codelab" else 0.0
+        converter.representative_dataset = lambda: (
+            [((image[np.newaxis] - shift) / scale).astype(np.float32)]
+            for image in representative)
     elif quantize is not None:
         raise PoetslearnError(f"--tflite_quantize must be 'int8'; got {quantize!r}.")
-    model = converter.convert()
+    with native_stderr_silenced():
+        model = converter.convert()
     meta = {"format": METADATA_FORMAT, "poetslearn_version": __version__,
             "architecture": extractor.arch.name, "input_size": [size, size],
-            "input": "RGB pixels, float32 0..255, [1, size, size, 3] (resize before feeding)",
+            **input_facts(extractor.arch, input_format, fixed_size=True),
             "quantization": quantize or "float32", "labels": list(class_names),
             "preprocessing": extractor.arch.preprocessing}
     meta_path = metadata_path_for(path)
@@ -237,7 +296,7 @@ def export_everything(extractor, trained, dataset, splits: dict, weights, score,
     layer, names = trained.layer, dataset.class_names
     metadata = build_metadata(dataset, splits, weights, trained, score, extractor, config)
     paths = export_classifier(extractor, layer, names, config.output_graph,
-                              config.output_labels, metadata)
+                              config.output_labels, metadata, config.input_format)
     try:
         if config.saved_model_dir is not None:
             paths["saved_model"] = export_saved_model(extractor, layer, names,
@@ -246,7 +305,8 @@ def export_everything(extractor, trained, dataset, splits: dict, weights, score,
             representative = (representative_images(splits["train"], extractor)
                               if config.tflite_quantize else None)
             paths.update(export_tflite(extractor, layer, names, config.tflite_output,
-                                       config.tflite_quantize, representative))
+                                       config.tflite_quantize, representative,
+                                       config.input_format))
     except OSError as e:  # the new graph is in place already: say so, not "left intact"
         written = ", ".join(str(p) for p in paths.values())
         raise PoetslearnError(describe_os_error(

@@ -76,6 +76,43 @@ def read_image_file(path: Path, min_side: int | None = None) -> np.ndarray:
     return decode_image(data, str(path), min_side)
 
 
+def _triangle_weights(in_size: int, out_size: int) -> np.ndarray:
+    """[out_size, in_size] weights of TensorFlow's antialiased bilinear resize along one axis.
+
+    The same rule as TensorFlow's ScaleAndTranslate with a triangle kernel and antialias: each
+    output pixel samples at (i + 0.5) * in/out, with the kernel widened by in/out when shrinking
+    (a low-pass filter), taps outside the image dropped and the rest normalised to sum 1.
+    """
+    inv_scale = in_size / out_size
+    kernel_scale = max(inv_scale, 1.0)
+    weights = np.zeros((out_size, in_size), np.float64)
+    for i in range(out_size):
+        sample = (i + 0.5) * inv_scale
+        start = max(int(np.ceil(sample - kernel_scale - 0.5)), 0)
+        end = min(int(np.floor(sample + kernel_scale - 0.5)), in_size - 1) + 1
+        taps = np.maximum(0.0, 1.0 - np.abs((np.arange(start, end) + 0.5 - sample)
+                                            / kernel_scale))
+        if taps.sum() > 0:
+            weights[i, start:end] = taps / taps.sum()
+    return weights
+
+
+def resize_antialiased(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """[H, W, 3] -> [height, width, 3] float32: `tf.image.resize(..., "bilinear", antialias=True)`
+    in NumPy, for the paths that never import TensorFlow. Two matrix products (rows first, as
+    TensorFlow does), in float64 so that only TensorFlow's own float32 rounding separates them."""
+    h, w, channels = pixels.shape
+    rows, cols = _triangle_weights(h, height), _triangle_weights(w, width)
+    tall = rows @ np.asarray(pixels, np.float64).reshape(h, w * channels)  # [height, W * 3]
+    wide = tall.reshape(height, w, channels).transpose(0, 2, 1) @ cols.T  # [height, 3, width]
+    return np.ascontiguousarray(wide.transpose(0, 2, 1), dtype=np.float32)
+
+
+def load_image_without_tensorflow(path: Path, size: int) -> np.ndarray:
+    """`load_image` in NumPy only: the same decode, the same resize (to within 1e-3)."""
+    return resize_antialiased(read_image_file(path, min_side=2 * size), size, size)
+
+
 def resize_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
     """[H, W, 3] uint8 -> [size, size, 3] float32 in 0..255, exactly as the exported graph resizes."""
     import tensorflow as tf

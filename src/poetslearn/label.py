@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from poetslearn.config import DEFAULT_LABELS_FILE, LabelConfig
-from poetslearn.errors import GraphError
+from poetslearn.errors import GraphError, ImageError
 from poetslearn.export import METADATA_FORMAT
 from poetslearn.outputs import metadata_path_for
-from poetslearn.images import load_image, read_image_file
+from poetslearn.quiet import import_tensorflow, native_stderr_silenced
+from poetslearn.images import load_image, load_image_without_tensorflow, resize_antialiased
 
 
 @dataclass
@@ -88,58 +89,27 @@ def load_graph_function(graph_path: Path, input_name: str, output_name: str):
     return wrapped.prune(feeds=tensors[0], fetches=tensors[1]), tensors[0], tensors[1]
 
 
-class GraphClassifier:
-    """A loaded graph plus how to feed it; `classify(path)` returns predictions best first."""
+class _FrozenGraphClassifier:
+    """A frozen graph's input -> output function, with its labels checked against its output."""
 
-    def __init__(self, config: LabelConfig, warn=print) -> None:
-        self.graph_path = Path(config.graph)
-        self.metadata = read_metadata(self.graph_path)
-        if self.metadata is not None:
-            m = self.metadata
-            fn, inp, out = load_graph_function(self.graph_path, m["input_tensor"],
-                                               m["output_tensor"])
-            self.size = tuple(m["input_size"])
-            if config.labels is not None:
-                labels_path = Path(config.labels)
-                self.labels = read_labels(labels_path)
-            else:
-                self.labels = list(m["labels"])
-                labels_path = metadata_path_for(self.graph_path)
-            self.mode = "poetslearn"
-        else:
-            fn, inp, out = load_graph_function(self.graph_path, config.input_layer,
-                                               config.output_layer)
-            labels_path = Path(config.labels or DEFAULT_LABELS_FILE)
-            self.labels = read_labels(labels_path)
-            shape = inp.shape.as_list() if inp.shape.rank == 4 else [None] * 4
-            self.size = (config.input_height or shape[1] or 224, config.input_width or shape[2]
-                         or 224)
-            self.mean, self.std = config.input_mean, config.input_std
-            self.mode = "codelab"
-        self.fn = fn
-        n_out = out.shape[-1] if out.shape.rank else None
+    def __init__(self, graph_path: Path, input_name: str, output_name: str,
+                 labels: list[str] | None, labels_path: Path) -> None:
+        """`labels` None: read from `labels_path`, once the graph itself has loaded."""
+        import_tensorflow()  # the first import: without its start-up lines
+        self.graph_path = Path(graph_path)
+        self.fn, self.input, output = load_graph_function(self.graph_path, input_name,
+                                                          output_name)
+        self.labels = labels if labels is not None else read_labels(labels_path)
+        n_out = output.shape[-1] if output.shape.rank else None
         if n_out is not None and n_out != len(self.labels):
             raise GraphError(f"{labels_path} has {len(self.labels)} labels but the graph's output "
-                             f"{out.name} has {n_out} classes; pass the labels file written with "
-                             f"this graph.")
+                             f"{output.name} has {n_out} classes; pass the labels file written "
+                             f"with this graph.")
 
-    def load_pixels(self, path: Path) -> np.ndarray:
-        """[h, w, 3] float32 0..255 for `probabilities`; raises ImageError for a bad file."""
-        if self.mode == "poetslearn":
-            return load_image(path, self.size[0])
-        return read_image_file(path).astype(np.float32)
-
-    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """[N, H, W, 3] float32 pixels 0..255 -> [N, classes] probabilities."""
+    def _run(self, batch: np.ndarray) -> np.ndarray:
         import tensorflow as tf
 
-        if self.mode == "poetslearn":  # the graph resizes and scales by itself, in one batch
-            probs = self.fn(tf.constant(np.asarray(pixels, np.float32))).numpy()
-        else:
-            # The codelab's label_image.py: plain bilinear resize, (x - mean) / std, batch of 1.
-            probs = np.concatenate([self.fn(tf.constant(
-                (tf.image.resize(p[np.newaxis], self.size, method="bilinear").numpy()
-                 - self.mean) / self.std)).numpy() for p in pixels])
+        probs = self.fn(tf.constant(np.asarray(batch, np.float32))).numpy()
         if probs.shape[-1] != len(self.labels):
             raise GraphError(f"The graph gives {probs.shape[-1]} scores but there are "
                              f"{len(self.labels)} labels; pass the matching labels file.")
@@ -149,6 +119,88 @@ class GraphClassifier:
         """Raises ImageError when the file cannot be decoded."""
         return top_predictions(self.probabilities(self.load_pixels(path)[np.newaxis])[0],
                                self.labels, top_k)
+
+
+class GraphClassifier(_FrozenGraphClassifier):
+    """A poetslearn graph that takes raw pixels of any size and resizes and scales them itself."""
+
+    def __init__(self, graph_path: Path, metadata: dict, labels: Path | None = None) -> None:
+        labels_path = Path(labels) if labels is not None else metadata_path_for(graph_path)
+        names = None if labels is not None else list(metadata["labels"])
+        super().__init__(graph_path, metadata["input_tensor"], metadata["output_tensor"], names,
+                         labels_path)
+        self.metadata = metadata
+        self.size = tuple(metadata["input_size"])
+
+    def load_pixels(self, path: Path) -> np.ndarray:
+        """[size, size, 3] float32 0..255, decoded and resized exactly as in training."""
+        return load_image(path, self.size[0])
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """[N, H, W, 3] float32 pixels 0..255 -> [N, classes], in one batch."""
+        return self._run(pixels)
+
+
+class CodelabGraphClassifier(_FrozenGraphClassifier):
+    """A graph fed exactly as the codelab's `label_image.py` feeds it: decoded by TensorFlow's
+    decoder for the file's extension, resized with TF1's `resize_bilinear` (no half-pixel
+    centres, no antialiasing), scaled as (x - mean) / std, one image at a time. For graphs made
+    by the codelab's retrain.py and by `retrain --input_format codelab`."""
+
+    def __init__(self, graph_path: Path, input_name: str, output_name: str,
+                 labels: list[str] | None, labels_path: Path,
+                 size: tuple[int | None, int | None], mean: float, std: float,
+                 metadata: dict | None = None) -> None:
+        super().__init__(graph_path, input_name, output_name, labels, labels_path)
+        shape = self.input.shape.as_list() if self.input.shape.rank == 4 else [None] * 4
+        self.size = (size[0] or shape[1] or 224, size[1] or shape[2] or 224)
+        self.mean, self.std, self.metadata = mean, std, metadata
+
+    def load_pixels(self, path: Path) -> np.ndarray:
+        """[h, w, 3] float32 0..255 as `label_image.py` decodes the file (no resize yet)."""
+        return decode_like_label_image(path)
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        out = []
+        for image in pixels:
+            # TF1's resize_bilinear: the op with both of its TF1 defaults spelled out.
+            resized = tf.raw_ops.ResizeBilinear(
+                images=tf.constant(np.asarray(image, np.float32)[np.newaxis]), size=self.size,
+                align_corners=False, half_pixel_centers=False)
+            out.append(self._run((resized.numpy() - self.mean) / self.std))
+        return np.concatenate(out)
+
+
+def decode_like_label_image(path: Path) -> np.ndarray:
+    """The codelab's `read_tensor_from_image_file` up to the resize: TensorFlow's PNG, GIF, BMP or
+    JPEG decoder chosen by the file name's ending, then a float cast. Where the codelab would
+    crash (an animated GIF, a BMP with alpha, a PNG named .jpg) the first frame, the RGB channels,
+    or the decoder for the actual content is used instead."""
+    import tensorflow as tf
+
+    name = str(path)
+    try:
+        data = tf.io.read_file(name)
+    except (tf.errors.OpError, ValueError) as e:
+        raise ImageError(f"{path} cannot be read ({e.message if hasattr(e, 'message') else e})."
+                         ) from e
+    try:
+        try:
+            if name.endswith(".png"):
+                image = tf.io.decode_png(data, channels=3)
+            elif name.endswith(".gif"):
+                image = tf.io.decode_gif(data)[0]
+            elif name.endswith(".bmp"):
+                image = tf.io.decode_bmp(data)[..., :3]
+            else:
+                image = tf.io.decode_jpeg(data, channels=3)
+        except tf.errors.InvalidArgumentError:  # the ending lies about the content
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    except tf.errors.InvalidArgumentError as e:
+        raise ImageError(f"{path} is not a readable image ({e.message}).") from e
+    return tf.cast(image, tf.float32).numpy()
 
 
 def top_predictions(probs: np.ndarray, labels: list[str], top_k: int) -> list[Prediction]:
@@ -180,32 +232,42 @@ class TFLiteClassifier:
         else:
             raise GraphError(f"{self.graph_path} has no metadata file beside it; pass --labels.")
         try:
-            self.interpreter = _interpreter_class()(model_path=str(self.graph_path))
-            self.interpreter.allocate_tensors()
+            with native_stderr_silenced():  # LiteRT announces its XNNPACK delegate
+                self.interpreter = _interpreter_class()(model_path=str(self.graph_path))
+                self.interpreter.allocate_tensors()
         except Exception as e:  # noqa: BLE001 - the runtime raises ValueError/RuntimeError
             raise GraphError(f"{self.graph_path} cannot be loaded as a TFLite model ({e}).") from e
         inp = self.interpreter.get_input_details()[0]
         out = self.interpreter.get_output_details()[0]
         self.input_index, self.output_index = inp["index"], out["index"]
         self.size = (int(inp["shape"][1]), int(inp["shape"][2]))
+        self.metadata = meta
+        self._invoked = False
+        # A codelab-format model takes (x - 128) / 128; a pixels model takes 0..255 itself.
+        codelab = (meta or {}).get("input_format") == "codelab"
+        self.mean, self.std = (meta["input_mean"], meta["input_std"]) if codelab else (0.0, 1.0)
         if int(out["shape"][-1]) != len(self.labels):
             raise GraphError(f"There are {len(self.labels)} labels but {self.graph_path} gives "
                              f"{int(out['shape'][-1])} scores; pass the matching labels file.")
 
     def load_pixels(self, path: Path) -> np.ndarray:
-        return load_image(path, self.size[0])
+        # NumPy only: labelling with a .tflite model never imports TensorFlow (2 s saved).
+        return load_image_without_tensorflow(path, self.size[0])
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """[N, H, W, 3] float32 pixels 0..255 -> [N, classes], one invocation per image."""
-        import tensorflow as tf
-
         out = []
         for image in np.asarray(pixels, np.float32):
             if image.shape[:2] != self.size:
-                image = tf.image.resize(image[np.newaxis], self.size, method="bilinear",
-                                        antialias=True).numpy()[0]
-            self.interpreter.set_tensor(self.input_index, image[np.newaxis])
-            self.interpreter.invoke()
+                image = resize_antialiased(image, *self.size)
+            scaled = ((image - self.mean) / self.std).astype(np.float32)
+            self.interpreter.set_tensor(self.input_index, scaled[np.newaxis])
+            if self._invoked:
+                self.interpreter.invoke()
+            else:  # LiteRT may announce its XNNPACK delegate on the first run
+                with native_stderr_silenced():
+                    self.interpreter.invoke()
+                self._invoked = True
             out.append(self.interpreter.get_tensor(self.output_index)[0].astype(np.float64))
         return np.stack(out)
 
@@ -215,7 +277,21 @@ class TFLiteClassifier:
 
 
 def load_classifier(config: LabelConfig, warn=print):
-    """The right classifier for the file: a .tflite model or a frozen GraphDef."""
-    if is_tflite_file(Path(config.graph)):
+    """The right classifier for the file: a .tflite model, a poetslearn graph (raw pixels or
+    `--input_format codelab`) or a codelab graph without metadata (fed as its flags say)."""
+    graph = Path(config.graph)
+    if is_tflite_file(graph):
         return TFLiteClassifier(config, warn)
-    return GraphClassifier(config, warn)
+    metadata = read_metadata(graph)
+    if metadata is None:
+        labels_path = Path(config.labels or DEFAULT_LABELS_FILE)
+        return CodelabGraphClassifier(
+            graph, config.input_layer, config.output_layer, None, labels_path, (config.input_height, config.input_width), config.input_mean,
+            config.input_std)
+    if metadata.get("input_format", "pixels") == "pixels":
+        return GraphClassifier(graph, metadata, config.labels)
+    labels_path = Path(config.labels) if config.labels else metadata_path_for(graph)
+    labels = None if config.labels else list(metadata["labels"])
+    return CodelabGraphClassifier(graph, metadata["input_tensor"], metadata["output_tensor"],
+                                  labels, labels_path, tuple(metadata["input_size"]),
+                                  metadata["input_mean"], metadata["input_std"], metadata)

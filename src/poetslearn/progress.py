@@ -7,6 +7,7 @@ show progress without thousands of carriage returns.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -22,8 +23,13 @@ class _LineProgress:
         self.done = 0
         self.next_tenth = 1
         self.start = time.perf_counter()
+        self._lock = threading.Lock()  # scanning threads update it together
 
     def update(self, n: int = 1) -> None:
+        with self._lock:
+            self._update(n)
+
+    def _update(self, n: int) -> None:
         self.done += n
         if not self.total:
             return
