@@ -28,3 +28,15 @@ def test_benchmark_prints_a_table_and_json_with_every_engine(tmp_path, tiny_cifa
     assert report["matmul_peak_gflops"] > 0
     assert report["warm_run_s"] > 0 and report["first_run_peak_mb"] > 0
     assert "FP32 peak:" in out and "% FMA" in out
+
+
+def test_label_speed_times_the_three_ways_of_labelling(tmp_path, tiny_cifar):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "label_speed.py"), "--architecture", "test_tiny",
+         "--weights", "none", "--data_dir", str(tiny_cifar), "--model_dir", str(tmp_path),
+         "--rounds", "1"], check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+    report = json.loads(out.splitlines()[-1])
+    assert set(report["median_s"]) == {"poetslearn label, .tflite", "poetslearn label, .pb",
+                                       "codelab label_image.py steps, .pb"}
+    assert all(seconds > 0 for seconds in report["median_s"].values())
+    assert "| poetslearn label, .tflite |" in out
