@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -52,3 +53,28 @@ def test_peak_memory_on_windows_asks_windows_and_never_crashes_elsewhere():
     if sys.platform != "win32":
         assert memory.peak_memory_mb("win32") is None
     assert memory.peak_memory_mb() is None or memory.peak_memory_mb() > 10
+
+
+def test_native_stderr_is_dropped_unless_asked_for_and_replayed_on_failure(capfd, monkeypatch):
+    from poetslearn import quiet
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    quiet.configure(verbose=False)
+    with quiet.native_stderr_silenced():
+        os.write(2, b"oneDNN custom operations are on\n")
+    assert capfd.readouterr().err == ""
+    with pytest.raises(RuntimeError), quiet.native_stderr_silenced():
+        os.write(2, b"the reason it failed\n")
+        raise RuntimeError("boom")
+    assert capfd.readouterr().err == "the reason it failed\n"  # nothing real is lost
+    quiet.configure(verbose=True)
+    with quiet.native_stderr_silenced():
+        os.write(2, b"shown with --verbose\n")
+    assert capfd.readouterr().err == "shown with --verbose\n"
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")  # the user asks TensorFlow for everything
+    quiet.configure(verbose=False)
+    with quiet.native_stderr_silenced():
+        os.write(2, b"shown for TF_CPP_MIN_LOG_LEVEL=0\n")
+    assert capfd.readouterr().err == "shown for TF_CPP_MIN_LOG_LEVEL=0\n"
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    quiet.configure(verbose=False)  # leave the process as the CLI would (quiet)
