@@ -14,7 +14,7 @@ from poetslearn.backbones import fetch_backbone
 from poetslearn.config import RetrainConfig
 from poetslearn.datasets import load_dataset
 from poetslearn.engines import ENGINE_CHOICES, ENGINES, build_engine, is_exact
-from poetslearn.errors import WeightsError
+from poetslearn.errors import PoetslearnError, WeightsError
 from poetslearn.extractor import ExtractorSpec, build_extractor
 
 # Another process: unpickle a spec from stdin, build the extractor, print its fingerprint and
@@ -92,3 +92,45 @@ def test_engine_registry_knows_each_engine_and_how_many_threads_it_may_use():
     assert build_engine("tflite", arch, backbone, 4, (32, 32), threads=1).interpreter is not None
     with pytest.raises(ValueError, match="no engine called 'fast'"):
         build_engine("fast", arch, backbone, 4, (32, 32))
+
+
+class SpecBuiltOutOfOrder:
+    """A stand-in for a distributed backend: it builds its own extractor from the picklable
+    description (as a worker elsewhere would) and returns the batches last first."""
+
+    used = 0
+
+    def run(self, batches, splits, extractor):
+        from poetslearn.extraction import LocalExtraction
+
+        SpecBuiltOutOfOrder.used += 1
+        spec = pickle.loads(pickle.dumps(extractor.description))
+        worker = spec.build()
+        return reversed(list(LocalExtraction().run(batches, splits, worker)))
+
+
+def test_an_extraction_backend_registers_beside_local_and_gives_the_same_run(
+        tmp_path, colour_dir, monkeypatch):
+    from poetslearn import extraction
+    from poetslearn.retrain import retrain
+
+    monkeypatch.setitem(extraction.EXTRACTION_BACKENDS, "elsewhere",
+                        lambda config: SpecBuiltOutOfOrder())
+    results = {}
+    for name in ("local", "elsewhere"):
+        config = RetrainConfig(architecture="test_tiny", weights="none", image_dir=colour_dir,
+                               bottleneck_dir=tmp_path / name / "b", summaries_dir="",
+                               output_graph=tmp_path / name / "g.pb",
+                               output_labels=tmp_path / name / "l.txt",
+                               how_many_training_steps=60, bottleneck_batch_size=4,
+                               show_progress=False, extraction=name)
+        results[name] = retrain(config, log=lambda m: None, warn=lambda m: None)
+    assert SpecBuiltOutOfOrder.used == 1
+    local, elsewhere = results["local"], results["elsewhere"]
+    assert elsewhere.extraction.computed == local.extraction.computed == 30
+    np.testing.assert_allclose(elsewhere.trained.layer.weights, local.trained.layer.weights,
+                               rtol=1e-4, atol=1e-6)
+    assert elsewhere.trained.best_step == local.trained.best_step
+    with pytest.raises(PoetslearnError, match="Unknown extraction backend .nowhere."):
+        retrain(dataclasses.replace(config, extraction="nowhere", image_dir=tmp_path / "none"),
+                log=lambda m: None, warn=lambda m: None)  # refused before the data is read

@@ -78,3 +78,19 @@ def test_native_stderr_is_dropped_unless_asked_for_and_replayed_on_failure(capfd
     assert capfd.readouterr().err == "shown for TF_CPP_MIN_LOG_LEVEL=0\n"
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
     quiet.configure(verbose=False)  # leave the process as the CLI would (quiet)
+
+
+def test_tensorflow_imported_from_many_threads_at_once_is_never_seen_half_done():
+    # What evaluate's image-loading threads do on their first image (a fresh process, so that
+    # TensorFlow is not imported yet).
+    code = """
+from concurrent.futures import ThreadPoolExecutor
+from poetslearn.quiet import import_tensorflow
+with ThreadPoolExecutor(8) as pool:
+    modules = list(pool.map(lambda _: import_tensorflow(), range(8)))
+assert all(hasattr(m, "image") and m is modules[0] for m in modules)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr

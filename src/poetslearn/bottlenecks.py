@@ -8,14 +8,15 @@ and checks that no class lost all its images to unreadable files.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from poetslearn.bottleneck_cache import BottleneckCache
 from poetslearn.distortions import Distortions, distorted_split
+from poetslearn.extraction import BatchResult, ExtractionBackend, LocalExtraction
 from poetslearn.progress import printing_around, progress
 from poetslearn.sources import Dataset, Split
 
@@ -65,47 +66,36 @@ def _plan_work(keys_of: dict[str, list[bytes]], found: dict[str, np.ndarray],
     return _WorkPlan(batches, repeats, len(first))
 
 
-def _extract(plan: _WorkPlan, splits: dict[str, Split], keys_of: dict[str, list[bytes]],
-             vectors: dict[str, np.ndarray], extractor, cache: BottleneckCache, bar, warn
-             ) -> set[bytes]:
-    """Computes the planned vectors into `vectors` and the cache; returns the keys of images
-    that failed to load. One thread decodes the next batch while the engine runs this one (it
-    releases the GIL). Whatever is complete is flushed to the cache even on Ctrl-C."""
+def _store(results: Iterator[BatchResult], keys_of: dict[str, list[bytes]],
+           vectors: dict[str, np.ndarray], cache: BottleneckCache,
+           repeats: dict[bytes, list[tuple[str, int]]], bar, warn) -> set[bytes]:
+    """Puts each batch's vectors into the split arrays and the cache as it arrives; returns the
+    keys of images that failed to load. Whatever is complete is flushed to the cache even on
+    Ctrl-C, so the next run resumes from there."""
     failed: set[bytes] = set()
-    size = extractor.arch.input_size
-
-    def load(batch: tuple[str, list[int]]):
-        pixels, failures = splits[batch[0]].images.load_batch(batch[1], size)
-        return extractor.prepare(pixels), failures
-
-    with ThreadPoolExecutor(1) as prefetch:
-        try:
-            future = prefetch.submit(load, plan.batches[0])
-            for k, (name, indices) in enumerate(plan.batches):
-                pixels, failures = future.result()
-                if k + 1 < len(plan.batches):
-                    future = prefetch.submit(load, plan.batches[k + 1])
-                keys = keys_of[name]
-                for i, reason in failures.items():
-                    printing_around(bar, warn)(f"Skipping {reason}")
-                    failed.add(keys[i])
-                ok = [i for i in indices if i not in failures]
-                if ok:
-                    computed = extractor(pixels)
-                    vectors[name][ok] = computed
-                    ok_keys = [keys[i] for i in ok]
-                    cache.add(ok_keys, computed)
-                    for key, vector in zip(ok_keys, computed):
-                        for other, row in plan.repeats.get(key, ()):
-                            vectors[other][row] = vector
-                bar.update(len(indices))
-        finally:
-            cache.flush()
+    try:
+        for result in results:
+            keys = keys_of[result.split]
+            for i, reason in result.failures.items():
+                printing_around(bar, warn)(f"Skipping {reason}")
+                failed.add(keys[i])
+            ok = result.ok
+            if ok:
+                vectors[result.split][ok] = result.vectors
+                ok_keys = [keys[i] for i in ok]
+                cache.add(ok_keys, result.vectors)
+                for key, vector in zip(ok_keys, result.vectors):
+                    for other, row in repeats.get(key, ()):
+                        vectors[other][row] = vector
+            bar.update(len(result.indices))
+    finally:
+        cache.flush()
     return failed
 
 
 def compute_bottlenecks(splits: dict[str, Split], extractor, cache: BottleneckCache,
-                        batch_size: int = 128, show_progress: bool = True, warn=print
+                        batch_size: int = 128, show_progress: bool = True, warn=print,
+                        backend: ExtractionBackend | None = None
                         ) -> tuple[dict[str, np.ndarray], dict[str, Split], ExtractionStats]:
     """Returns {split: [N, dim] float32 vectors} for every split, computing only cache misses.
 
@@ -113,7 +103,8 @@ def compute_bottlenecks(splits: dict[str, Split], extractor, cache: BottleneckCa
     engine, so no vector is held twice. Images that fail to decode are warned about and dropped
     from their split; the returned splits are the ones the vectors belong to. Vectors are flushed
     to disk as they are made, and on Ctrl-C whatever is complete is flushed before the interrupt
-    propagates, so the next run resumes where this one stopped.
+    propagates, so the next run resumes where this one stopped. `backend` computes the missing
+    vectors (default: in this process).
     """
     stats = ExtractionStats(total=sum(len(s) for s in splits.values()))
     keys_of = {name: split.images.keys() for name, split in splits.items()}
@@ -126,7 +117,8 @@ def compute_bottlenecks(splits: dict[str, Split], extractor, cache: BottleneckCa
     start = time.perf_counter()
     if plan.count:
         with progress(plan.count, "Computing bottlenecks", "img", show_progress) as bar:
-            failed = _extract(plan, splits, keys_of, vectors, extractor, cache, bar, warn)
+            results = (backend or LocalExtraction()).run(plan.batches, splits, extractor)
+            failed = _store(results, keys_of, vectors, cache, plan.repeats, bar, warn)
         # The engine's buffers (300 MB and more for Inception V3) are not needed any more.
         extractor.release_engines()
     stats.seconds = time.perf_counter() - start
@@ -158,7 +150,8 @@ class Bottlenecks:
         self.vectors, self.train_x = {}, None
 
 
-def get_or_create_bottlenecks(dataset: Dataset, extractor, config, log=print,
+def get_or_create_bottlenecks(dataset: Dataset, extractor, config,
+                              backend: ExtractionBackend | None = None, log=print,
                               warn=print) -> Bottlenecks:
     """The retrain stage: every split's bottlenecks, plus distorted training copies if asked."""
     cache = BottleneckCache(config.bottleneck_dir, extractor.arch.name, extractor.fingerprint,
@@ -168,7 +161,8 @@ def get_or_create_bottlenecks(dataset: Dataset, extractor, config, log=print,
     if distortions.enabled:
         to_compute["distorted"] = distorted_split(dataset.splits["train"], distortions)
     vectors, splits, stats = compute_bottlenecks(
-        to_compute, extractor, cache, config.bottleneck_batch_size, config.show_progress, warn)
+        to_compute, extractor, cache, config.bottleneck_batch_size, config.show_progress, warn,
+        backend)
     log(stats.describe() + (f" Engine: {extractor.engine_name}." if stats.computed else "")
         + f" Cache: {cache.dir}")
     dataset.check_every_class_present(splits)

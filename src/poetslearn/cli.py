@@ -134,7 +134,7 @@ def evaluate(graph, labels, dataset, image_dir, data_dir, split, plot, json_outp
     """
     if dataset and image_dir is not None:
         raise click.UsageError("Give either --dataset cifar10 or --image_dir, not both.")
-    start_command(verbose, needs_tensorflow=True)
+    start_command(verbose)
     from poetslearn.datasets import load_split_to_evaluate
     from poetslearn.evaluate import evaluate_split, plot_evaluation
     from poetslearn.label import load_classifier

@@ -121,7 +121,7 @@ def retrain(json_output: bool, **options) -> None:
       poetslearn retrain --architecture mobilenet_0.50_224          # CIFAR-10
       poetslearn retrain --image_dir tf_files/flower_photos
     """
-    start_command(options.pop("verbose"), needs_tensorflow=True)
+    start_command(options.pop("verbose"))
     from poetslearn.retrain import retrain as run_retrain
 
     config = _retrain_config(options)

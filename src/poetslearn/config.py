@@ -67,6 +67,8 @@ class RetrainConfig:
     assert_accuracy_at_least: float | None = None  # a fraction; below it, export nothing
     show_progress: bool = True
     trainer: str = "new_layer"  # a name of training.TRAINERS
+    # Where missing bottlenecks are computed: a name of extraction.EXTRACTION_BACKENDS.
+    extraction: str = "local"
 
 
 @dataclass

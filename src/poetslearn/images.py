@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from poetslearn.errors import ImageError
+from poetslearn.quiet import import_tensorflow
 
 # Decoded images above this many pixels are refused instead of exhausting memory. JPEGs are
 # decoded at a reduced scale first, so only huge PNGs, TIFFs and the like ever reach the limit.
@@ -115,8 +116,7 @@ def load_image_without_tensorflow(path: Path, size: int) -> np.ndarray:
 
 def resize_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
     """[H, W, 3] uint8 -> [size, size, 3] float32 in 0..255, exactly as the exported graph resizes."""
-    import tensorflow as tf
-
+    tf = import_tensorflow()  # may be the first use of TensorFlow: without its chatter
     resized = tf.image.resize(pixels[np.newaxis].astype(np.float32), (size, size),
                               method="bilinear", antialias=True)
     return resized.numpy()[0]

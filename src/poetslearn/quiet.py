@@ -13,10 +13,13 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 _native_output_wanted = False
+_tensorflow = None
+_import_lock = threading.Lock()
 
 
 def configure(verbose: bool = False) -> None:
@@ -52,10 +55,13 @@ def native_stderr_silenced() -> Iterator[None]:
 
 
 def import_tensorflow():
-    """`import tensorflow`, without the lines it prints while loading."""
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    with native_stderr_silenced():
-        import tensorflow
-
-    return tensorflow
+    """`import tensorflow`, without the lines it prints while loading. Safe from several threads
+    at once (image loaders): the others wait for the one import, never see it half done."""
+    global _tensorflow
+    if _tensorflow is None:
+        with _import_lock:
+            if _tensorflow is None:
+                with native_stderr_silenced():
+                    import tensorflow
+                _tensorflow = tensorflow
+    return _tensorflow

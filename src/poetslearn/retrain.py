@@ -15,6 +15,7 @@ from poetslearn.config import RetrainConfig, check_settings
 from poetslearn.datasets import load_dataset
 from poetslearn.evaluate import TestScore, check_accuracy, score_on_test
 from poetslearn.export import export_everything
+from poetslearn.extraction import extraction_backend_for
 from poetslearn.extractor import FeatureExtractor, build_extractor
 from poetslearn.head import TrainResult
 from poetslearn.memory import return_freed_memory
@@ -48,6 +49,7 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
     with timings("total"):
         with timings("load_data"):
             check_settings(config)
+            train, extraction = trainer_for(config), extraction_backend_for(config)
             plan_outputs(config)
             dataset = load_dataset(config.image_dir, config.data_dir,
                                    config.validation_percentage, config.testing_percentage,
@@ -57,9 +59,10 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
             backbone = fetch_backbone(config, log, warn)
             extractor = build_extractor(backbone, config, dataset, warn)
         with timings("bottlenecks"):
-            bottlenecks = get_or_create_bottlenecks(dataset, extractor, config, log, warn)
+            bottlenecks = get_or_create_bottlenecks(dataset, extractor, config, extraction, log,
+                                                    warn)
         with timings("train_head"):
-            trained = trainer_for(config)(bottlenecks, dataset, extractor, config, log)
+            trained = train(bottlenecks, dataset, extractor, config, log)
         score = score_on_test(trained.layer, bottlenecks, dataset, config, log)
         if extractor.accuracy_caveat():
             log(extractor.accuracy_caveat())

@@ -1,0 +1,77 @@
+"""Where bottlenecks are computed: extraction backends, by name.
+
+A backend takes the planned batches (which images of which split) and yields, batch by batch,
+the vectors of the images that loaded and the reasons the others did not; the caller
+(`bottlenecks.compute_bottlenecks`) stores them in the cache and the split arrays as they arrive,
+so a backend never touches the cache. `local` runs the extractor in this process; a backend that
+spreads the batches over other processes or machines builds its extractors there from
+`extractor.description` (a picklable `ExtractorSpec`) and registers beside it.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterator, Protocol
+
+import numpy as np
+
+from poetslearn.errors import PoetslearnError
+from poetslearn.sources import Split
+
+Batch = tuple[str, list[int]]  # (split name, image indices)
+
+
+@dataclass
+class BatchResult:
+    split: str
+    indices: list[int]  # every index of the batch, in order
+    vectors: np.ndarray  # [n_ok, dim] float32: the indices that loaded, in order
+    failures: dict[int, str]  # index -> why it could not be loaded
+
+    @property
+    def ok(self) -> list[int]:
+        return [i for i in self.indices if i not in self.failures]
+
+
+class ExtractionBackend(Protocol):
+    def run(self, batches: list[Batch], splits: dict[str, Split],
+            extractor) -> Iterator[BatchResult]:
+        """Computes every batch; results may arrive in any order."""
+
+
+class LocalExtraction:
+    """The extractor in this process; one thread decodes the next batch while the engine runs
+    this one (the engines release the GIL)."""
+
+    def run(self, batches: list[Batch], splits: dict[str, Split],
+            extractor) -> Iterator[BatchResult]:
+        size = extractor.arch.input_size
+
+        def load(batch: Batch):
+            pixels, failures = splits[batch[0]].images.load_batch(batch[1], size)
+            return extractor.prepare(pixels), failures
+
+        with ThreadPoolExecutor(1) as prefetch:
+            future = prefetch.submit(load, batches[0])
+            for k, (name, indices) in enumerate(batches):
+                pixels, failures = future.result()
+                if k + 1 < len(batches):
+                    future = prefetch.submit(load, batches[k + 1])
+                loaded = len(indices) > len(failures)
+                vectors = extractor(pixels) if loaded else np.zeros((0, 0), np.float32)
+                yield BatchResult(name, indices, vectors, failures)
+
+
+EXTRACTION_BACKENDS: dict[str, Callable[[object], ExtractionBackend]] = {
+    "local": lambda config: LocalExtraction(),
+}
+
+
+def extraction_backend_for(config) -> ExtractionBackend:
+    try:
+        make = EXTRACTION_BACKENDS[config.extraction]
+    except KeyError:
+        raise PoetslearnError(f"Unknown extraction backend {config.extraction!r}; expected one "
+                              f"of {', '.join(EXTRACTION_BACKENDS)}.") from None
+    return make(config)
