@@ -41,6 +41,12 @@ class Architecture:
     # Fast engines to try, fastest first (measured by scripts/benchmark.py on 2 AVX-512 cores):
     # XNNPACK wins on MobileNet's depthwise layers, ONNX Runtime on Inception's dense ones.
     engines: tuple[str, ...] = ("tflite", "onnxruntime")
+    # Fine-tuning: the layers that end each block, bottom (the stem) to top. Training the top K
+    # blocks cuts the network at block_outputs[-(K + 1)]; what comes out there is cached.
+    block_outputs: tuple[str, ...] = ()
+    # The range every activation at those cuts lies in (MobileNet: ReLU6, so [0, 6]), which lets
+    # the activation cache store one byte per value; None: unbounded, stored as float16.
+    activation_range: tuple[float, float] | None = None
 
     def preprocess(self, images):
         """[N, H, W, 3] float32 0..255 -> [N, s, s, 3] network input: an antialiased bilinear
@@ -65,6 +71,8 @@ class Architecture:
 
 
 MOBILENET_ALPHAS = ("1.0", "0.75", "0.50", "0.25")
+# The stem, then the 13 depthwise-separable blocks (Keras's layer names).
+MOBILENET_BLOCK_OUTPUTS = ("conv1_relu", *(f"conv_pw_{i}_relu" for i in range(1, 14)))
 MOBILENET_SIZES = (224, 192, 160, 128)
 
 
@@ -94,7 +102,7 @@ def _tiny_test_builder() -> object:
     """
     import keras
 
-    inputs = keras.Input((32, 32, 3))
+    inputs = keras.Input((32, 32, 3), name="image")
     x = keras.layers.Conv2D(16, 3, strides=2, activation="relu", name="conv",
                             kernel_initializer=keras.initializers.GlorotUniform(seed=7),
                             bias_initializer=keras.initializers.RandomUniform(-0.1, 0.1, seed=8))(
@@ -114,16 +122,19 @@ def _build_registry() -> dict[str, Architecture]:
             registry[name] = Architecture(
                 name=name, family="mobilenet_v1", input_size=size,
                 feature_dim=int(1024 * alpha), build_backbone=_mobilenet_builder(alpha, size),
-                alpha=alpha, keras_weights=KerasWeights(filename, KERAS_MOBILENET_URL + filename))
+                alpha=alpha, keras_weights=KerasWeights(filename, KERAS_MOBILENET_URL + filename),
+                block_outputs=MOBILENET_BLOCK_OUTPUTS, activation_range=(0.0, 6.0))
     filename = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
     registry["inception_v3"] = Architecture(
         name="inception_v3", family="inception_v3", input_size=299, feature_dim=2048,
         build_backbone=_inception_v3_builder, engines=("onnxruntime", "tflite"),
+        block_outputs=tuple(f"mixed{i}" for i in range(11)),
         keras_weights=KerasWeights(filename, KERAS_INCEPTION_V3_URL + filename,
                                    md5="bcbd6486424b2319ff4ef7d526e38f63"))
     registry["test_tiny"] = Architecture(
         name="test_tiny", family="test", input_size=32, feature_dim=16,
-        build_backbone=_tiny_test_builder, for_tests=True)
+        build_backbone=_tiny_test_builder, for_tests=True, block_outputs=("image", "conv"),
+        activation_range=(-1.0, 1.0))
     return registry
 
 
