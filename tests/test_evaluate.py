@@ -46,6 +46,9 @@ def test_evaluate_on_cifar10_with_mistakes_in_the_plot(tmp_path):
                                       "--data_dir", str(data), "--plot", str(plot), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "CIFAR-10, test split: accuracy = " in result.output and "(N=30)" in result.output
+    # The figure retrain reports for CIFAR-10's bit-exact rows, here all 30 tiny test images.
+    overall = result.output.split("accuracy = ")[1].split("%")[0]
+    assert f"Test accuracy on test images 0-999 = {overall}% (N=30)" in result.output
     assert "airplane" in result.output and plot.is_file()
 
 

@@ -136,7 +136,8 @@ def evaluate(graph, labels, dataset, image_dir, data_dir, split, plot, json_outp
         raise click.UsageError("Give either --dataset cifar10 or --image_dir, not both.")
     start_command(verbose)
     from poetslearn.datasets import load_split_to_evaluate
-    from poetslearn.evaluate import evaluate_split, plot_evaluation
+    from poetslearn.evaluate import (describe_exact_rows, evaluate_split, exact_rows_figures,
+                                     plot_evaluation)
     from poetslearn.label import load_classifier
 
     echo = echo_err if json_output else click.echo
@@ -154,6 +155,10 @@ def evaluate(graph, labels, dataset, image_dir, data_dir, split, plot, json_outp
 
     echo(f"{data.name}, {split} split: accuracy = {result.accuracy:.1%} "
          f"(N={len(result.truth)})")
+    whole_test = split == "test" and len(result.truth) == len(data.splits["test"])
+    exact = exact_rows_figures(result, data.exact_test_rows, whole_test)
+    for line in describe_exact_rows(exact, len(result.truth)):
+        echo(line)
     width = max(len(lbl) for lbl in result.labels)
     echo(f"{'label':{width}s}  precision  recall  support")
     for row in result.per_class():
@@ -165,7 +170,8 @@ def evaluate(graph, labels, dataset, image_dir, data_dir, split, plot, json_outp
     if plotted is not None:
         echo(f"Plot written to {plotted}")
     if json_output:
-        report = {"graph": str(graph), "dataset": data.name, "split": split, **result.as_dict()}
+        report = {"graph": str(graph), "dataset": data.name, "split": split, **result.as_dict(),
+                  **exact}
         if plotted is not None:
             report["plot"] = str(plotted)
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))

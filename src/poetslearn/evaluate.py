@@ -97,6 +97,20 @@ def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if size < 0 or size >= n else np.sort(rng.choice(n, size, replace=False))
 
 
+def exact_rows_figures(evaluation: Evaluation, exact_rows: int | None,
+                       whole_split: bool) -> dict[str, float]:
+    """{name: accuracy} on the test rows every copy of the data set holds bit for bit (CIFAR-10:
+    0-999), when the whole test split was scored in its order; else nothing."""
+    if not exact_rows or not whole_split or evaluation.failed:
+        return {}
+    return {f"test_accuracy_rows_0_{exact_rows - 1}": evaluation.first(exact_rows).accuracy}
+
+
+def describe_exact_rows(figures: dict[str, float], n: int) -> list[str]:
+    return [f"Test accuracy on test images 0-{name.rsplit('_', 1)[1]} = {value:.1%} "
+            f"(N={min(int(name.rsplit('_', 1)[1]) + 1, n)})" for name, value in figures.items()]
+
+
 def score_on_test(layer, bottlenecks, dataset, config, log=print) -> TestScore:
     """The retrain stage: the trained layer's accuracy on the test bottlenecks."""
     test = bottlenecks.splits["test"]
@@ -105,13 +119,12 @@ def score_on_test(layer, bottlenecks, dataset, config, log=print) -> TestScore:
     evaluation = Evaluation.of(dataset.class_names, test.labels[idx],
                                layer.probabilities(bottlenecks.vectors["test"][idx]),
                                [test.images.names[i] for i in idx])
-    score = TestScore(evaluation, len(idx) == len(test))
+    whole = len(idx) == len(test)
+    score = TestScore(evaluation, whole, exact_rows_figures(evaluation, dataset.exact_test_rows,
+                                                            whole))
     log(f"Final test accuracy = {score.accuracy:.1%} (N={score.size})")
-    rows = dataset.exact_test_rows
-    if rows and score.whole_split:
-        score.extra[f"test_accuracy_rows_0_{rows - 1}"] = evaluation.first(rows).accuracy
-        log(f"Test accuracy on test images 0-{rows - 1} = {evaluation.first(rows).accuracy:.1%} "
-            f"(N={min(rows, score.size)})")
+    for line in describe_exact_rows(score.extra, score.size):
+        log(line)
     return score
 
 
