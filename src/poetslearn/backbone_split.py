@@ -47,9 +47,13 @@ class SplitBackbone:
 def split_backbone(arch: Architecture, backbone, blocks: int) -> SplitBackbone:
     """`backbone` cut below its top `blocks` blocks. Both halves share its layers (and so its
     weights): training `top` trains the backbone itself, which the export then carries."""
+    return split_at(backbone, cut_layer(arch, blocks))
+
+
+def split_at(backbone, cut: str) -> SplitBackbone:
+    """`backbone` cut at the output of the layer named `cut`."""
     import keras
 
-    cut = cut_layer(arch, blocks)
     at_cut = backbone.get_layer(cut).output
     return SplitBackbone(keras.Model(backbone.input, at_cut, name="frozen_bottom"),
                          keras.Model(at_cut, backbone.output, name="trained_top"), cut)

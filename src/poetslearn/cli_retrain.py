@@ -10,11 +10,13 @@ from pathlib import Path
 
 import click
 
-from poetslearn.architectures import architecture_names
+from poetslearn.architectures import architecture_names, get_architecture
+from poetslearn.backbone_split import cut_layer
 from poetslearn.cli_common import (RETRAIN, PathType, echo_err, library_errors, option,
                                    retrain_setting, start_command, verbose_option)
 from poetslearn.config import RetrainConfig
 from poetslearn.engines import ENGINE_CHOICES
+from poetslearn.errors import PoetslearnError
 from poetslearn.memory import describe_peak_memory, peak_memory_mb
 
 
@@ -95,6 +97,15 @@ from poetslearn.memory import describe_peak_memory, peak_memory_mb
 @retrain_setting("distorted_copies",
                  help="With any distortion: fixed distorted copies made of each training "
                  "image, cached like the other bottlenecks.")
+@retrain_setting("fine_tune_blocks",
+                 help="Also train the top K blocks of the network (MobileNet: 1 to 13, Inception "
+                 "V3: 1 to 10), on activations cached where the frozen part ends; 0 trains the "
+                 "new layer alone.")
+@retrain_setting("fine_tune_epochs", help="Epochs of fine-tuning (the best on validation is "
+                 "kept).")
+@retrain_setting("fine_tune_learning_rate", help="Peak learning rate of fine-tuning (AdamW, "
+                 "cosine schedule).")
+@retrain_setting("fine_tune_batch_size", help="Images per fine-tuning step.")
 @option("engine", type=click.Choice(list(ENGINE_CHOICES)), default=RETRAIN.engine,
         show_default=True, help="What runs the network for bottlenecks: TFLite/XNNPACK (2-3x "
         "faster than TensorFlow on MobileNet), ONNX Runtime (fastest on Inception V3), "
@@ -157,7 +168,16 @@ def _retrain_config(options: dict) -> RetrainConfig:
     if options["summaries_dir"]:  # "" (off) and None (default) stay as they are
         options["summaries_dir"] = Path(options["summaries_dir"])
     known = {f.name for f in fields(RetrainConfig)}
-    return RetrainConfig(**{k: v for k, v in options.items() if k in known})
+    config = RetrainConfig(**{k: v for k, v in options.items() if k in known})
+    if config.fine_tune_blocks:  # an impossible K is misuse, named with the valid ones
+        try:
+            cut_layer(get_architecture(config.architecture), config.fine_tune_blocks)
+        except PoetslearnError as e:
+            raise click.UsageError(str(e)) from e
+        if config.tfhub_module:
+            raise click.UsageError("--fine_tune_blocks needs an --architecture from the "
+                                   "registry, not a --tfhub_module.")
+    return config
 
 
 def _raise_keyboard_interrupt(signum, frame) -> None:

@@ -66,7 +66,13 @@ class RetrainConfig:
     print_misclassified_test_images: bool = False
     assert_accuracy_at_least: float | None = None  # a fraction; below it, export nothing
     show_progress: bool = True
-    trainer: str = "new_layer"  # a name of training.TRAINERS
+    trainer: str = "new_layer"  # a name of trainers.TRAINERS
+    # Fine-tuning: the top K blocks of the backbone trained with the new layer, on cached
+    # activations (0: the new layer alone).
+    fine_tune_blocks: int = 0
+    fine_tune_epochs: int = 6
+    fine_tune_learning_rate: float = 1e-4
+    fine_tune_batch_size: int = 64
     # Where missing bottlenecks are computed: a name of extraction.EXTRACTION_BACKENDS.
     extraction: str = "local"
 
@@ -117,6 +123,9 @@ def check_settings(config: RetrainConfig) -> None:
     if not 1 <= config.distorted_copies <= 50:
         raise PoetslearnError(f"--distorted_copies must be between 1 and 50; got "
                               f"{config.distorted_copies}.")
+    for name in ("fine_tune_epochs", "fine_tune_learning_rate", "fine_tune_batch_size"):
+        if getattr(config, name) <= 0:
+            raise PoetslearnError(f"--{name} must be greater than 0; got {getattr(config, name)}.")
     if config.weight_decay < 0:
         raise PoetslearnError(f"--weight_decay must be 0 or more; got {config.weight_decay}.")
     v, t = config.validation_percentage, config.testing_percentage

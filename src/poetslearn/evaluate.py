@@ -111,13 +111,15 @@ def describe_exact_rows(figures: dict[str, float], n: int) -> list[str]:
             f"(N={min(int(name.rsplit('_', 1)[1]) + 1, n)})" for name, value in figures.items()]
 
 
-def score_on_test(layer, bottlenecks, dataset, config, log=print) -> TestScore:
+def score_on_test(trained, bottlenecks, dataset, config, log=print) -> TestScore:
     """The retrain stage: the trained layer's accuracy on the test bottlenecks."""
     test = bottlenecks.splits["test"]
     rng = np.random.default_rng(config.seed + 1)
     idx = _sample(len(test), config.test_batch_size, rng)
+    features = (trained.test_features if trained.test_features is not None
+                else bottlenecks.vectors["test"])
     evaluation = Evaluation.of(dataset.class_names, test.labels[idx],
-                               layer.probabilities(bottlenecks.vectors["test"][idx]),
+                               trained.layer.probabilities(features[idx]),
                                [test.images.names[i] for i in idx])
     whole = len(idx) == len(test)
     score = TestScore(evaluation, whole, exact_rows_figures(evaluation, dataset.exact_test_rows,

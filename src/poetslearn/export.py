@@ -283,6 +283,7 @@ def build_metadata(dataset, splits: dict, weights, trained, score, extractor, co
         "test_size": score.size,
         **score.extra,
         "best_step": trained.best_step,
+        **({"fine_tuning": trained.details} if trained.details else {}),
         "training": {k: getattr(config, k) for k in (
             "how_many_training_steps", "learning_rate", "train_batch_size", "weight_decay",
             "seed")},

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from poetslearn.architectures import Architecture
+from poetslearn.backbone_split import split_at
 from poetslearn.backbones import Backbone, load_backbone
 from poetslearn.engines import (ENGINE_BATCH, ENGINE_CHOICES, ENGINES, TensorFlowEngine,
                                 build_engine, is_exact)
@@ -68,8 +69,9 @@ class ExtractorSpec:
             raise WeightsError(f"{self.weights} has sha256 {backbone.weights.sha256}, not the "
                                f"{self.weights_sha256} this extractor was described with; the "
                                f"file changed. Give every machine the same weights file.")
-        return FeatureExtractor(backbone.arch, backbone.model, self.engine, warn,
-                                self.int8_calibration, self.threads, description=self)
+        model = backbone.model if self.cut is None else split_at(backbone.model, self.cut).bottom
+        return FeatureExtractor(backbone.arch, model, self.engine, warn, self.int8_calibration,
+                                self.threads, description=self, cut=self.cut)
 
 
 def describe_extractor(backbone: Backbone, engine: str, seed: int = 0,
@@ -116,7 +118,9 @@ class FeatureExtractor:
 
     def __init__(self, arch: Architecture, backbone, engine: str = "tf", warn=None,
                  int8_calibration: np.ndarray | None = None, threads: int | None = None,
-                 description: ExtractorSpec | None = None) -> None:
+                 description: ExtractorSpec | None = None, cut: str | None = None) -> None:
+        """`cut`: `backbone` is only the network's bottom, up to that layer (its activations,
+        [N, h, w, c], are what it gives); None: the whole backbone, giving bottlenecks."""
         import tensorflow as tf
 
         if engine not in ENGINE_CHOICES:
@@ -128,9 +132,9 @@ class FeatureExtractor:
         if not self.exact and (int8_calibration is None or len(int8_calibration) == 0):
             raise EngineError(f"The {engine} engine needs calibration images; none were given.")
         self.int8_calibration = None if self.exact else np.asarray(int8_calibration, np.float32)
-        self.arch, self.backbone, self.threads = arch, backbone, threads
+        self.arch, self.backbone, self.threads, self.cut = arch, backbone, threads, cut
         self.feature_dim = int(backbone.output_shape[-1])
-        if self.feature_dim != arch.feature_dim:
+        if cut is None and self.feature_dim != arch.feature_dim:
             raise ValueError(f"{arch.name} backbone gives {self.feature_dim} features, the "
                              f"registry says {arch.feature_dim}")
         self.fn = tf.function(self.features, input_signature=[
@@ -251,6 +255,8 @@ class FeatureExtractor:
         if self._fingerprint is None:
             facts = {"architecture": self.arch.name, "preprocessing": self.arch.preprocessing,
                      "version": EXTRACTOR_VERSION, "weights": weights_fingerprint(self.backbone)}
+            if self.cut is not None:  # activations at a cut, not bottlenecks
+                facts["cut"] = self.cut
             if not self.exact:  # exact engines share vectors; an approximate one has its own
                 facts["engine"] = self.requested_engine
                 facts["calibration"] = hashlib.sha256(self.int8_calibration.tobytes()

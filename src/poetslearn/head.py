@@ -74,6 +74,10 @@ class TrainResult:
     best_step: int
     best_validation_accuracy: float
     history: list[EvalRecord] = field(default_factory=list)
+    # Trainers that change the features themselves (fine-tuning) give the test split's new
+    # features, and say what they did (for the metadata).
+    test_features: np.ndarray | None = None
+    details: dict = field(default_factory=dict)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from poetslearn.memory import return_freed_memory
 from poetslearn.outputs import plan_outputs
 from poetslearn.progress import Timings
 from poetslearn.sources import Dataset
-from poetslearn.training import trainer_for
+from poetslearn.trainers import trainer_for
 from poetslearn.weights import WeightsInfo
 
 
@@ -62,8 +62,8 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
             bottlenecks = get_or_create_bottlenecks(dataset, extractor, config, extraction, log,
                                                     warn)
         with timings("train_head"):
-            trained = train(bottlenecks, dataset, extractor, config, log)
-        score = score_on_test(trained.layer, bottlenecks, dataset, config, log)
+            trained = train(bottlenecks, dataset, extractor, config, log, warn)
+        score = score_on_test(trained, bottlenecks, dataset, config, log)
         if extractor.accuracy_caveat():
             log(extractor.accuracy_caveat())
         # Every vector is done with; freed, they make room for building the export (about

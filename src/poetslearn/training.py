@@ -1,18 +1,9 @@
-"""The trainers `retrain` can use on the bottlenecks, by name.
-
-Today one: the new softmax layer alone (`head.train_softmax`), with a progress bar over its
-steps and TensorBoard summaries. A trainer takes the bottlenecks, the dataset and the settings,
-and returns what it trained (`head.TrainResult`: the layer, its best step and validation
-accuracy), which the score and export stages use; another way of training (the top blocks of
-the backbone as well) registers beside it.
-"""
+"""Training the new softmax layer on the bottlenecks (`head.train_softmax`), with a progress bar
+over its steps and TensorBoard summaries: the `new_layer` trainer (see `trainers`)."""
 
 from __future__ import annotations
 
-from typing import Callable
-
 from poetslearn.config import WORK_DIR
-from poetslearn.errors import PoetslearnError
 from poetslearn.head import HeadParams, TrainResult, train_softmax
 from poetslearn.progress import printing_around, progress
 from poetslearn.summaries import SummaryWriter, new_run_dir
@@ -39,7 +30,8 @@ def open_summaries(config, architecture: str) -> SummaryWriter | None:
     return SummaryWriter(new_run_dir(root))
 
 
-def train_new_layer(bottlenecks, dataset, extractor, config, log=print) -> TrainResult:
+def train_new_layer(bottlenecks, dataset, extractor, config, log=print,
+                    warn=print) -> TrainResult:
     """A new softmax layer on the frozen bottlenecks; the best validation step is kept."""
     params = HeadParams(config.how_many_training_steps, config.learning_rate,
                         config.train_batch_size, config.eval_step_interval,
@@ -59,14 +51,3 @@ def train_new_layer(bottlenecks, dataset, extractor, config, log=print) -> Train
         f"{trained.best_validation_accuracy:.1%}).")
     return trained
 
-
-Trainer = Callable[..., TrainResult]
-TRAINERS: dict[str, Trainer] = {"new_layer": train_new_layer}
-
-
-def trainer_for(config) -> Trainer:
-    try:
-        return TRAINERS[config.trainer]
-    except KeyError:
-        raise PoetslearnError(f"Unknown trainer {config.trainer!r}; expected one of "
-                              f"{', '.join(TRAINERS)}.") from None
