@@ -147,3 +147,57 @@ def test_a_run_killed_during_fine_tuning_resumes_and_ends_as_an_uninterrupted_on
         graph_probabilities(tmp_path / "killed" / "out" / "graph.pb", pixels),
         graph_probabilities(tmp_path / "whole" / "out" / "graph.pb", pixels))
     assert not list((tmp_path / "killed" / "bottlenecks" / "checkpoints").glob("*.npz"))
+
+
+def cifar10_subset(shared: Path, folder: Path, per_batch: int, test_size: int) -> Path:
+    """The first images of each genuine CIFAR-10 batch, in the official archive layout."""
+    import io
+    import pickle
+    import tarfile
+
+    from poetslearn.cifar10 import load_cifar10
+
+    data = load_cifar10(shared / "data", download=False, show_progress=False)
+    train = data.splits["train"]
+    pixels = np.concatenate([train.images.pixels, data.splits["validation"].images.pixels])
+    labels = np.concatenate([train.labels, data.splits["validation"].labels])
+    test = data.splits["test"]
+
+    def batch(rows: np.ndarray, row_labels: np.ndarray) -> dict:
+        return {b"data": rows.transpose(0, 3, 1, 2).reshape(len(rows), -1),
+                b"labels": row_labels.tolist(),
+                b"filenames": [f"{i}.png".encode() for i in range(len(rows))]}
+
+    members = {f"data_batch_{k + 1}": batch(pixels[k * 10000:k * 10000 + per_batch],
+                                            labels[k * 10000:k * 10000 + per_batch])
+               for k in range(5)}
+    members["test_batch"] = batch(test.images.pixels[:test_size], test.labels[:test_size])
+    members["batches.meta"] = {b"label_names": [n.encode() for n in data.class_names]}
+    folder.mkdir(parents=True)
+    with tarfile.open(folder / "cifar-10-python.tar.gz", "w:gz") as tar:
+        for name, obj in members.items():
+            raw = pickle.dumps(obj)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    return folder
+
+
+@pytest.mark.slow
+def test_fine_tuning_genuine_weights_beats_the_new_layer_alone(shared, tmp_path, monkeypatch):
+    """mobilenet_0.25_128 with its ImageNet weights on 10,000 CIFAR-10 training images: the top
+    4 blocks, fine-tuned, score above the linear layer on the same frozen features."""
+    monkeypatch.setenv("POETSLEARN_CACHE_DIR", str(tmp_path / "cache"))
+    data = cifar10_subset(shared, tmp_path / "cifar", per_batch=2000, test_size=1000)
+    result = CliRunner().invoke(cli, [
+        "retrain", "--architecture", "mobilenet_0.25_128", "--model_dir", str(shared / "models"),
+        "--data_dir", str(data), "--bottleneck_dir", str(tmp_path / "b"), "--summaries_dir", "",
+        "--output_graph", str(tmp_path / "g.pb"), "--output_labels", str(tmp_path / "l.txt"),
+        "--how_many_training_steps", "2000", "--fine_tune_blocks", "4", "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    meta = json.loads((tmp_path / "g.json").read_text())
+    head_only = meta["fine_tuning"]["new_layer_validation_accuracy"]
+    # Measured here: 77.2% -> 80.0% (N=1,000) after 6 epochs; 10 images of margin asked for.
+    assert report["validation_accuracy"] >= head_only + 0.01, (head_only, report)
+    assert meta["fine_tuning"]["best_epoch"] >= 1
