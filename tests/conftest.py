@@ -80,12 +80,16 @@ def make_tiny_cifar(folder: Path, per_batch: int = 20, test_size: int = 30) -> P
                 b"filenames": [f"img_{offset + i}.png".encode() for i in range(n)],
                 b"batch_label": b"tiny"}
 
-    folder.mkdir(parents=True, exist_ok=True)
-    archive = folder / "cifar-10-python.tar.gz"
     members = {f"data_batch_{k}": batch(per_batch, k * per_batch) for k in range(1, 6)}
     members["test_batch"] = batch(test_size, 7)
     members["batches.meta"] = {b"label_names": [n.encode() for n in CIFAR_CLASSES]}
-    with tarfile.open(archive, "w:gz") as tar:
+    return write_cifar_archive(folder, members)
+
+
+def write_cifar_archive(folder: Path, members: dict[str, dict]) -> Path:
+    """folder/cifar-10-python.tar.gz holding each member pickled, in the official layout."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(folder / "cifar-10-python.tar.gz", "w:gz") as tar:
         for name, obj in members.items():
             data = pickle.dumps(obj)
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")

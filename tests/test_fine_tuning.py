@@ -151,10 +151,7 @@ def test_a_run_killed_during_fine_tuning_resumes_and_ends_as_an_uninterrupted_on
 
 def cifar10_subset(shared: Path, folder: Path, per_batch: int, test_size: int) -> Path:
     """The first images of each genuine CIFAR-10 batch, in the official archive layout."""
-    import io
-    import pickle
-    import tarfile
-
+    from conftest import write_cifar_archive
     from poetslearn.cifar10 import load_cifar10
 
     data = load_cifar10(shared / "data", download=False, show_progress=False)
@@ -173,14 +170,7 @@ def cifar10_subset(shared: Path, folder: Path, per_batch: int, test_size: int) -
                for k in range(5)}
     members["test_batch"] = batch(test.images.pixels[:test_size], test.labels[:test_size])
     members["batches.meta"] = {b"label_names": [n.encode() for n in data.class_names]}
-    folder.mkdir(parents=True)
-    with tarfile.open(folder / "cifar-10-python.tar.gz", "w:gz") as tar:
-        for name, obj in members.items():
-            raw = pickle.dumps(obj)
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(raw)
-            tar.addfile(info, io.BytesIO(raw))
-    return folder
+    return write_cifar_archive(folder, members)
 
 
 @pytest.mark.slow

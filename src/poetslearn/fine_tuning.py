@@ -159,6 +159,28 @@ def _evaluate(model: _Model, reader: ActivationReader, labels: np.ndarray) -> tu
     return float((probs.argmax(axis=1) == labels).mean()), cross_entropy(probs, labels)
 
 
+def _run_epoch(epoch: int, step, model: _Model, readers: dict, labels: dict, batch: int, config,
+               bar) -> EvalRecord:
+    """One pass over the training activations in an order drawn from (seed, epoch), so a resumed
+    run repeats it exactly; then the validation figures."""
+    n = len(readers["train"])
+    rng = np.random.default_rng([config.seed, epoch])
+    order, losses, correct = rng.permutation(n), [], 0.0
+    for start in range(0, n, batch):
+        idx = order[start:start + batch]
+        x = readers["train"].read(idx)
+        if config.flip_left_right:  # mirrored maps stand in for mirrored images
+            flip = rng.random(len(idx)) < 0.5
+            x[flip] = x[flip][:, :, ::-1]
+        loss, hits = step(x, labels["train"][idx])
+        losses.append(float(loss))
+        correct += float(hits)
+        bar.update(1)
+    accuracy, ce = _evaluate(model, readers["validation"], labels["validation"])
+    return EvalRecord(epoch, correct / n, float(np.mean(losses)), accuracy,
+                      len(labels["validation"]), ce)
+
+
 def _train(model: _Model, readers: dict, labels: dict, config, checkpoint: Path, log=print,
            on_epoch=None) -> tuple[int, float, list[EvalRecord]]:
     """Trains for --fine_tune_epochs; returns (best epoch, its validation accuracy, history),
@@ -193,29 +215,16 @@ def _train(model: _Model, readers: dict, labels: dict, config, checkpoint: Path,
             f"(N={len(labels['validation'])})")
     with progress(steps * (epochs - done), "Fine-tuning", "step", config.show_progress) as bar:
         for epoch in range(done + 1, epochs + 1):
-            rng = np.random.default_rng([config.seed, epoch])
-            order, losses, correct = rng.permutation(n), [], 0.0
-            for start in range(0, n, batch):
-                idx = order[start:start + batch]
-                x = readers["train"].read(idx)
-                if config.flip_left_right:  # mirrored maps stand in for mirrored images
-                    flip = rng.random(len(idx)) < 0.5
-                    x[flip] = x[flip][:, :, ::-1]
-                loss, hits = step(x, labels["train"][idx])
-                losses.append(float(loss))
-                correct += float(hits)
-                bar.update(1)
-            accuracy, ce = _evaluate(model, readers["validation"], labels["validation"])
-            history.append(EvalRecord(epoch, correct / n, float(np.mean(losses)), accuracy,
-                                      len(labels["validation"]), ce))
+            history.append(_run_epoch(epoch, step, model, readers, labels, batch, config, bar))
             printing_around(bar, log)(
-                f"Epoch {epoch}/{epochs}: Train accuracy = {correct / n:.1%}, Cross entropy = "
-                f"{np.mean(losses):.4f}, Validation accuracy = {accuracy:.1%} "
-                f"(N={len(labels['validation'])})")
+                f"Epoch {epoch}/{epochs}: Train accuracy = {history[-1].train_accuracy:.1%}, "
+                f"Cross entropy = {history[-1].cross_entropy:.4f}, Validation accuracy = "
+                f"{history[-1].validation_accuracy:.1%} (N={len(labels['validation'])})")
             if on_epoch is not None:
                 on_epoch(history[-1], model.weights.numpy())
-            if (accuracy, -ce) > best[:2]:
-                best = (accuracy, -ce, [v.numpy() for v in variables])
+            score = (history[-1].validation_accuracy, -history[-1].validation_cross_entropy)
+            if score > best[:2]:
+                best = (*score, [v.numpy() for v in variables])
             _save(checkpoint, epoch, model, optimizer, best, history)
     for variable, value in zip(variables, best[2]):
         variable.assign(value)
