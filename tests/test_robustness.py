@@ -150,10 +150,10 @@ def test_disk_full_while_exporting_keeps_the_previous_outputs(tmp_path, colour_d
     out = tmp_path / "out"
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    from poetslearn import export
+    from poetslearn import outputs
 
     real_fdopen = os.fdopen
-    monkeypatch.setattr(export.os, "fdopen", lambda fd, mode: _FullDisk(real_fdopen(fd, mode)))
+    monkeypatch.setattr(outputs.os, "fdopen", lambda fd, mode: _FullDisk(real_fdopen(fd, mode)))
     second = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
                                                   "--seed", "9"))
     assert second.exit_code == 1
