@@ -78,13 +78,10 @@ class ActivationCache:
             for row, key in enumerate(keys):
                 self._where.setdefault(key.tobytes(), (rows, row))
 
-    def missing_bytes(self, count: int) -> int:
-        return count * self.row_bytes
-
     def check_room(self, count: int, log=print) -> None:
         """Says how much disk `count` more images take, and refuses before any work if the
         cache's filesystem does not have it."""
-        need = self.missing_bytes(count)
+        need = count * self.row_bytes
         self.dir.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.dir).free
         log(f"Activation cache: {count:,} images x {self.row_bytes / 1024:,.0f} KB = "

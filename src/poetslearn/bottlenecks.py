@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -141,7 +140,6 @@ class Bottlenecks:
     vectors: dict[str, np.ndarray]  # split -> [N, dim] float32
     splits: dict[str, Split]
     stats: ExtractionStats
-    cache_dir: Path
     train_x: np.ndarray = field(repr=False, default=None)  # training vectors + distorted copies
     train_y: np.ndarray = field(repr=False, default=None)
 
@@ -172,4 +170,4 @@ def get_or_create_bottlenecks(dataset: Dataset, extractor, config,
         train_y = np.concatenate([train_y, splits.pop("distorted").labels])
         log(f"Training on {len(splits['train']):,} images and {len(train_y) - len(splits['train']):,}"
             f" distorted copies ({distortions.describe()}).")
-    return Bottlenecks(vectors, splits, stats, cache.dir, train_x, train_y)
+    return Bottlenecks(vectors, splits, stats, train_x, train_y)

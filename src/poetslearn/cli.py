@@ -157,7 +157,7 @@ def evaluate(graph, labels, dataset, image_dir, data_dir, split, plot, json_outp
          f"(N={len(result.truth)})")
     whole_test = split == "test" and len(result.truth) == len(data.splits["test"])
     exact = exact_rows_figures(result, data.exact_test_rows, whole_test)
-    for line in describe_exact_rows(exact, len(result.truth)):
+    for line in describe_exact_rows(exact, data.exact_test_rows, len(result.truth)):
         echo(line)
     width = max(len(lbl) for lbl in result.labels)
     echo(f"{'label':{width}s}  precision  recall  support")

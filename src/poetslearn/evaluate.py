@@ -106,9 +106,10 @@ def exact_rows_figures(evaluation: Evaluation, exact_rows: int | None,
     return {f"test_accuracy_rows_0_{exact_rows - 1}": evaluation.first(exact_rows).accuracy}
 
 
-def describe_exact_rows(figures: dict[str, float], n: int) -> list[str]:
-    return [f"Test accuracy on test images 0-{name.rsplit('_', 1)[1]} = {value:.1%} "
-            f"(N={min(int(name.rsplit('_', 1)[1]) + 1, n)})" for name, value in figures.items()]
+def describe_exact_rows(figures: dict[str, float], exact_rows: int | None, n: int) -> list[str]:
+    """The output line for `exact_rows_figures` (none when it found nothing to add)."""
+    return [f"Test accuracy on test images 0-{exact_rows - 1} = {value:.1%} "
+            f"(N={min(exact_rows, n)})" for value in figures.values()]
 
 
 def score_on_test(trained, bottlenecks, dataset, config, log=print) -> TestScore:
@@ -125,7 +126,7 @@ def score_on_test(trained, bottlenecks, dataset, config, log=print) -> TestScore
     score = TestScore(evaluation, whole, exact_rows_figures(evaluation, dataset.exact_test_rows,
                                                             whole))
     log(f"Final test accuracy = {score.accuracy:.1%} (N={score.size})")
-    for line in describe_exact_rows(score.extra, score.size):
+    for line in describe_exact_rows(score.extra, dataset.exact_test_rows, score.size):
         log(line)
     return score
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +57,6 @@ class ExtractorSpec:
     # Where the frozen part of the network ends (None: the whole backbone, the bottleneck).
     cut: str | None = None
     int8_calibration: np.ndarray | None = field(default=None, compare=False, repr=False)
-
-    def with_threads(self, threads: int | None) -> ExtractorSpec:
-        return replace(self, threads=threads)
 
     def build(self, warn=None) -> FeatureExtractor:
         backbone = load_backbone(self.architecture, self.weights, Path("."), self.seed,
