@@ -27,6 +27,10 @@ class ExtractionStats:
     computed: int = 0
     failed: int = 0
     seconds: float = 0.0
+    # Vectors computed per machine, and their engines, when other machines computed them.
+    by_node: dict[str, int] = field(default_factory=dict)
+    remote_engines: set[str] = field(default_factory=set)
+    engine: str | None = None  # what computed the vectors (None: nothing was computed)
 
     def describe(self) -> str:
         if self.computed == 0 and self.failed == 0:
@@ -35,6 +39,12 @@ class ExtractionStats:
         return (f"Computed {self.computed:,} bottlenecks in {self.seconds:.1f} s "
                 f"({rate:,.0f} img/s); {self.cached:,} were cached"
                 + (f"; {self.failed:,} image(s) failed" if self.failed else "") + ".")
+
+    def describe_nodes(self) -> str:
+        if not self.by_node:
+            return ""
+        counts = ", ".join(f"{node} {count:,}" for node, count in sorted(self.by_node.items()))
+        return f"Vectors computed per node ({len(self.by_node)}): {counts}."
 
 
 @dataclass
@@ -67,10 +77,12 @@ def _plan_work(keys_of: dict[str, list[bytes]], found: dict[str, np.ndarray],
 
 def _store(results: Iterator[BatchResult], keys_of: dict[str, list[bytes]],
            vectors: dict[str, np.ndarray], cache: BottleneckCache,
-           repeats: dict[bytes, list[tuple[str, int]]], bar, warn) -> set[bytes]:
+           repeats: dict[bytes, list[tuple[str, int]]], bar, warn,
+           stats: ExtractionStats) -> set[bytes]:
     """Puts each batch's vectors into the split arrays and the cache as it arrives; returns the
-    keys of images that failed to load. Whatever is complete is flushed to the cache even on
-    Ctrl-C, so the next run resumes from there."""
+    keys of images that failed to load, and notes in `stats` where they were computed.
+    Whatever is complete is flushed to the cache even on Ctrl-C, so the next run resumes from
+    there."""
     failed: set[bytes] = set()
     try:
         for result in results:
@@ -86,6 +98,9 @@ def _store(results: Iterator[BatchResult], keys_of: dict[str, list[bytes]],
                 for key, vector in zip(ok_keys, result.vectors):
                     for other, row in repeats.get(key, ()):
                         vectors[other][row] = vector
+            if result.where is not None:
+                stats.by_node[result.where] = stats.by_node.get(result.where, 0) + len(ok)
+                stats.remote_engines.add(result.engine)
             bar.update(len(result.indices))
     finally:
         cache.flush()
@@ -117,7 +132,7 @@ def compute_bottlenecks(splits: dict[str, Split], extractor, cache: BottleneckCa
     if plan.count:
         with progress(plan.count, "Computing bottlenecks", "img", show_progress) as bar:
             results = (backend or LocalExtraction()).run(plan.batches, splits, extractor)
-            failed = _store(results, keys_of, vectors, cache, plan.repeats, bar, warn)
+            failed = _store(results, keys_of, vectors, cache, plan.repeats, bar, warn, stats)
         # The engine's buffers (300 MB and more for Inception V3) are not needed any more.
         extractor.release_engines()
     stats.seconds = time.perf_counter() - start
@@ -161,8 +176,12 @@ def get_or_create_bottlenecks(dataset: Dataset, extractor, config,
     vectors, splits, stats = compute_bottlenecks(
         to_compute, extractor, cache, config.bottleneck_batch_size, config.show_progress, warn,
         backend)
-    log(stats.describe() + (f" Engine: {extractor.engine_name}." if stats.computed else "")
+    if stats.computed:
+        stats.engine = ", ".join(sorted(map(str, stats.remote_engines))) or extractor.engine_name
+    log(stats.describe() + (f" Engine: {stats.engine}." if stats.engine else "")
         + f" Cache: {cache.dir}")
+    if stats.by_node:
+        log(stats.describe_nodes())
     dataset.check_every_class_present(splits)
     train_x, train_y = vectors["train"], splits["train"].labels
     if "distorted" in splits:

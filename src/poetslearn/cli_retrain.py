@@ -113,6 +113,14 @@ from poetslearn.memory import describe_peak_memory, peak_memory_mb
         "TensorFlow to 1e-4). tflite_int8 quantizes the network to 8 bits (calibrated on 100 "
         "training images) for faster extraction at a small accuracy cost (see README); its "
         "vectors are cached apart.")
+@click.option("--ray", "ray_address", metavar="ADDRESS", default=None, envvar="POETSLEARN_RAY_ADDRESS",
+        help="Compute the missing bottlenecks on a Ray cluster: HOST:PORT of its head, 'auto' "
+        "(the cluster this machine belongs to) or 'local' (Ray on this machine alone). Needs "
+        'pip install "poetslearn[ray]". See README "More than one machine". '
+        "[env: POETSLEARN_RAY_ADDRESS]")
+@option("ray_worker_cpus", type=click.IntRange(min=1), default=None,
+        help="With --ray: CPUs (engine threads) per extraction actor. Default: as many as the "
+        "smallest node has, at most 8.")
 @retrain_setting("seed", help="Random seed: same seed, same data, same result.")
 @option("print_misclassified_test_images", is_flag=True,
         help="List the test images the new layer got wrong.")
@@ -167,6 +175,10 @@ def _retrain_config(options: dict) -> RetrainConfig:
     options["show_progress"] = not options.pop("quiet")
     if options["summaries_dir"]:  # "" (off) and None (default) stay as they are
         options["summaries_dir"] = Path(options["summaries_dir"])
+    if options["ray_address"]:
+        options["extraction"] = "ray"
+    elif options["ray_worker_cpus"] is not None:
+        raise click.UsageError("--ray_worker_cpus needs --ray ADDRESS.")
     known = {f.name for f in fields(RetrainConfig)}
     config = RetrainConfig(**{k: v for k, v in options.items() if k in known})
     if config.fine_tune_blocks:  # an impossible K is misuse, named with the valid ones
@@ -206,7 +218,7 @@ def _retrain_report(result, peak_mb: float | None) -> dict:
         "best_step": result.trained.best_step,
         "bottlenecks": {"total": stats.total, "cached": stats.cached,
                         "computed": stats.computed, "failed": stats.failed,
-                        "engine": result.extractor.engine_name},
+                        "engine": stats.engine, "computed_per_node": stats.by_node},
         "misclassified": [{"image": n, "true": t, "predicted": p}
                           for n, t, p in result.misclassified],
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},

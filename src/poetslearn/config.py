@@ -75,6 +75,10 @@ class RetrainConfig:
     fine_tune_batch_size: int = 64
     # Where missing bottlenecks are computed: a name of extraction.EXTRACTION_BACKENDS.
     extraction: str = "local"
+    # The `ray` backend: the cluster to join ("auto", "local" or HOST:PORT) and the CPUs each
+    # of its extraction actors takes (None: as many as the smallest node has, at most 8).
+    ray_address: str | None = None
+    ray_worker_cpus: int | None = None
 
 
 @dataclass

@@ -73,7 +73,13 @@ class DistortedImages:
         return np.clip(pixels[0] + 0.5, 0, 255).astype(np.uint8)
 
     def subset(self, indices: list[int]) -> SubsetImages:
-        return SubsetImages(self, indices)
+        """The copies at `indices`, holding only the images they are copies of (so a batch
+        sent to another machine carries its own images, not the whole training set)."""
+        copies = self.settings.copies
+        bases = sorted({i // copies for i in indices})
+        position = {base: k for k, base in enumerate(bases)}
+        own = DistortedImages(self.base.subset(bases), self.settings)
+        return SubsetImages(own, [position[i // copies] * copies + i % copies for i in indices])
 
     def _boxes(self, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Per image: a crop box in [0, 1] coordinates (x reversed to flip) and a brightness

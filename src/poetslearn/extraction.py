@@ -28,6 +28,8 @@ class BatchResult:
     indices: list[int]  # every index of the batch, in order
     vectors: np.ndarray  # [n_ok, dim] float32: the indices that loaded, in order
     failures: dict[int, str]  # index -> why it could not be loaded
+    where: str | None = None  # the machine that computed it, when not this process
+    engine: str | None = None  # the engine that computed it there
 
     @property
     def ok(self) -> list[int]:
@@ -63,8 +65,15 @@ class LocalExtraction:
                 yield BatchResult(name, indices, vectors, failures)
 
 
+def _ray_backend(config) -> ExtractionBackend:
+    from poetslearn.ray_extraction import ray_backend  # Ray is an optional extra
+
+    return ray_backend(config)
+
+
 EXTRACTION_BACKENDS: dict[str, Callable[[object], ExtractionBackend]] = {
     "local": lambda config: LocalExtraction(),
+    "ray": _ray_backend,
 }
 
 

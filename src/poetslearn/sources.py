@@ -79,7 +79,9 @@ class FileImages:
 
     def __init__(self, paths: list[Path], names: list[str], keys: list[bytes],
                  workers: int | None = None) -> None:
-        self.paths, self.names, self._keys = paths, names, keys
+        # Absolute, so a worker process (another machine's, on a shared filesystem) finds them.
+        self.paths = [Path(p).absolute() for p in paths]
+        self.names, self._keys = names, keys
         self.workers = workers or min(8, (os.cpu_count() or 1) + 2)
 
     def __len__(self) -> int:
@@ -132,8 +134,8 @@ class SubsetImages:
     def read_original(self, index: int, min_side: int | None = None) -> np.ndarray:
         return self.source.read_original(self.indices[index], min_side)
 
-    def subset(self, indices: list[int]) -> SubsetImages:
-        return SubsetImages(self.source, [self.indices[i] for i in indices])
+    def subset(self, indices: list[int]) -> ImageSource:
+        return self.source.subset([self.indices[i] for i in indices])
 
 
 class ConcatenatedImages:

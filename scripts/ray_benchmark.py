@@ -1,0 +1,145 @@
+"""Bottleneck extraction on one machine without Ray, with `--ray local`, and on a two-node cluster.
+
+The same CIFAR-10 training images (the first `--images`) and the same genuine weights, in one
+run, each way in a fresh process with an empty cache:
+  - local: the extractor in the driver's process, all cores (what `retrain` does without --ray);
+  - ray local: `RayExtraction("local")`, Ray started on this machine (one actor with every core);
+  - two nodes: a `ray.cluster_utils.Cluster` of two nodes with half the cores each, on 127.0.0.1
+    (one actor per node).
+Reports the wall time of the extraction (engines built, vectors in the cache), Ray's start-up
+apart, the ratio to the local run (Ray's overhead at equal cores), the vectors per node, and
+the largest difference from the local vectors. Then the per-image costs a scaling model needs:
+bytes returned per vector and the driver's cache writes per second. Last line: JSON.
+
+    python scripts/ray_benchmark.py --architecture mobilenet_0.50_224 --images 10000
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+MODES = ("local", "ray_local", "two_nodes")
+
+
+def _extract(mode: str, architecture: str, model_dir: Path, data_dir: Path, images: int,
+             out: Path) -> dict:
+    """One way of extracting, in this (fresh) process; writes the vectors to `out`."""
+    if mode != "local":
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # loopback only, before Ray loads
+    from poetslearn.backbones import load_backbone
+    from poetslearn.bottleneck_cache import BottleneckCache
+    from poetslearn.bottlenecks import compute_bottlenecks
+    from poetslearn.cifar10 import load_cifar10
+    from poetslearn.extraction import LocalExtraction
+    from poetslearn.extractor import FeatureExtractor, describe_extractor
+    from poetslearn.sources import Split
+
+    train = load_cifar10(data_dir, download=False, show_progress=False).splits["train"]
+    split = Split(train.images.subset(list(range(images))), train.labels[:images])
+    backbone = load_backbone(architecture, "imagenet", model_dir)
+    extractor = FeatureExtractor(backbone.arch, backbone.model, "auto",
+                                 description=describe_extractor(backbone, "auto"))
+    start = time.perf_counter()
+    cluster = None
+    if mode == "local":
+        backend = LocalExtraction()
+    else:
+        from poetslearn.ray_extraction import RayExtraction
+
+        address = "local"
+        if mode == "two_nodes":
+            from ray.cluster_utils import Cluster
+
+            half = max(1, (os.cpu_count() or 2) // 2)
+            cluster = Cluster(initialize_head=True, head_node_args={
+                "num_cpus": half, "node_ip_address": "127.0.0.1"})
+            cluster.add_node(num_cpus=half, node_ip_address="127.0.0.1")
+            cluster.wait_for_nodes()
+            address = cluster.address
+        backend = RayExtraction(address)
+    startup = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as cache_dir:
+        cache = BottleneckCache(Path(cache_dir), backbone.arch.name, extractor.fingerprint,
+                                extractor.feature_dim)
+        start = time.perf_counter()
+        vectors, _, stats = compute_bottlenecks({"train": split}, extractor, cache, 128,
+                                                show_progress=False, backend=backend)
+        seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        again = BottleneckCache(Path(cache_dir), backbone.arch.name, extractor.fingerprint,
+                                extractor.feature_dim)
+        for first in range(0, images, 128):  # the driver's store: shards written per second
+            again.add([bytes(16 - len(str(i))) + str(i).encode()
+                       for i in range(first, min(images, first + 128))],
+                      vectors["train"][first:first + 128])
+        again.flush()
+        writes = images / (time.perf_counter() - start)
+    np.save(out, vectors["train"])
+    if cluster is not None:
+        import ray
+
+        ray.shutdown()
+        cluster.shutdown()
+    return {"mode": mode, "startup_s": round(startup, 2), "extraction_s": round(seconds, 2),
+            "images_per_s": round(images / seconds, 1), "by_node": stats.by_node,
+            "engine": stats.engine or extractor.engine_name,
+            "bytes_per_vector": int(vectors["train"][0].nbytes),
+            "cache_writes_per_s": round(writes)}
+
+
+@click.command()
+@click.option("--architecture", default="mobilenet_0.50_224")
+@click.option("--model_dir", type=click.Path(path_type=Path), default=Path("../shared/models"))
+@click.option("--data_dir", type=click.Path(path_type=Path), default=Path("../shared/data"))
+@click.option("--images", default=10000, show_default=True)
+@click.option("--mode", type=click.Choice(MODES), default=None,
+              help="Measure one way only, in this process (what the full run calls).")
+@click.option("--out", type=click.Path(path_type=Path), default=None)
+def main(architecture, model_dir, data_dir, images, mode, out) -> None:
+    if mode is not None:
+        print(json.dumps(_extract(mode, architecture, model_dir, data_dir, images, out)))
+        return
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for each in MODES:
+            vectors = Path(folder) / f"{each}.npy"
+            run = subprocess.run([sys.executable, __file__, "--architecture", architecture,
+                                  "--model_dir", str(model_dir), "--data_dir", str(data_dir),
+                                  "--images", str(images), "--mode", each, "--out",
+                                  str(vectors)], capture_output=True, text=True)
+            if run.returncode != 0:
+                raise SystemExit(f"{each} failed:\n{run.stderr[-3000:]}")
+            result = json.loads(run.stdout.strip().splitlines()[-1])
+            result["vectors"] = vectors
+            results.append(result)
+        reference = np.load(results[0].pop("vectors"))
+        scale = np.abs(reference).max()
+        for result in results[1:]:
+            result["max_relative_difference"] = float(
+                np.abs(np.load(result.pop("vectors")) - reference).max() / scale)
+    local = results[0]["extraction_s"]
+    print(f"{architecture}, {images:,} CIFAR-10 images, {os.cpu_count()} cores, genuine weights")
+    print(f"{'way':<10} {'start-up':>9} {'extraction':>11} {'img/s':>7} {'vs local':>9}  per node")
+    for r in results:
+        nodes = ", ".join(f"{n}: {c:,}" for n, c in sorted(r["by_node"].items())) or "-"
+        print(f"{r['mode']:<10} {r['startup_s']:>8.1f}s {r['extraction_s']:>10.1f}s "
+              f"{r['images_per_s']:>7.0f} {r['extraction_s'] / local:>8.2f}x  {nodes}")
+    for r in results[1:]:
+        print(f"{r['mode']}: vectors within {r['max_relative_difference']:.1e} (relative to the "
+              f"largest) of the local ones")
+    print(f"Bytes returned per vector: {results[0]['bytes_per_vector']:,}; the driver's cache "
+          f"writes: {results[0]['cache_writes_per_s']:,} vectors/s")
+    print(json.dumps({"architecture": architecture, "images": images, "results": results}))
+
+
+if __name__ == "__main__":
+    main()

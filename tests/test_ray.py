@@ -1,0 +1,233 @@
+"""`--ray`: bottlenecks computed on a real two-node Ray cluster started by these tests.
+
+The cluster is a head node and a second node, one CPU each, started the way Ray's own tests do
+(`ray.cluster_utils.Cluster`) on 127.0.0.1 only, and stopped through the processes it started.
+Runs compare against the local backend: the same cache keys, the same vectors (1e-5), the same
+accuracy and best step. Processes are killed at known points with the gate of `ray_gate.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import make_colour_folder
+from poetslearn.bottleneck_cache import BottleneckCache
+from poetslearn.bottlenecks import compute_bottlenecks
+from poetslearn.config import RetrainConfig
+from poetslearn.extraction import LocalExtraction
+from poetslearn.ray_extraction import LOOPBACK_VARIABLE, RayExtraction, pool_shape
+from poetslearn.retrain import retrain
+from ray_gate import gated_splits, tiny_extractor
+
+TESTS = Path(__file__).resolve().parent
+WAIT_S = 300  # a guard only: how long a step may take on a very slow machine before failing
+
+
+def wait_until(condition, what: str):
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"gave up after {WAIT_S} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """Two 1-CPU nodes on loopback; their workers find ray_gate.py on the PYTHONPATH."""
+    settings = {LOOPBACK_VARIABLE: "0",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS),
+                                                            os.environ.get("PYTHONPATH")]))}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)  # read by Ray at import, inherited by the nodes started here
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True,
+                      head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1"})
+    try:
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+        cluster.wait_for_nodes()
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def cached_vectors(cache_dir: Path) -> dict[bytes, np.ndarray]:
+    """Every vector in a bottleneck cache folder, by key."""
+    vectors = {}
+    for shard in cache_dir.glob("*/shard-*.npz"):
+        with np.load(shard) as data:
+            vectors.update(zip(map(bytes, data["keys"]), data["vectors"]))
+    return vectors
+
+
+def assert_same_vectors(ours: dict, reference: dict) -> None:
+    assert ours.keys() == reference.keys()
+    for key, vector in reference.items():
+        np.testing.assert_allclose(ours[key], vector, rtol=1e-5, atol=1e-6)
+
+
+def tiny_retrain_config(tmp_path: Path, images: Path, name: str, **changes) -> RetrainConfig:
+    return RetrainConfig(architecture="test_tiny", weights="none", image_dir=images,
+                         how_many_training_steps=60, eval_step_interval=10, summaries_dir="",
+                         show_progress=False, bottleneck_batch_size=4,
+                         bottleneck_dir=tmp_path / f"bottlenecks_{name}",
+                         output_graph=tmp_path / f"{name}.pb",
+                         output_labels=tmp_path / f"{name}.txt", **changes)
+
+
+def test_image_folder_on_two_nodes_equals_a_local_run(ray_cluster, tmp_path):
+    images = make_colour_folder(tmp_path / "colours", per_class=16)
+    local = retrain(tiny_retrain_config(tmp_path, images, "local"), log=lambda m: None)
+    lines = []
+    on_ray = retrain(tiny_retrain_config(tmp_path, images, "ray", extraction="ray",
+                                         ray_address=ray_cluster.address), log=lines.append)
+
+    assert on_ray.extraction.computed == local.extraction.computed == 48
+    assert len(on_ray.extraction.by_node) == 2  # both nodes computed vectors
+    assert sum(on_ray.extraction.by_node.values()) == 48
+    assert any(line.startswith("Vectors computed per node (2): 127.0.0.1") for line in lines)
+    assert_same_vectors(cached_vectors(tmp_path / "bottlenecks_ray"),
+                        cached_vectors(tmp_path / "bottlenecks_local"))
+    assert on_ray.trained.best_step == local.trained.best_step
+    assert on_ray.score.accuracy == local.score.accuracy
+    assert on_ray.trained.best_validation_accuracy == local.trained.best_validation_accuracy
+
+
+def test_a_worker_killed_during_extraction_is_replaced_and_every_vector_is_right(ray_cluster,
+                                                                                  tmp_path):
+    images = make_colour_folder(tmp_path / "colours", per_class=12)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    extractor = tiny_extractor()
+    cache = BottleneckCache(tmp_path / "bn", "test_tiny", extractor.fingerprint,
+                            extractor.feature_dim)
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = compute_bottlenecks(
+                gated_splits(images, gate, hold_from=0), extractor, cache, 3,
+                show_progress=False, backend=RayExtraction(ray_cluster.address))
+        except BaseException as e:  # noqa: BLE001 - reported by the test below
+            outcome["error"] = e
+
+    driver = threading.Thread(target=run, daemon=True)
+    driver.start()
+    # Both actors are inside their first batch, waiting at the gate: kill one of them there.
+    held = wait_until(lambda: (lambda p: p if len(p) >= 2 else None)(
+        {int(f.name.split("-")[1]) for f in gate.glob("started-*")}), "both actors to start")
+    victim = min(held)
+    os.kill(victim, getattr(signal, "SIGKILL", signal.SIGTERM))
+    (gate / "open").touch()
+    driver.join(WAIT_S)
+    assert "error" not in outcome, outcome.get("error")
+    vectors, _, stats = outcome["result"]
+    assert stats.computed == 36 and stats.failed == 0
+
+    reference, _, _ = compute_bottlenecks(
+        gated_splits(images, gate, hold_from=10**9), tiny_extractor(),
+        BottleneckCache(tmp_path / "local", "test_tiny", extractor.fingerprint,
+                        extractor.feature_dim), 3, show_progress=False,
+        backend=LocalExtraction())
+    np.testing.assert_allclose(vectors["train"], reference["train"], rtol=1e-5, atol=1e-6)
+    assert_same_vectors(cached_vectors(tmp_path / "bn"), cached_vectors(tmp_path / "local"))
+
+
+def test_a_driver_killed_mid_extraction_resumes_from_the_cache(ray_cluster, tmp_path):
+    images = make_colour_folder(tmp_path / "colours", per_class=12)  # 36 images, 12 batches
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    # Each batch of 3 becomes its own shard on disk as it arrives.
+    env = {**os.environ, "POETSLEARN_SHARD_ROWS": "3"}
+    command = [sys.executable, str(TESTS / "ray_gate.py"), ray_cluster.address, str(images),
+               str(tmp_path / "bn"), str(gate), "18", "3"]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # The batches of images 0-17 pass the gate and are stored as they arrive (Ray Data may
+        # still hold the last one or two of them); the others wait at the gate.
+        wait_until(lambda: len(list((tmp_path / "bn").glob("*/shard-*.npz"))) >= 4
+                   and len(list(gate.glob("started-*"))) >= 2 or first.poll() is not None,
+                   "four shards on disk and both actors held")
+        assert first.poll() is None, first.communicate()[1].decode()[-3000:]
+        first.kill()  # SIGKILL: no handler runs, nothing is flushed on the way out
+    finally:
+        first.kill()
+        first.communicate()
+    stored = len(cached_vectors(tmp_path / "bn"))
+    assert 12 <= stored <= 18
+
+    (gate / "open").touch()
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=WAIT_S)
+    assert second.returncode == 0, second.stderr[-3000:]
+    counts = json.loads(second.stdout.strip().splitlines()[-1])
+    assert counts == {"cached": stored, "computed": 36 - stored, "by_node": counts["by_node"]}
+
+    reference, _, _ = compute_bottlenecks(
+        gated_splits(images, gate, hold_from=10**9), tiny_extractor(),
+        BottleneckCache(tmp_path / "local", "test_tiny", tiny_extractor().fingerprint, 16), 3,
+        show_progress=False, backend=LocalExtraction())
+    assert_same_vectors(cached_vectors(tmp_path / "bn"), cached_vectors(tmp_path / "local"))
+
+
+def run_cli(args: list[str], prelude: str = "pass") -> subprocess.CompletedProcess:
+    """The command in a fresh process: exactly what a user sees, whatever ran before here."""
+    code = f"import sys; {prelude}; from poetslearn.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=WAIT_S)
+
+
+def test_an_unreachable_cluster_is_a_one_line_error_before_any_work(tmp_path, colour_dir):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run_cli(["retrain", "--architecture", "test_tiny", "--weights", "none",
+                      "--image_dir", str(colour_dir), "--bottleneck_dir", str(tmp_path / "bn"),
+                      "--output_graph", str(tmp_path / "g.pb"), "--ray", f"127.0.0.1:{port}"])
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: Cannot reach a Ray cluster at 127.0.0.1:{port}")
+    assert "ray start --head" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
+    assert not (tmp_path / "bn").exists() and not (tmp_path / "g.pb").exists()
+
+
+def test_ray_missing_is_a_one_line_error_naming_the_extra(tmp_path, colour_dir):
+    result = run_cli(["retrain", "--architecture", "test_tiny", "--weights", "none",
+                      "--image_dir", str(colour_dir), "--bottleneck_dir", str(tmp_path / "bn"),
+                      "--output_graph", str(tmp_path / "g.pb"), "--ray", "auto"],
+                     prelude="sys.modules['ray'] = None")  # `import ray` fails: not installed
+    assert result.returncode == 1
+    assert 'pip install "poetslearn[ray]"' in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "bn").exists()
+
+
+def test_the_pool_fits_the_nodes():
+    node = lambda cpus: {"Alive": True, "Resources": {"CPU": float(cpus)}}  # noqa: E731
+    assert pool_shape([node(1), node(1)]) == (1, 2)
+    assert pool_shape([node(4), node(16)]) == (4, 5)
+    assert pool_shape([node(32)]) == (8, 4)
+    assert pool_shape([node(4), node(16)], worker_cpus=16) == (16, 1)
+    with pytest.raises(Exception, match="at most 16"):
+        pool_shape([node(4), node(16)], worker_cpus=17)
+    with pytest.raises(Exception, match="no node with a CPU"):
+        pool_shape([{"Alive": False, "Resources": {"CPU": 8.0}}])
