@@ -5,7 +5,9 @@ run, each way in a fresh process with an empty cache:
   - local: the extractor in the driver's process, all cores (what `retrain` does without --ray);
   - ray local: `RayExtraction("local")`, Ray started on this machine (one actor with every core);
   - two nodes: a `ray.cluster_utils.Cluster` of two nodes with half the cores each, on 127.0.0.1
-    (one actor per node).
+    (one actor per node);
+  - ray ceiling: `--ray local` with the tiny test network (almost no computing): the rate at
+    which Ray Data and one driver can move batches and store vectors at all.
 Reports the wall time of the extraction (engines built, vectors in the cache), Ray's start-up
 apart, the ratio to the local run (Ray's overhead at equal cores), the vectors per node, and
 the largest difference from the local vectors. Then the per-image costs a scaling model needs:
@@ -27,7 +29,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-MODES = ("local", "ray_local", "two_nodes")
+MODES = ("local", "ray_local", "two_nodes", "ray_ceiling")
 
 
 def _extract(mode: str, architecture: str, model_dir: Path, data_dir: Path, images: int,
@@ -45,7 +47,11 @@ def _extract(mode: str, architecture: str, model_dir: Path, data_dir: Path, imag
 
     train = load_cifar10(data_dir, download=False, show_progress=False).splits["train"]
     split = Split(train.images.subset(list(range(images))), train.labels[:images])
-    backbone = load_backbone(architecture, "imagenet", model_dir)
+    if mode == "ray_ceiling":
+        architecture, weights = "test_tiny", "none"
+    else:
+        weights = "imagenet"
+    backbone = load_backbone(architecture, weights, model_dir)
     extractor = FeatureExtractor(backbone.arch, backbone.model, "auto",
                                  description=describe_extractor(backbone, "auto"))
     start = time.perf_counter()
@@ -123,7 +129,8 @@ def main(architecture, model_dir, data_dir, images, mode, out) -> None:
             results.append(result)
         reference = np.load(results[0].pop("vectors"))
         scale = np.abs(reference).max()
-        for result in results[1:]:
+        results[-1].pop("vectors")  # another network: nothing to compare
+        for result in results[1:-1]:
             result["max_relative_difference"] = float(
                 np.abs(np.load(result.pop("vectors")) - reference).max() / scale)
     local = results[0]["extraction_s"]
@@ -133,7 +140,7 @@ def main(architecture, model_dir, data_dir, images, mode, out) -> None:
         nodes = ", ".join(f"{n}: {c:,}" for n, c in sorted(r["by_node"].items())) or "-"
         print(f"{r['mode']:<10} {r['startup_s']:>8.1f}s {r['extraction_s']:>10.1f}s "
               f"{r['images_per_s']:>7.0f} {r['extraction_s'] / local:>8.2f}x  {nodes}")
-    for r in results[1:]:
+    for r in results[1:-1]:
         print(f"{r['mode']}: vectors within {r['max_relative_difference']:.1e} (relative to the "
               f"largest) of the local ones")
     print(f"Bytes returned per vector: {results[0]['bytes_per_vector']:,}; the driver's cache "

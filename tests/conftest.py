@@ -37,6 +37,18 @@ def shared() -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_cache_dir(tmp_path_factory):
+    """poetslearn's own cache (imported weights, the file-key memo) in a folder of the test
+    session, unless the caller chose one: tests leave nothing in the user's home."""
+    if "POETSLEARN_CACHE_DIR" in os.environ:
+        yield
+        return
+    os.environ["POETSLEARN_CACHE_DIR"] = str(tmp_path_factory.mktemp("poetslearn_cache"))
+    yield
+    os.environ.pop("POETSLEARN_CACHE_DIR", None)
+
+
 def noisy_colour(colour, size=(40, 48), seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     noise = rng.integers(-12, 13, (*size, 3))

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from poetslearn.errors import DataError, ImageError
+from poetslearn.file_keys import FileKeyMemo, Stamp, file_stamp
 from poetslearn.images import decode_image
 from poetslearn.progress import progress
 from poetslearn.sources import SPLITS, Dataset, FileImages, Split, content_key
@@ -97,10 +98,10 @@ def load_image_folder(image_dir: Path, validation_percentage: float = 10.0,
     expensive work, when fewer than two classes exist or a class has too few images to give each
     split one.
     """
-    image_dir = Path(image_dir)
+    image_dir = Path(image_dir).absolute()  # workers elsewhere read the same paths
     class_dirs = _class_folders(image_dir)
     files = [(ci, p) for ci, d in enumerate(class_dirs) for p in _list_files(d)]
-    scanned = _scan_files([path for _, path in files], strict, show_progress)
+    scanned = _scan_files([path for _, path in files], strict, show_progress, image_dir)
     _report_unreadable(image_dir, [(path, r) for (_, path), r in zip(files, scanned)
                                    if isinstance(r, str)], strict, warn)
     per_class: list[list[tuple[str, Path, bytes]]] = [[] for _ in class_dirs]
@@ -141,16 +142,37 @@ def _class_folders(image_dir: Path) -> list[Path]:
     return class_dirs
 
 
-def _scan_files(paths: list[Path], strict: bool, show_progress: bool) -> list[bytes | str]:
-    """`_scan_file` of every path, in threads (it is mostly waiting for the disk)."""
+def _scan_files(paths: list[Path], strict: bool, show_progress: bool,
+                image_dir: Path | None = None) -> list[bytes | str]:
+    """`_scan_file` of every path, in threads (it is mostly waiting for the disk). A file whose
+    size and times match the memo keeps its remembered key unread (not with `strict`, which
+    decodes every file); the others are read."""
+    memo = FileKeyMemo()
+    known = memo.load(image_dir) if image_dir is not None and not strict else {}
+    names = [str(path) for path in paths]
+    stamps = [file_stamp(path) for path in paths] if known or image_dir is not None else []
+    results: list[bytes | str | None] = [None] * len(paths)
+    for i, name in enumerate(names):
+        remembered = known.get(name)
+        if remembered is not None and remembered[0] == stamps[i]:
+            results[i] = remembered[1]
+    unread = [i for i, result in enumerate(results) if result is None]
     with ThreadPoolExecutor(8) as pool, progress(len(paths), "Scanning images", "file",
                                                   show_progress) as bar:
-        def scan(path: Path) -> bytes | str:
-            result = _scan_file(path, decode=strict)
+        bar.update(len(paths) - len(unread))
+
+        def scan(i: int) -> bytes | str:
+            result = _scan_file(paths[i], decode=strict)
             bar.update(1)
             return result
 
-        return list(pool.map(scan, paths))
+        for i, result in zip(unread, pool.map(scan, unread)):
+            results[i] = result
+    if image_dir is not None and unread:
+        memo.save(image_dir, {name: (stamp, result) for name, stamp, result
+                              in zip(names, stamps, results)
+                              if isinstance(result, bytes) and stamp is not None})
+    return results
 
 
 def _report_unreadable(image_dir: Path, bad: list[tuple[Path, str]], strict: bool, warn) -> None:

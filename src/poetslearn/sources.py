@@ -79,9 +79,7 @@ class FileImages:
 
     def __init__(self, paths: list[Path], names: list[str], keys: list[bytes],
                  workers: int | None = None) -> None:
-        # Absolute, so a worker process (another machine's, on a shared filesystem) finds them.
-        self.paths = [Path(p).absolute() for p in paths]
-        self.names, self._keys = names, keys
+        self.paths, self.names, self._keys = paths, names, keys
         self.workers = workers or min(8, (os.cpu_count() or 1) + 2)
 
     def __len__(self) -> int:
