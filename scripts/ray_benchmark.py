@@ -9,7 +9,9 @@ run, each way in a fresh process with an empty cache:
   - ray ceiling: `--ray local` with the tiny test network (almost no computing): the rate at
     which Ray Data and one driver can move batches and store vectors at all.
 Reports the wall time of the extraction (engines built, vectors in the cache), Ray's start-up
-apart, the ratio to the local run (Ray's overhead at equal cores), the vectors per node, and
+apart, the ratio to the local run (Ray's overhead at equal cores), the steady rate from the first
+result to the last (without the workers' start: TensorFlow's import, the engine's conversion),
+the vectors per node, and
 the largest difference from the local vectors. Then the per-image costs a scaling model needs:
 bytes returned per vector and the driver's cache writes per second. Last line: JSON.
 
@@ -73,13 +75,22 @@ def _extract(mode: str, architecture: str, model_dir: Path, data_dir: Path, imag
             address = cluster.address
         backend = RayExtraction(address)
     startup = time.perf_counter() - start
+    arrivals = []  # (time, images) per batch result: the steady rate once the engines run
+
+    class Timed:
+        def run(self, batches, splits, extractor):
+            for result in backend.run(batches, splits, extractor):
+                arrivals.append((time.perf_counter(), len(result.indices)))
+                yield result
+    cpu_before = time.process_time()
     with tempfile.TemporaryDirectory() as cache_dir:
         cache = BottleneckCache(Path(cache_dir), backbone.arch.name, extractor.fingerprint,
                                 extractor.feature_dim)
         start = time.perf_counter()
         vectors, _, stats = compute_bottlenecks({"train": split}, extractor, cache, 128,
-                                                show_progress=False, backend=backend)
+                                                show_progress=False, backend=Timed())
         seconds = time.perf_counter() - start
+        driver_cpu = time.process_time() - cpu_before
         start = time.perf_counter()
         again = BottleneckCache(Path(cache_dir), backbone.arch.name, extractor.fingerprint,
                                 extractor.feature_dim)
@@ -95,9 +106,14 @@ def _extract(mode: str, architecture: str, model_dir: Path, data_dir: Path, imag
 
         ray.shutdown()
         cluster.shutdown()
+    # From the first result to the last: engines built and running everywhere (the first result
+    # of each worker still carries its start, so this is a lower bound on the steady rate).
+    steady = sum(n for _, n in arrivals[1:]) / (arrivals[-1][0] - arrivals[0][0])
     return {"mode": mode, "startup_s": round(startup, 2), "extraction_s": round(seconds, 2),
-            "images_per_s": round(images / seconds, 1), "by_node": stats.by_node,
-            "engine": stats.engine or extractor.engine_name,
+            "images_per_s": round(images / seconds, 1), "steady_images_per_s": round(steady, 1),
+            "driver_cpu_s": round(driver_cpu, 2),
+            "by_node": stats.by_node,
+            "engine": ", ".join(sorted(map(str, stats.remote_engines))) or extractor.engine_name,
             "bytes_per_vector": int(vectors["train"][0].nbytes),
             "cache_writes_per_s": round(writes)}
 
@@ -135,11 +151,15 @@ def main(architecture, model_dir, data_dir, images, mode, out) -> None:
                 np.abs(np.load(result.pop("vectors")) - reference).max() / scale)
     local = results[0]["extraction_s"]
     print(f"{architecture}, {images:,} CIFAR-10 images, {os.cpu_count()} cores, genuine weights")
-    print(f"{'way':<10} {'start-up':>9} {'extraction':>11} {'img/s':>7} {'vs local':>9}  per node")
+    steady = results[0]["steady_images_per_s"]
+    print(f"{'way':<11} {'start-up':>8} {'extraction':>10} {'img/s':>6} {'vs local':>8} "
+          f"{'steady img/s':>12} {'vs local':>8}  per node")
     for r in results:
         nodes = ", ".join(f"{n}: {c:,}" for n, c in sorted(r["by_node"].items())) or "-"
-        print(f"{r['mode']:<10} {r['startup_s']:>8.1f}s {r['extraction_s']:>10.1f}s "
-              f"{r['images_per_s']:>7.0f} {r['extraction_s'] / local:>8.2f}x  {nodes}")
+        print(f"{r['mode']:<11} {r['startup_s']:>7.1f}s {r['extraction_s']:>9.1f}s "
+              f"{r['images_per_s']:>6.0f} {r['extraction_s'] / local:>7.2f}x "
+              f"{r['steady_images_per_s']:>12.0f} {steady / r['steady_images_per_s']:>7.2f}x  "
+              f"{nodes}")
     for r in results[1:-1]:
         print(f"{r['mode']}: vectors within {r['max_relative_difference']:.1e} (relative to the "
               f"largest) of the local ones")

@@ -231,3 +231,24 @@ def test_the_pool_fits_the_nodes():
         pool_shape([node(4), node(16)], worker_cpus=17)
     with pytest.raises(Exception, match="no node with a CPU"):
         pool_shape([{"Alive": False, "Resources": {"CPU": 8.0}}])
+
+
+@pytest.mark.slow
+def test_genuine_mobilenet_on_cifar10_on_two_nodes_equals_a_local_run(ray_cluster, shared,
+                                                                       tmp_path):
+    settings = dict(architecture="mobilenet_0.25_128", data_dir=shared / "data",
+                    model_dir=shared / "models", how_many_training_steps=600,
+                    summaries_dir="", show_progress=False)
+    local = retrain(RetrainConfig(**settings, bottleneck_dir=tmp_path / "bottlenecks_local",
+                                  output_graph=tmp_path / "local.pb",
+                                  output_labels=tmp_path / "local.txt"), log=lambda m: None)
+    on_ray = retrain(RetrainConfig(**settings, bottleneck_dir=tmp_path / "bottlenecks_ray",
+                                   output_graph=tmp_path / "ray.pb",
+                                   output_labels=tmp_path / "ray.txt", extraction="ray",
+                                   ray_address=ray_cluster.address), log=lambda m: None)
+    assert on_ray.extraction.computed == local.extraction.computed == 60000
+    assert len(on_ray.extraction.by_node) == 2 and min(on_ray.extraction.by_node.values()) > 0
+    assert_same_vectors(cached_vectors(tmp_path / "bottlenecks_ray"),
+                        cached_vectors(tmp_path / "bottlenecks_local"))
+    assert on_ray.trained.best_step == local.trained.best_step
+    assert on_ray.score.accuracy == local.score.accuracy

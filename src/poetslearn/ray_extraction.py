@@ -81,8 +81,10 @@ def connect(address: str) -> None:
     try:
         ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, **extra)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise PoetslearnError(f"Cannot join the Ray cluster {address!r}: {str(e).splitlines()[0]} "
-                              f"Start one with `ray start --head`, or use --ray local.") from None
+        reason = (str(e).splitlines() or [type(e).__name__])[0].rstrip(".")
+        raise PoetslearnError(f"Cannot join the Ray cluster {address!r}: {reason}. Start one "
+                              f"with `ray start --head` on its head machine, or use --ray "
+                              f"local.") from None
     import ray.data  # configures its loggers when first imported: quietened after that
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # poetslearn shows its own
