@@ -34,8 +34,8 @@ import numpy as np
 MODES = ("local", "ray_local", "two_nodes", "ray_ceiling")
 
 
-def _extract(mode: str, architecture: str, model_dir: Path, data_dir: Path, images: int,
-             out: Path) -> dict:
+def _extract(mode: str, architecture: str, weights: str, model_dir: Path, data_dir: Path,
+             images: int, batch: int, out: Path) -> dict:
     """One way of extracting, in this (fresh) process; writes the vectors to `out`."""
     if mode != "local":
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # loopback only, before Ray loads
@@ -51,8 +51,6 @@ def _extract(mode: str, architecture: str, model_dir: Path, data_dir: Path, imag
     split = Split(train.images.subset(list(range(images))), train.labels[:images])
     if mode == "ray_ceiling":
         architecture, weights = "test_tiny", "none"
-    else:
-        weights = "imagenet"
     backbone = load_backbone(architecture, weights, model_dir)
     extractor = FeatureExtractor(backbone.arch, backbone.model, "auto",
                                  description=describe_extractor(backbone, "auto"))
@@ -87,7 +85,7 @@ def _extract(mode: str, architecture: str, model_dir: Path, data_dir: Path, imag
         cache = BottleneckCache(Path(cache_dir), backbone.arch.name, extractor.fingerprint,
                                 extractor.feature_dim)
         start = time.perf_counter()
-        vectors, _, stats = compute_bottlenecks({"train": split}, extractor, cache, 128,
+        vectors, _, stats = compute_bottlenecks({"train": split}, extractor, cache, batch,
                                                 show_progress=False, backend=Timed())
         seconds = time.perf_counter() - start
         driver_cpu = time.process_time() - cpu_before
@@ -108,7 +106,8 @@ def _extract(mode: str, architecture: str, model_dir: Path, data_dir: Path, imag
         cluster.shutdown()
     # From the first result to the last: engines built and running everywhere (the first result
     # of each worker still carries its start, so this is a lower bound on the steady rate).
-    steady = sum(n for _, n in arrivals[1:]) / (arrivals[-1][0] - arrivals[0][0])
+    span = arrivals[-1][0] - arrivals[0][0]
+    steady = sum(n for _, n in arrivals[1:]) / span if span > 0 else images / seconds
     return {"mode": mode, "startup_s": round(startup, 2), "extraction_s": round(seconds, 2),
             "images_per_s": round(images / seconds, 1), "steady_images_per_s": round(steady, 1),
             "driver_cpu_s": round(driver_cpu, 2),
@@ -120,23 +119,27 @@ def _extract(mode: str, architecture: str, model_dir: Path, data_dir: Path, imag
 
 @click.command()
 @click.option("--architecture", default="mobilenet_0.50_224")
+@click.option("--weights", default="imagenet", show_default=True)
 @click.option("--model_dir", type=click.Path(path_type=Path), default=Path("../shared/models"))
 @click.option("--data_dir", type=click.Path(path_type=Path), default=Path("../shared/data"))
 @click.option("--images", default=10000, show_default=True)
+@click.option("--batch", default=128, show_default=True, help="--bottleneck_batch_size")
 @click.option("--mode", type=click.Choice(MODES), default=None,
               help="Measure one way only, in this process (what the full run calls).")
 @click.option("--out", type=click.Path(path_type=Path), default=None)
-def main(architecture, model_dir, data_dir, images, mode, out) -> None:
+def main(architecture, weights, model_dir, data_dir, images, batch, mode, out) -> None:
     if mode is not None:
-        print(json.dumps(_extract(mode, architecture, model_dir, data_dir, images, out)))
+        print(json.dumps(_extract(mode, architecture, weights, model_dir, data_dir, images, batch,
+                                  out)))
         return
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for each in MODES:
             vectors = Path(folder) / f"{each}.npy"
             run = subprocess.run([sys.executable, __file__, "--architecture", architecture,
-                                  "--model_dir", str(model_dir), "--data_dir", str(data_dir),
-                                  "--images", str(images), "--mode", each, "--out",
+                                  "--weights", weights, "--model_dir", str(model_dir), "--data_dir", str(data_dir),
+                                  "--images", str(images), "--batch", str(batch), "--mode",
+                                  each, "--out",
                                   str(vectors)], capture_output=True, text=True)
             if run.returncode != 0:
                 raise SystemExit(f"{each} failed:\n{run.stderr[-3000:]}")
@@ -150,7 +153,7 @@ def main(architecture, model_dir, data_dir, images, mode, out) -> None:
             result["max_relative_difference"] = float(
                 np.abs(np.load(result.pop("vectors")) - reference).max() / scale)
     local = results[0]["extraction_s"]
-    print(f"{architecture}, {images:,} CIFAR-10 images, {os.cpu_count()} cores, genuine weights")
+    print(f"{architecture}, {images:,} CIFAR-10 images, {os.cpu_count()} cores, weights: {weights}")
     steady = results[0]["steady_images_per_s"]
     print(f"{'way':<11} {'start-up':>8} {'extraction':>10} {'img/s':>6} {'vs local':>8} "
           f"{'steady img/s':>12} {'vs local':>8}  per node")

@@ -252,3 +252,20 @@ def test_genuine_mobilenet_on_cifar10_on_two_nodes_equals_a_local_run(ray_cluste
                         cached_vectors(tmp_path / "bottlenecks_local"))
     assert on_ray.trained.best_step == local.trained.best_step
     assert on_ray.score.accuracy == local.score.accuracy
+
+
+def test_fine_tuning_activations_on_two_nodes_equal_a_local_run(ray_cluster, tmp_path):
+    images = make_colour_folder(tmp_path / "colours", per_class=16)
+    tuning = dict(fine_tune_blocks=1, fine_tune_epochs=2)
+    local = retrain(tiny_retrain_config(tmp_path, images, "local", **tuning), log=lambda m: None)
+    lines = []
+    on_ray = retrain(tiny_retrain_config(tmp_path, images, "ray", extraction="ray",
+                                         ray_address=ray_cluster.address, **tuning),
+                     log=lines.append)
+    assert any(line.startswith("Activations computed per node (2): 127.0.0.1")
+               for line in lines), lines
+    recorded = [json.loads((tmp_path / f"{name}.json").read_text())["fine_tuning"]
+                for name in ("local", "ray")]
+    assert recorded[0] == recorded[1] and recorded[0]["blocks"] == 1
+    assert on_ray.score.accuracy == local.score.accuracy
+    assert on_ray.trained.best_validation_accuracy == local.trained.best_validation_accuracy

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,3 +42,33 @@ def test_label_speed_times_the_three_ways_of_labelling(tmp_path, tiny_cifar):
                                        "codelab label_image.py steps, .pb"}
     assert all(seconds > 0 for seconds in report["median_s"].values())
     assert "| poetslearn label, .tflite |" in out
+
+
+@pytest.mark.slow  # starts Ray four times: about a minute
+def test_ray_benchmark_compares_local_ray_and_two_nodes(tmp_path, tiny_cifar):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "ray_benchmark.py"), "--architecture",
+         "test_tiny", "--weights", "none", "--data_dir", str(tiny_cifar), "--model_dir",
+         str(tmp_path), "--images", "60", "--batch", "8"], check=True, capture_output=True, text=True,
+        cwd=tmp_path).stdout
+    report = json.loads(out.splitlines()[-1])
+    ways = {r["mode"]: r for r in report["results"]}
+    assert set(ways) == {"local", "ray_local", "two_nodes", "ray_ceiling"}
+    assert len(ways["two_nodes"]["by_node"]) == 2
+    assert sum(ways["two_nodes"]["by_node"].values()) == 60
+    assert ways["ray_local"]["max_relative_difference"] <= 1e-5
+    assert ways["two_nodes"]["max_relative_difference"] <= 1e-5
+    assert all(r["extraction_s"] > 0 and r["steady_images_per_s"] > 0 for r in ways.values())
+
+
+def test_fine_tune_speed_reports_a_share_of_the_peak(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "fine_tune_speed.py"), "--architecture",
+         "test_tiny", "--weights", "none", "--model_dir", str(tmp_path), "--blocks", "1",
+         "--batch", "8", "--seconds", "0.2"], check=True, capture_output=True, text=True,
+        cwd=tmp_path).stdout
+    report = json.loads(out.splitlines()[-1])
+    (row,) = report["rows"]
+    assert row["blocks"] == 1 and row["images_per_s"] > 0 and row["gflops"] > 0
+    assert 0 < row["share_of_matmul_peak"]
+    assert "of the matmul peak" in out

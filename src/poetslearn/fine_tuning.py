@@ -14,14 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from poetslearn.activation_cache import ActivationCache, ActivationReader
 from poetslearn.backbone_split import ActivationCodec, SplitBackbone, split_backbone
-from poetslearn.extraction import LocalExtraction
+from poetslearn.extraction import extraction_backend_for
 from poetslearn.errors import PoetslearnError
 from poetslearn.extractor import FeatureExtractor
 from poetslearn.head import EvalRecord, SoftmaxLayer, TrainResult
@@ -36,7 +36,10 @@ def get_or_create_activations(splits: dict, split: SplitBackbone, extractor, con
                               warn=print) -> dict[str, ActivationReader]:
     """A reader per split of the activations at the cut, computing the ones not cached yet."""
     engine = extractor.requested_engine if extractor.exact else "auto"
-    bottom = FeatureExtractor(extractor.arch, split.bottom, engine, warn, cut=split.cut)
+    # Described like the extractor, cut where the frozen part ends: a Ray worker builds the same.
+    spec = replace(extractor.description, engine=engine, cut=split.cut, int8_calibration=None)
+    bottom = FeatureExtractor(extractor.arch, split.bottom, engine, warn, cut=split.cut,
+                              description=spec)
     cache = ActivationCache(config.bottleneck_dir, extractor.arch.name, bottom.fingerprint,
                             split.activation_shape, ActivationCodec.for_architecture(
                                 extractor.arch), warn)
@@ -48,26 +51,41 @@ def get_or_create_activations(splits: dict, split: SplitBackbone, extractor, con
             if key not in cache and key not in seen:
                 seen.add(key)
                 todo[name].append(i)
-    count = sum(len(v) for v in todo.values())
+    count, by_node = sum(len(v) for v in todo.values()), {}
     if count:
         cache.check_room(count, log)
         batches = [(name, idx[j:j + config.bottleneck_batch_size]) for name, idx in todo.items()
                    for j in range(0, len(idx), config.bottleneck_batch_size)]
+        results = extraction_backend_for(config).run(batches, splits, bottom)
         with progress(count, "Computing activations", "img", config.show_progress) as bar:
-            try:
-                for result in LocalExtraction().run(batches, splits, bottom):
-                    for i, reason in result.failures.items():
-                        printing_around(bar, warn)(f"Skipping {reason}")
-                    keys = splits[result.split].images.keys()
-                    cache.add([keys[i] for i in result.ok], result.vectors)
-                    bar.update(len(result.indices))
-            finally:
-                cache.flush()
+            by_node = _store_activations(results, splits, cache, bar, warn)
         bottom.release_engines()
     log(f"Activations at {split.cut} ({'x'.join(map(str, split.activation_shape))}): "
         f"computed {count:,}, {sum(len(s) for s in splits.values()) - count:,} were cached. "
         f"Cache: {cache.dir}")
+    if by_node:
+        log(f"Activations computed per node ({len(by_node)}): " + ", ".join(
+            f"{node} {n:,}" for node, n in sorted(by_node.items())) + ".")
     return {name: cache.reader(s.images.keys()) for name, s in splits.items()}
+
+
+def _store_activations(results, splits: dict, cache: ActivationCache, bar,
+                       warn) -> dict[str, int]:
+    """Writes each batch's activations to the cache as it arrives (flushed even on Ctrl-C);
+    returns how many each other machine computed."""
+    by_node: dict[str, int] = {}
+    try:
+        for result in results:
+            for i, reason in result.failures.items():
+                printing_around(bar, warn)(f"Skipping {reason}")
+            keys = splits[result.split].images.keys()
+            cache.add([keys[i] for i in result.ok], result.vectors)
+            if result.where is not None:
+                by_node[result.where] = by_node.get(result.where, 0) + len(result.ok)
+            bar.update(len(result.indices))
+    finally:
+        cache.flush()
+    return by_node
 
 
 @dataclass
@@ -181,19 +199,11 @@ def _run_epoch(epoch: int, step, model: _Model, readers: dict, labels: dict, bat
                       len(labels["validation"]), ce)
 
 
-def _train(model: _Model, readers: dict, labels: dict, config, checkpoint: Path, log=print,
-           on_epoch=None) -> tuple[int, float, list[EvalRecord]]:
-    """Trains for --fine_tune_epochs; returns (best epoch, its validation accuracy, history),
-    with the best epoch's weights in place (epoch 0: the start, if no epoch beat it)."""
-    import keras
+def make_train_step(model: _Model, optimizer):
+    """One optimizer step on a batch of activations and labels: (mean loss, correct count).
+    (Also what scripts/fine_tune_speed.py times.)"""
     import tensorflow as tf
 
-    n, epochs = len(readers["train"]), config.fine_tune_epochs
-    batch = min(config.fine_tune_batch_size, n)
-    steps = math.ceil(n / batch)
-    optimizer = keras.optimizers.AdamW(
-        keras.optimizers.schedules.CosineDecay(config.fine_tune_learning_rate, steps * epochs),
-        weight_decay=config.weight_decay)
     variables = model.variables
     optimizer.build(variables)
 
@@ -205,6 +215,23 @@ def _train(model: _Model, readers: dict, labels: dict, config, checkpoint: Path,
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss, tf.reduce_sum(tf.cast(tf.argmax(logits, 1) == y, tf.float32))
 
+    return step
+
+
+def _train(model: _Model, readers: dict, labels: dict, config, checkpoint: Path, log=print,
+           on_epoch=None) -> tuple[int, float, list[EvalRecord]]:
+    """Trains for --fine_tune_epochs; returns (best epoch, its validation accuracy, history),
+    with the best epoch's weights in place (epoch 0: the start, if no epoch beat it)."""
+    import keras
+
+    n, epochs = len(readers["train"]), config.fine_tune_epochs
+    batch = min(config.fine_tune_batch_size, n)
+    steps = math.ceil(n / batch)
+    optimizer = keras.optimizers.AdamW(
+        keras.optimizers.schedules.CosineDecay(config.fine_tune_learning_rate, steps * epochs),
+        weight_decay=config.weight_decay)
+    variables = model.variables
+    step = make_train_step(model, optimizer)
     if checkpoint.is_file():
         done, best, history = _restore(checkpoint, model, optimizer)
         log(f"Resuming fine-tuning after epoch {done} of {epochs} ({checkpoint}).")

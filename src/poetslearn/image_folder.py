@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from poetslearn.errors import DataError, ImageError
-from poetslearn.file_keys import FileKeyMemo, Stamp, file_stamp
+from poetslearn.file_keys import FileKeyMemo, file_stamp
 from poetslearn.images import decode_image
 from poetslearn.progress import progress
 from poetslearn.sources import SPLITS, Dataset, FileImages, Split, content_key
@@ -150,17 +150,15 @@ def _scan_files(paths: list[Path], strict: bool, show_progress: bool,
     memo = FileKeyMemo()
     known = memo.load(image_dir) if image_dir is not None and not strict else {}
     names = [str(path) for path in paths]
-    stamps = [file_stamp(path) for path in paths] if known or image_dir is not None else []
+    stamps = [file_stamp(path) if image_dir is not None else None for path in paths]
     results: list[bytes | str | None] = [None] * len(paths)
     for i, name in enumerate(names):
         remembered = known.get(name)
         if remembered is not None and remembered[0] == stamps[i]:
             results[i] = remembered[1]
     unread = [i for i, result in enumerate(results) if result is None]
-    with ThreadPoolExecutor(8) as pool, progress(len(paths), "Scanning images", "file",
-                                                  show_progress) as bar:
-        bar.update(len(paths) - len(unread))
-
+    with ThreadPoolExecutor(8) as pool, progress(len(unread), "Scanning images", "file",
+                                                  show_progress and bool(unread)) as bar:
         def scan(i: int) -> bytes | str:
             result = _scan_file(paths[i], decode=strict)
             bar.update(1)
