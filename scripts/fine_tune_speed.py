@@ -41,13 +41,14 @@ def steps_per_second(step, x, y, min_seconds: float) -> float:
 @click.option("--architecture", default="mobilenet_0.50_224")
 @click.option("--weights", default="imagenet")
 @click.option("--model_dir", type=click.Path(path_type=Path), default=Path("../shared/models"))
-@click.option("--blocks", default="1,2,4", help="Values of K, comma-separated.")
+@click.option("--blocks", default="1,2,4", help="Values of K, comma-separated ('all': the "
+              "whole network, as --fine_tune_blocks all).")
 @click.option("--batch", default=64, show_default=True, help="--fine_tune_batch_size")
 @click.option("--seconds", default=10.0, show_default=True, help="Timing per K.")
 def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
     import keras
 
-    from poetslearn.backbone_split import split_backbone
+    from poetslearn.backbone_split import split_backbone, whole_network
     from poetslearn.backbones import load_backbone
     from poetslearn.fine_tuning import _build, make_train_step
     from poetslearn.head import SoftmaxLayer
@@ -58,8 +59,9 @@ def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
     backbone = load_backbone(architecture, weights, model_dir)
     rng = np.random.default_rng(0)
     rows = []
-    for k in (int(b) for b in blocks.split(",")):
-        split = split_backbone(backbone.arch, backbone.model, k)
+    for k in (b if b == "all" else int(b) for b in blocks.split(",")):
+        split = (whole_network(backbone.model) if k == "all"
+                 else split_backbone(backbone.arch, backbone.model, k))
         dim = backbone.arch.feature_dim
         start = SoftmaxLayer(rng.normal(0, 0.01, (dim, 10)).astype(np.float32),
                              np.zeros(10, np.float32), np.zeros(dim, np.float32),

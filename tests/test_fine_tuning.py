@@ -191,3 +191,39 @@ def test_fine_tuning_genuine_weights_beats_the_new_layer_alone(shared, tmp_path,
     # Measured here: 77.2% -> 80.0% (N=1,000) after 6 epochs; 10 images of margin asked for.
     assert report["validation_accuracy"] >= head_only + 0.01, (head_only, report)
     assert meta["fine_tuning"]["best_epoch"] >= 1
+
+
+def test_fine_tuning_all_trains_the_whole_network_on_the_images(tmp_path):
+    from conftest import make_colour_folder
+    from poetslearn.architectures import get_architecture
+    from poetslearn.extractor import FeatureExtractor
+    from poetslearn.images import load_image
+    from poetslearn.weights import build_backbone
+
+    images_dir = make_colour_folder(tmp_path / "colours", per_class=100)  # 300 images
+    args = retrain_args(tmp_path, "--image_dir", str(images_dir), "--fine_tune_blocks", "all",
+                        "--fine_tune_epochs", "2", "--fine_tune_batch_size", "16",
+                        "--fine_tune_learning_rate", "0.003", "--json")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert "Fine-tuning the whole network on the images themselves" in result.stderr
+    assert "Epoch 2/2: Train accuracy = " in result.stderr
+    assert not (tmp_path / "bottlenecks" / "activations").exists()  # nothing cached but vectors
+    meta = json.loads((tmp_path / "out" / "graph.json").read_text())
+    assert meta["fine_tuning"]["blocks"] == "all" and meta["fine_tuning"]["cut"] == "image"
+    # The export carries the trained convolution, and reproduces the reported accuracy.
+    paths = sorted(images_dir.glob("*/*.png"))[:20]
+    pixels = np.stack([load_image(p, 32) for p in paths])
+    arch = get_architecture("test_tiny")
+    fresh = FeatureExtractor(arch, build_backbone(arch, "none")[0], "tf")(pixels)
+    assert np.abs(bottleneck_of(tmp_path / "out" / "graph.pb", pixels) - fresh).max() > 1e-3
+    evaluated = CliRunner().invoke(cli, ["evaluate", "--graph", str(tmp_path / "out" / "graph.pb"),
+                                         "--image_dir", str(images_dir), "--json", "--quiet"])
+    assert json.loads(evaluated.stdout)["accuracy"] == report["test_accuracy"]
+
+
+def test_fine_tune_blocks_takes_a_number_or_all():
+    result = CliRunner().invoke(cli, ["retrain", "--fine_tune_blocks", "most"])
+    assert result.exit_code == 2
+    assert "'most' is neither a number of blocks nor 'all'" in result.output

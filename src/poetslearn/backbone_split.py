@@ -50,6 +50,11 @@ def split_backbone(arch: Architecture, backbone, blocks: int) -> SplitBackbone:
     return split_at(backbone, cut_layer(arch, blocks))
 
 
+def whole_network(backbone) -> SplitBackbone:
+    """Nothing frozen: the cut is the network's input (--fine_tune_blocks all)."""
+    return split_at(backbone, backbone.layers[0].name)
+
+
 def split_at(backbone, cut: str) -> SplitBackbone:
     """`backbone` cut at the output of the layer named `cut`."""
     import keras

@@ -20,6 +20,20 @@ from poetslearn.errors import PoetslearnError
 from poetslearn.memory import describe_peak_memory, peak_memory_mb
 
 
+class BlockCount(click.ParamType):
+    """--fine_tune_blocks: a number of blocks, or 'all'."""
+
+    name = "K|all"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "all":
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number of blocks nor 'all'.", param, ctx)
+
+
 @click.command()
 @option("architecture", type=click.Choice(architecture_names()), metavar="NAME",
         default=RETRAIN.architecture,
@@ -97,10 +111,11 @@ from poetslearn.memory import describe_peak_memory, peak_memory_mb
 @retrain_setting("distorted_copies",
                  help="With any distortion: fixed distorted copies made of each training "
                  "image, cached like the other bottlenecks.")
-@retrain_setting("fine_tune_blocks",
-                 help="Also train the top K blocks of the network (MobileNet: 1 to 13, Inception "
-                 "V3: 1 to 10), on activations cached where the frozen part ends; 0 trains the "
-                 "new layer alone.")
+@option("fine_tune_blocks", type=BlockCount(), default=RETRAIN.fine_tune_blocks,
+        show_default=True, metavar="K|all",
+        help="Also train the top K blocks of the network (MobileNet: 1 to 13, Inception V3: 1 to "
+        "10), on activations cached where the frozen part ends; 'all' trains the whole network "
+        "on the images (no cache: for machines with a GPU); 0 trains the new layer alone.")
 @retrain_setting("fine_tune_epochs", help="Epochs of fine-tuning (the best on validation is "
                  "kept).")
 @retrain_setting("fine_tune_learning_rate", help="Peak learning rate of fine-tuning (AdamW, "
@@ -181,14 +196,14 @@ def _retrain_config(options: dict) -> RetrainConfig:
         raise click.UsageError("--ray_worker_cpus needs --ray ADDRESS.")
     known = {f.name for f in fields(RetrainConfig)}
     config = RetrainConfig(**{k: v for k, v in options.items() if k in known})
-    if config.fine_tune_blocks:  # an impossible K is misuse, named with the valid ones
+    if config.fine_tune_blocks and config.tfhub_module:
+        raise click.UsageError("--fine_tune_blocks needs an --architecture from the registry, "
+                               "not a --tfhub_module.")
+    if config.fine_tune_blocks not in (0, "all"):  # an impossible K is misuse, named as such
         try:
             cut_layer(get_architecture(config.architecture), config.fine_tune_blocks)
         except PoetslearnError as e:
             raise click.UsageError(str(e)) from e
-        if config.tfhub_module:
-            raise click.UsageError("--fine_tune_blocks needs an --architecture from the "
-                                   "registry, not a --tfhub_module.")
     return config
 
 

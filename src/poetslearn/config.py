@@ -68,8 +68,8 @@ class RetrainConfig:
     show_progress: bool = True
     trainer: str = "new_layer"  # a name of trainers.TRAINERS
     # Fine-tuning: the top K blocks of the backbone trained with the new layer, on cached
-    # activations (0: the new layer alone).
-    fine_tune_blocks: int = 0
+    # activations (0: the new layer alone; "all": the whole network, on the images).
+    fine_tune_blocks: int | str = 0
     fine_tune_epochs: int = 6
     fine_tune_learning_rate: float = 1e-4
     fine_tune_batch_size: int = 64

@@ -262,15 +262,24 @@ def _train(model: _Model, readers: dict, labels: dict, config, checkpoint: Path,
 
 
 def fine_tune(bottlenecks, dataset, extractor, config, log=print, warn=print) -> TrainResult:
-    """The trainer: the new layer first, then the top --fine_tune_blocks blocks with it."""
+    """The trainer for --fine_tune_blocks K: the top K blocks, on cached activations."""
+    split = split_backbone(extractor.arch, extractor.backbone, config.fine_tune_blocks)
+    return run_fine_tuning(split, bottlenecks, dataset, extractor, config, log, warn,
+                           lambda: get_or_create_activations(bottlenecks.splits, split,
+                                                             extractor, config, log, warn))
+
+
+def run_fine_tuning(split: SplitBackbone, bottlenecks, dataset, extractor, config, log, warn,
+                    make_readers) -> TrainResult:
+    """The new layer first, then the part of the network above `split.cut` with it, on what
+    `make_readers()` gives per split (cached activations, or the images themselves)."""
     if not extractor.exact:
         raise PoetslearnError("--fine_tune_blocks trains on float activations; use an exact "
                               "--engine (auto, tflite, onnxruntime or tf), not tflite_int8.")
     start = train_new_layer(bottlenecks, dataset, extractor, config, log, warn)
     checkpoint = _checkpoint_path(config, extractor, start.layer,
                                   bottlenecks.splits["train"].images.keys())
-    split = split_backbone(extractor.arch, extractor.backbone, config.fine_tune_blocks)
-    readers = get_or_create_activations(bottlenecks.splits, split, extractor, config, log, warn)
+    readers = make_readers()
     labels = {name: s.labels for name, s in bottlenecks.splits.items()}
     model = _build(split, start.layer)
     writer = open_summaries(config, extractor.arch.name)

@@ -44,9 +44,13 @@ class ImageReader:
 def fine_tune_all(bottlenecks, dataset, extractor, config, log=print,
                   warn=print) -> TrainResult:
     """The trainer for --fine_tune_blocks all."""
-    log("Fine-tuning the whole network on the images themselves (no activation cache); on a "
-        "CPU this is slow, --fine_tune_blocks K is the fast route there.")
+    import tensorflow as tf
+
+    where = ("on the GPU" if tf.config.list_physical_devices("GPU") else
+             "on the CPU: slow, --fine_tune_blocks K is the fast route without a GPU")
+    log(f"Fine-tuning the whole network on the images themselves (no activation cache), "
+        f"{where}.")
     return run_fine_tuning(
-        whole_network(extractor.backbone), bottlenecks, extractor, config, log, warn,
-        lambda split: {name: ImageReader(s.images, extractor.arch)
-                       for name, s in bottlenecks.splits.items()})
+        whole_network(extractor.backbone), bottlenecks, dataset, extractor, config, log, warn,
+        lambda: {name: ImageReader(s.images, extractor.arch)
+                 for name, s in bottlenecks.splits.items()})
