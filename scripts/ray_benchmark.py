@@ -143,7 +143,9 @@ def main(architecture, weights, model_dir, data_dir, images, batch, mode, out) -
                                   str(vectors)], capture_output=True, text=True)
             if run.returncode != 0:
                 raise SystemExit(f"{each} failed:\n{run.stderr[-3000:]}")
-            result = json.loads(run.stdout.strip().splitlines()[-1])
+            # Ray may print messages of its own after the JSON line.
+            result = json.loads(next(line for line in reversed(run.stdout.splitlines())
+                                     if line.startswith("{")))
             result["vectors"] = vectors
             results.append(result)
         reference = np.load(results[0].pop("vectors"))
