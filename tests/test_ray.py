@@ -271,3 +271,24 @@ def test_fine_tuning_activations_on_two_nodes_equal_a_local_run(ray_cluster, tmp
     assert recorded[0] == recorded[1] and recorded[0]["blocks"] == 1
     assert on_ray.score.accuracy == local.score.accuracy
     assert on_ray.trained.best_validation_accuracy == local.trained.best_validation_accuracy
+
+
+def test_a_pool_that_cannot_start_in_time_is_a_clear_error(ray_cluster, tmp_path):
+    import ray.data
+
+    from poetslearn.errors import PoetslearnError
+
+    images = make_colour_folder(tmp_path / "colours", per_class=4)
+    extractor = tiny_extractor()
+    cache = BottleneckCache(tmp_path / "bn", "test_tiny", extractor.fingerprint,
+                            extractor.feature_dim)
+    backend = RayExtraction(ray_cluster.address)
+    context = ray.data.DataContext.get_current()
+    # No actor is up within a millisecond (each imports TensorFlow first).
+    limit, context.wait_for_min_actors_s = context.wait_for_min_actors_s, 0.001
+    try:
+        with pytest.raises(PoetslearnError, match="did not start 2 extraction actor"):
+            compute_bottlenecks(gated_splits(images, tmp_path, hold_from=10**9), extractor,
+                                cache, 3, show_progress=False, backend=backend)
+    finally:
+        context.wait_for_min_actors_s = limit

@@ -39,6 +39,7 @@ LOOPBACK_VARIABLE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 # Beyond this many threads one extractor stops speeding up; bigger nodes get several actors.
 MAX_THREADS_PER_WORKER = 8
 _joined: str | None = None  # the address `connect` joined in this process
+ACTOR_START_LIMIT_S = 600  # how long the pool may take to start before the run fails
 
 
 def import_ray():
@@ -87,7 +88,11 @@ def connect(address: str) -> None:
                               f"local.") from None
     import ray.data  # configures its loggers when first imported: quietened after that
 
-    ray.data.DataContext.get_current().enable_progress_bars = False  # poetslearn shows its own
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # poetslearn shows its own
+    # The whole pool starts before the first batch is handed out; otherwise the first actor up
+    # can take every batch of a small job while the others still import TensorFlow.
+    context.wait_for_min_actors_s = ACTOR_START_LIMIT_S
     logging.getLogger("ray.data").setLevel(logging.ERROR)
     _joined = address
 
@@ -193,6 +198,11 @@ class RayExtraction:
                 concurrency=min(self.actors, len(tasks)), num_cpus=self.worker_cpus)
             for row in dataset.iter_rows():
                 yield pickle.loads(row["result"])
+        except ray.exceptions.GetTimeoutError:
+            raise PoetslearnError(
+                f"The Ray cluster did not start {self.actors} extraction actor(s) of "
+                f"{self.worker_cpus} CPU(s) within {ACTOR_START_LIMIT_S} s; check `ray status` "
+                f"(busy or lost nodes), or ask for fewer CPUs with --ray_worker_cpus.") from None
         finally:
             ray.kill(holder)
 
