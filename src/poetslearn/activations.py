@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from poetslearn.activation_cache import ActivationCache, ActivationReader
 from poetslearn.backbone_split import ActivationCodec, SplitBackbone
-from poetslearn.extraction import extraction_backend_for
+from poetslearn.extraction import NodeCounts, extraction_backend_for
 from poetslearn.extractor import FeatureExtractor
 from poetslearn.progress import printing_around, progress
 
@@ -32,7 +32,7 @@ def get_or_create_activations(splits: dict, split: SplitBackbone, extractor, con
             if key not in cache and key not in seen:
                 seen.add(key)
                 todo[name].append(i)
-    count, by_node = sum(len(v) for v in todo.values()), {}
+    count, by_node = sum(len(v) for v in todo.values()), NodeCounts()
     if count:
         cache.check_room(count, log)
         batches = [(name, idx[j:j + config.bottleneck_batch_size]) for name, idx in todo.items()
@@ -45,24 +45,22 @@ def get_or_create_activations(splits: dict, split: SplitBackbone, extractor, con
         f"computed {count:,}, {sum(len(s) for s in splits.values()) - count:,} were cached. "
         f"Cache: {cache.dir}")
     if by_node:
-        log(f"Activations computed per node ({len(by_node)}): " + ", ".join(
-            f"{node} {n:,}" for node, n in sorted(by_node.items())) + ".")
+        log(by_node.describe("Activations"))
     return {name: cache.reader(s.images.keys()) for name, s in splits.items()}
 
 
 def _store_activations(results, splits: dict, cache: ActivationCache, bar,
-                       warn) -> dict[str, int]:
+                       warn) -> NodeCounts:
     """Writes each batch's activations to the cache as it arrives (flushed even on Ctrl-C);
     returns how many each other machine computed."""
-    by_node: dict[str, int] = {}
+    by_node = NodeCounts()
     try:
         for result in results:
             for i, reason in result.failures.items():
                 printing_around(bar, warn)(f"Skipping {reason}")
             keys = splits[result.split].images.keys()
             cache.add([keys[i] for i in result.ok], result.vectors)
-            if result.where is not None:
-                by_node[result.where] = by_node.get(result.where, 0) + len(result.ok)
+            by_node.add(result)
             bar.update(len(result.indices))
     finally:
         cache.flush()

@@ -15,7 +15,7 @@ import numpy as np
 
 from poetslearn.bottleneck_cache import BottleneckCache
 from poetslearn.distortions import Distortions, distorted_split
-from poetslearn.extraction import BatchResult, ExtractionBackend, LocalExtraction
+from poetslearn.extraction import BatchResult, ExtractionBackend, LocalExtraction, NodeCounts
 from poetslearn.progress import printing_around, progress
 from poetslearn.sources import Dataset, Split
 
@@ -28,7 +28,7 @@ class ExtractionStats:
     failed: int = 0
     seconds: float = 0.0
     # Vectors computed per machine, and their engines, when other machines computed them.
-    by_node: dict[str, int] = field(default_factory=dict)
+    by_node: NodeCounts = field(default_factory=NodeCounts)
     remote_engines: set[str] = field(default_factory=set)
     engine: str | None = None  # what computed the vectors (None: nothing was computed)
 
@@ -39,12 +39,6 @@ class ExtractionStats:
         return (f"Computed {self.computed:,} bottlenecks in {self.seconds:.1f} s "
                 f"({rate:,.0f} img/s); {self.cached:,} were cached"
                 + (f"; {self.failed:,} image(s) failed" if self.failed else "") + ".")
-
-    def describe_nodes(self) -> str:
-        if not self.by_node:
-            return ""
-        counts = ", ".join(f"{node} {count:,}" for node, count in sorted(self.by_node.items()))
-        return f"Vectors computed per node ({len(self.by_node)}): {counts}."
 
 
 @dataclass
@@ -99,7 +93,7 @@ def _store(results: Iterator[BatchResult], keys_of: dict[str, list[bytes]],
                     for other, row in repeats.get(key, ()):
                         vectors[other][row] = vector
             if result.where is not None:
-                stats.by_node[result.where] = stats.by_node.get(result.where, 0) + len(ok)
+                stats.by_node.add(result)
                 stats.remote_engines.add(result.engine)
             bar.update(len(result.indices))
     finally:
@@ -181,7 +175,7 @@ def get_or_create_bottlenecks(dataset: Dataset, extractor, config,
     log(stats.describe() + (f" Engine: {stats.engine}." if stats.engine else "")
         + f" Cache: {cache.dir}")
     if stats.by_node:
-        log(stats.describe_nodes())
+        log(stats.by_node.describe("Vectors"))
     dataset.check_every_class_present(splits)
     train_x, train_y = vectors["train"], splits["train"].labels
     if "distorted" in splits:

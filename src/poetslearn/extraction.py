@@ -36,6 +36,21 @@ class BatchResult:
         return [i for i in self.indices if i not in self.failures]
 
 
+class NodeCounts(dict):
+    """{machine: vectors it computed}, for results computed elsewhere than this process."""
+
+    def add(self, result: BatchResult) -> None:
+        if result.where is not None:
+            self[result.where] = self.get(result.where, 0) + len(result.ok)
+
+    def describe(self, what: str) -> str:
+        """'<what> computed per node (N): <node> <count>, ...'; empty when nothing was remote."""
+        if not self:
+            return ""
+        counts = ", ".join(f"{node} {count:,}" for node, count in sorted(self.items()))
+        return f"{what} computed per node ({len(self)}): {counts}."
+
+
 class ExtractionBackend(Protocol):
     def run(self, batches: list[Batch], splits: dict[str, Split],
             extractor) -> Iterator[BatchResult]:

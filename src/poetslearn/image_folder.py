@@ -143,14 +143,14 @@ def _class_folders(image_dir: Path) -> list[Path]:
 
 
 def _scan_files(paths: list[Path], strict: bool, show_progress: bool,
-                image_dir: Path | None = None) -> list[bytes | str]:
+                image_dir: Path) -> list[bytes | str]:
     """`_scan_file` of every path, in threads (it is mostly waiting for the disk). A file whose
     size and times match the memo keeps its remembered key unread (not with `strict`, which
     decodes every file); the others are read."""
     memo = FileKeyMemo()
-    known = memo.load(image_dir) if image_dir is not None and not strict else {}
+    known = memo.load(image_dir) if not strict else {}
     names = [str(path) for path in paths]
-    stamps = [file_stamp(path) if image_dir is not None else None for path in paths]
+    stamps = [file_stamp(path) for path in paths]
     results: list[bytes | str | None] = [None] * len(paths)
     for i, name in enumerate(names):
         remembered = known.get(name)
@@ -166,7 +166,7 @@ def _scan_files(paths: list[Path], strict: bool, show_progress: bool,
 
         for i, result in zip(unread, pool.map(scan, unread)):
             results[i] = result
-    if image_dir is not None and unread:
+    if unread:
         memo.save(image_dir, {name: (stamp, result) for name, stamp, result
                               in zip(names, stamps, results)
                               if isinstance(result, bytes) and stamp is not None})
