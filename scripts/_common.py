@@ -29,12 +29,14 @@ def cifar10_options(function):
     return function
 
 
-def cifar10_bottlenecks(architecture, weights, model_dir, data_dir, bottleneck_dir):
-    """({split: vectors}, {split: Split}, architecture, weights info), from the cache when filled."""
+def cifar10_bottlenecks(architecture, weights, model_dir, data_dir, bottleneck_dir,
+                        bottleneck_blocks=1):
+    """({split: vectors}, {split: Split}, architecture, weights info), from the cache when filled
+    (the one `retrain --bottleneck_blocks` uses)."""
     arch = get_architecture(architecture)
     data = load_cifar10(data_dir, download=False, show_progress=False)
     backbone, info = build_backbone(arch, weights, model_dir)
-    extractor = FeatureExtractor(arch, backbone, engine="auto")
-    cache = BottleneckCache(bottleneck_dir, arch.name, extractor.fingerprint, arch.feature_dim)
+    extractor = FeatureExtractor(arch, backbone, engine="auto", bottleneck_blocks=bottleneck_blocks)
+    cache = BottleneckCache(bottleneck_dir, arch.name, extractor.fingerprint, extractor.feature_dim)
     vectors, splits, _ = compute_bottlenecks(data.splits, extractor, cache)
     return vectors, splits, arch, info

@@ -72,3 +72,17 @@ def test_fine_tune_speed_reports_a_share_of_the_peak(tmp_path):
     assert row["blocks"] == 1 and row["images_per_s"] > 0 and row["gflops"] > 0
     assert 0 < row["share_of_matmul_peak"]
     assert "of the matmul peak" in out
+
+
+def test_bottleneck_blocks_compares_block_counts_on_one_extraction(tmp_path, tiny_cifar):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bottleneck_blocks.py"), "--architecture",
+         "test_tiny", "--weights", "none", "--data_dir", str(tiny_cifar), "--model_dir",
+         str(tmp_path), "--bottleneck_dir", str(tmp_path / "bottlenecks"), "--blocks", "1,all"],
+        check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[-2:]}
+    # test_tiny: its conv's 16 channels alone, then the image's 3 beside them.
+    assert rows["1"][1] == "16" and rows["all"][1] == "19"
+    assert all(row[2].endswith("%") and row[4].endswith("%") for row in rows.values())
+    # One extraction, kept where `retrain --bottleneck_blocks all` finds it.
+    assert len(list((tmp_path / "bottlenecks").glob("test_tiny_*"))) == 1

@@ -18,7 +18,8 @@ def get_or_create_activations(splits: dict, split: SplitBackbone, extractor, con
     """A reader per split of the activations at the cut, computing the ones not cached yet."""
     engine = extractor.requested_engine if extractor.exact else "auto"
     # Described like the extractor, cut where the frozen part ends: a Ray worker builds the same.
-    spec = replace(extractor.description, engine=engine, cut=split.cut, int8_calibration=None)
+    spec = replace(extractor.description, engine=engine, cut=split.cut, int8_calibration=None,
+                   bottleneck_blocks=1)
     bottom = FeatureExtractor(extractor.arch, split.bottom, engine, warn, cut=split.cut,
                               description=spec)
     cache = ActivationCache(config.bottleneck_dir, extractor.arch.name, bottom.fingerprint,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from poetslearn.architectures import DEFAULT_ARCHITECTURE
+from poetslearn.block_features import NOT_WITH_FINE_TUNING
 from poetslearn.errors import PoetslearnError
 
 WORK_DIR = Path("tf_files")  # the codelab's working folder, relative to where the command runs
@@ -70,6 +71,9 @@ class RetrainConfig:
     # Fine-tuning: the top K blocks of the backbone trained with the new layer, on cached
     # activations (0: the new layer alone; "all": the whole network, on the images).
     fine_tune_blocks: int | str = 0
+    # Each bottleneck from the pooled outputs of the top N blocks (1: the last block alone, as
+    # the codelab; "all": every block), see `block_features`.
+    bottleneck_blocks: int | str = 1
     fine_tune_epochs: int = 6
     fine_tune_learning_rate: float = 1e-4
     fine_tune_batch_size: int = 64
@@ -130,6 +134,8 @@ def check_settings(config: RetrainConfig) -> None:
     for name in ("fine_tune_epochs", "fine_tune_learning_rate", "fine_tune_batch_size"):
         if getattr(config, name) <= 0:
             raise PoetslearnError(f"--{name} must be greater than 0; got {getattr(config, name)}.")
+    if config.fine_tune_blocks and config.bottleneck_blocks != 1:
+        raise PoetslearnError(NOT_WITH_FINE_TUNING)
     if config.weight_decay < 0:
         raise PoetslearnError(f"--weight_decay must be 0 or more; got {config.weight_decay}.")
     v, t = config.validation_percentage, config.testing_percentage

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from poetslearn import __version__
+from poetslearn.block_features import pooled_layers
 from poetslearn.errors import PoetslearnError
 from poetslearn.extractor import calibration_images
 from poetslearn.head import SoftmaxLayer
@@ -97,6 +98,9 @@ def export_classifier(extractor, layer: SoftmaxLayer, class_names: list[str], gr
         "output_tensor": f"{OUTPUT_NAME}:0",
         "bottleneck_tensor": f"{BOTTLENECK_NAME}:0",
         "feature_dim": extractor.feature_dim,
+        "bottleneck_blocks": extractor.bottleneck_blocks,
+        **({"pooled_layers": list(pooled_layers(arch, extractor.bottleneck_blocks))}
+           if extractor.bottleneck_blocks > 1 else {}),
         **input_facts(arch, input_format),
         "preprocessing": arch.preprocessing,
         "labels": list(class_names),

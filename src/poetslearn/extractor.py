@@ -17,6 +17,7 @@ import numpy as np
 from poetslearn.architectures import Architecture
 from poetslearn.backbone_split import split_at
 from poetslearn.backbones import Backbone, load_backbone
+from poetslearn.block_features import pooled_layers, resolve_bottleneck_blocks, with_block_features
 from poetslearn.engines import (ENGINE_BATCH, ENGINE_CHOICES, ENGINES, TensorFlowEngine,
                                 build_engine, is_exact)
 from poetslearn.errors import EngineError, WeightsError
@@ -56,6 +57,8 @@ class ExtractorSpec:
     threads: int | None = None  # engine threads; None: all of the machine's cores
     # Where the frozen part of the network ends (None: the whole backbone, the bottleneck).
     cut: str | None = None
+    # How many of the top blocks' pooled outputs make each bottleneck (`block_features`).
+    bottleneck_blocks: int = 1
     int8_calibration: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def build(self, warn=None) -> FeatureExtractor:
@@ -68,12 +71,14 @@ class ExtractorSpec:
                                f"file changed. Give every machine the same weights file.")
         model = backbone.model if self.cut is None else split_at(backbone.model, self.cut).bottom
         return FeatureExtractor(backbone.arch, model, self.engine, warn, self.int8_calibration,
-                                self.threads, description=self, cut=self.cut)
+                                self.threads, description=self, cut=self.cut,
+                                bottleneck_blocks=self.bottleneck_blocks)
 
 
 def describe_extractor(backbone: Backbone, engine: str, seed: int = 0,
                        allow_size_mismatch: bool = False, image_size: int | None = None,
-                       int8_calibration: np.ndarray | None = None) -> ExtractorSpec:
+                       int8_calibration: np.ndarray | None = None,
+                       bottleneck_blocks: int = 1) -> ExtractorSpec:
     """The spec of an extractor over `backbone`: its weights pinned to a file and hash."""
     info = backbone.weights
     if info.kind == "tfhub":
@@ -82,7 +87,8 @@ def describe_extractor(backbone: Backbone, engine: str, seed: int = 0,
                              int8_calibration=int8_calibration)
     weights = info.path if info.path else "none"
     return ExtractorSpec(backbone.arch.name, weights, info.sha256, seed, allow_size_mismatch,
-                         engine=engine, int8_calibration=int8_calibration)
+                         engine=engine, int8_calibration=int8_calibration,
+                         bottleneck_blocks=bottleneck_blocks)
 
 
 def calibration_images(split, size: int, count: int = 100) -> np.ndarray:
@@ -92,16 +98,23 @@ def calibration_images(split, size: int, count: int = 100) -> np.ndarray:
     return pixels
 
 
-def build_extractor(backbone: Backbone, config, dataset, warn=print) -> FeatureExtractor:
+def build_extractor(backbone: Backbone, config, dataset, log=print,
+                    warn=print) -> FeatureExtractor:
     """The retrain stage: the extractor over `backbone` with the engine `config` asks for; an
     approximate (int8) engine is calibrated on 100 training images."""
     calibration = None
     if not is_exact(config.engine):
         calibration = calibration_images(dataset.splits["train"], backbone.arch.input_size)
+    blocks = resolve_bottleneck_blocks(backbone.arch, config.bottleneck_blocks)
     spec = describe_extractor(backbone, config.engine, config.seed, config.allow_size_mismatch,
-                              config.image_size, calibration)
-    return FeatureExtractor(backbone.arch, backbone.model, config.engine, warn, calibration,
-                            description=spec)
+                              config.image_size, calibration, blocks)
+    extractor = FeatureExtractor(backbone.arch, backbone.model, config.engine, warn,
+                                 calibration, description=spec, bottleneck_blocks=blocks)
+    if blocks > 1:
+        log(f"Bottlenecks: the pooled outputs of the top {blocks} blocks "
+            f"({', '.join(pooled_layers(backbone.arch, blocks))}), {extractor.feature_dim} "
+            f"values each.")
+    return extractor
 
 
 class FeatureExtractor:
@@ -115,9 +128,11 @@ class FeatureExtractor:
 
     def __init__(self, arch: Architecture, backbone, engine: str = "tf", warn=None,
                  int8_calibration: np.ndarray | None = None, threads: int | None = None,
-                 description: ExtractorSpec | None = None, cut: str | None = None) -> None:
+                 description: ExtractorSpec | None = None, cut: str | None = None,
+                 bottleneck_blocks: int | str = 1) -> None:
         """`cut`: `backbone` is only the network's bottom, up to that layer (its activations,
-        [N, h, w, c], are what it gives); None: the whole backbone, giving bottlenecks."""
+        [N, h, w, c], are what it gives); None: the whole backbone, giving bottlenecks, made
+        from the pooled outputs of its top `bottleneck_blocks` blocks (`block_features`)."""
         import tensorflow as tf
 
         if engine not in ENGINE_CHOICES:
@@ -129,9 +144,11 @@ class FeatureExtractor:
         if not self.exact and (int8_calibration is None or len(int8_calibration) == 0):
             raise EngineError(f"The {engine} engine needs calibration images; none were given.")
         self.int8_calibration = None if self.exact else np.asarray(int8_calibration, np.float32)
+        self.bottleneck_blocks = 1 if cut else resolve_bottleneck_blocks(arch, bottleneck_blocks)
+        backbone = with_block_features(arch, backbone, self.bottleneck_blocks)
         self.arch, self.backbone, self.threads, self.cut = arch, backbone, threads, cut
         self.feature_dim = int(backbone.output_shape[-1])
-        if cut is None and self.feature_dim != arch.feature_dim:
+        if cut is None and self.bottleneck_blocks == 1 and self.feature_dim != arch.feature_dim:
             raise ValueError(f"{arch.name} backbone gives {self.feature_dim} features, the "
                              f"registry says {arch.feature_dim}")
         self.fn = tf.function(self.features, input_signature=[
@@ -142,8 +159,8 @@ class FeatureExtractor:
         self._engines: dict[tuple[int, int], object] = {}  # engine per input size
         self._warn = warn or log.warning
         self._fingerprint: str | None = None
-        self.description = description or ExtractorSpec(arch.name, engine=engine,
-                                                        threads=threads)
+        self.description = description or ExtractorSpec(
+            arch.name, engine=engine, threads=threads, bottleneck_blocks=self.bottleneck_blocks)
 
     def features(self, images):
         """[N, H, W, 3] float32 0..255 -> [N, feature_dim] float32 bottlenecks."""
@@ -254,6 +271,8 @@ class FeatureExtractor:
                      "version": EXTRACTOR_VERSION, "weights": weights_fingerprint(self.backbone)}
             if self.cut is not None:  # activations at a cut, not bottlenecks
                 facts["cut"] = self.cut
+            if self.bottleneck_blocks > 1:  # one block keeps the keys every cache already has
+                facts["pooled_layers"] = list(pooled_layers(self.arch, self.bottleneck_blocks))
             if not self.exact:  # exact engines share vectors; an approximate one has its own
                 facts["engine"] = self.requested_engine
                 facts["calibration"] = hashlib.sha256(self.int8_calibration.tobytes()

@@ -181,7 +181,7 @@ def convert_to_onnx(arch, backbone, input_hw: tuple[int, int] | None = None) -> 
             [helper.make_tensor_value_info("pixels", onnx.TensorProto.FLOAT,
                                            ["batch", height, width, 3])],
             [helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT,
-                                           ["batch", arch.feature_dim])],
+                                           ["batch", int(backbone.output_shape[-1])])],
             initializers),
         opset_imports=[helper.make_opsetid("", OPSET)], producer_name="poetslearn")
     model.ir_version = 9  # readable by every ONNX Runtime since 1.16

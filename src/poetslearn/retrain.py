@@ -57,7 +57,7 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
             log(f"Dataset {dataset.summary()} (from {dataset.source})")
         with timings("build_model"):
             backbone = fetch_backbone(config, log, warn)
-            extractor = build_extractor(backbone, config, dataset, warn)
+            extractor = build_extractor(backbone, config, dataset, log, warn)
         with timings("bottlenecks"):
             bottlenecks = get_or_create_bottlenecks(dataset, extractor, config, extraction, log,
                                                     warn)
