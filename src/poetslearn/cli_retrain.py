@@ -122,8 +122,8 @@ class BlockCount(click.ParamType):
         help="Make each bottleneck from the average-pooled outputs of the top N blocks of the "
         "network side by side (MobileNet: 1 to 14, Inception V3: 1 to 11, 'all': every block), "
         "not only the last block's (1, the codelab's bottleneck). Costs no extra extraction "
-        "time; mobilenet_0.50_224 on CIFAR-10 gains N points (README \"Bottlenecks from several "
-        "blocks\").")
+        "time; 'all' gains 3 points on CIFAR-10 at mobilenet_0.50_224 (README \"Bottlenecks "
+        "from several blocks\").")
 @retrain_setting("fine_tune_epochs", help="Epochs of fine-tuning (the best on validation is "
                  "kept).")
 @retrain_setting("fine_tune_learning_rate", help="Peak learning rate of fine-tuning (AdamW, "
