@@ -16,7 +16,6 @@ import click
 import numpy as np
 
 from _common import cifar10_bottlenecks, cifar10_options
-from poetslearn.architectures import get_architecture
 from poetslearn.block_features import resolve_bottleneck_blocks
 from poetslearn.config import RetrainConfig
 from poetslearn.head import HeadParams, accuracy, train_softmax
@@ -35,7 +34,6 @@ def block_widths(arch, weights, model_dir) -> list[int]:
 @click.option("--weight_decay", type=float, default=RetrainConfig.weight_decay, show_default=True,
               help="The head's L2 weight decay (retrain's --weight_decay).")
 def main(architecture, weights, model_dir, data_dir, bottleneck_dir, blocks, weight_decay) -> None:
-    arch = get_architecture(architecture)
     start = time.perf_counter()
     vectors, splits, arch, info = cifar10_bottlenecks(architecture, weights, model_dir, data_dir,
                                                       bottleneck_dir, bottleneck_blocks="all")
