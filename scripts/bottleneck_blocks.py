@@ -19,13 +19,13 @@ from _common import cifar10_bottlenecks, cifar10_options
 from poetslearn.block_features import resolve_bottleneck_blocks
 from poetslearn.config import RetrainConfig
 from poetslearn.head import HeadParams, accuracy, train_softmax
-from poetslearn.weights import build_backbone
 
 
-def block_widths(arch, weights, model_dir) -> list[int]:
-    """Channels of each block's output, bottom to top (the widths of its pooled columns)."""
-    backbone, _ = build_backbone(arch, weights, model_dir)
-    return [int(backbone.get_layer(name).output.shape[-1]) for name in arch.block_outputs]
+def block_widths(arch) -> list[int]:
+    """Channels of each block's output, bottom to top (the widths of its pooled columns): the
+    network's shape alone, so no weights are loaded for it."""
+    network = arch.build_backbone()
+    return [int(network.get_layer(name).output.shape[-1]) for name in arch.block_outputs]
 
 
 @click.command()
@@ -40,7 +40,7 @@ def main(architecture, weights, model_dir, data_dir, bottleneck_dir, blocks, wei
     print(f"{arch.name}, {info.description}; every block's bottleneck: "
           f"{time.perf_counter() - start:.0f} s (extraction, or reading the cache); head weight "
           f"decay {weight_decay:g}")
-    widths = block_widths(arch, weights, model_dir)
+    widths = block_widths(arch)
     d = RetrainConfig()
     params = HeadParams(d.how_many_training_steps, d.learning_rate, d.train_batch_size,
                         d.eval_step_interval, -1, weight_decay, d.seed)

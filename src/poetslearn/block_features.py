@@ -43,9 +43,9 @@ def pooled_layers(arch: Architecture, blocks: int) -> tuple[str, ...]:
 
 
 def with_block_features(arch: Architecture, backbone, blocks: int):
-    """`backbone` giving the pooled outputs of its top `blocks` blocks, concatenated: the lower
-    blocks' first, then the backbone's own output (its bottleneck). One block: `backbone`."""
-    blocks = resolve_bottleneck_blocks(arch, blocks)
+    """`backbone` giving the pooled outputs of its top `blocks` blocks (a number that
+    `resolve_bottleneck_blocks` gave), concatenated: the lower blocks' first, then the backbone's
+    own output (its bottleneck). One block: `backbone`."""
     if blocks == 1:
         return backbone
     import keras
