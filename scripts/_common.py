@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from poetslearn.architectures import get_architecture
-from poetslearn.bottleneck_cache import BottleneckCache
-from poetslearn.bottlenecks import compute_bottlenecks
-from poetslearn.cifar10 import load_cifar10
-from poetslearn.extractor import FeatureExtractor
-from poetslearn.weights import build_backbone
+from poetslearn.backbone.architectures import get_architecture
+from poetslearn.extract.bottleneck_cache import BottleneckCache
+from poetslearn.extract.bottlenecks import compute_bottlenecks
+from poetslearn.data.cifar10 import load_cifar10
+from poetslearn.extract.extractor import FeatureExtractor
+from poetslearn.backbone.weights import build_backbone
 
 
 def cifar10_options(function):

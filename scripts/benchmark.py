@@ -35,11 +35,11 @@ from pathlib import Path
 import click
 import numpy as np
 
-from poetslearn.architectures import get_architecture
-from poetslearn.cifar10 import load_cifar10
-from poetslearn.extractor import FeatureExtractor
-from poetslearn.extractor import calibration_images
-from poetslearn.weights import build_backbone, codelab_graph_candidates
+from poetslearn.backbone.architectures import get_architecture
+from poetslearn.data.cifar10 import load_cifar10
+from poetslearn.extract.extractor import FeatureExtractor
+from poetslearn.data.sources import calibration_images
+from poetslearn.backbone.weights import build_backbone, codelab_graph_candidates
 
 def count_macs(backbone) -> int:
     """Multiply-adds per image in the backbone's convolutions (everything else is negligible)."""
@@ -115,7 +115,7 @@ def codelab_rate(graph_path: Path, images: np.ndarray, size: int, out_dir: Path)
     """The codelab's loop: per image, one session run through resize + graph, one text file."""
     import tensorflow as tf
 
-    from poetslearn.graph_import import read_graph_bytes
+    from poetslearn.backbone.graph_import import read_graph_bytes
 
     graph_def = tf.compat.v1.GraphDef.FromString(read_graph_bytes(graph_path))
     graph = tf.Graph()

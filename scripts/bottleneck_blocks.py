@@ -16,9 +16,9 @@ import click
 import numpy as np
 
 from _common import cifar10_bottlenecks, cifar10_options
-from poetslearn.block_features import resolve_bottleneck_blocks
+from poetslearn.backbone.block_features import resolve_bottleneck_blocks
 from poetslearn.config import RetrainConfig
-from poetslearn.head import HeadParams, accuracy, train_softmax
+from poetslearn.train.head import HeadParams, accuracy, train_softmax
 
 
 def block_widths(arch) -> list[int]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from poetslearn.config import RetrainConfig
 from _common import cifar10_bottlenecks, cifar10_options
-from poetslearn.head import HeadParams, SoftmaxLayer, accuracy, softmax, train_softmax
+from poetslearn.train.head import HeadParams, SoftmaxLayer, accuracy, softmax, train_softmax
 
 
 def codelab_head(x, y, n_classes, steps=4000, lr=0.01, batch=100, seed=0) -> SoftmaxLayer:

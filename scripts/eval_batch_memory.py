@@ -11,10 +11,10 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from poetslearn.architectures import get_architecture
-from poetslearn.backbone_split import split_backbone
+from poetslearn.backbone.architectures import get_architecture
+from poetslearn.backbone.split import split_backbone
 from poetslearn.memory import peak_memory_mb
-from poetslearn.weights import build_backbone
+from poetslearn.backbone.weights import build_backbone
 
 
 @click.command()

@@ -16,7 +16,7 @@ from scipy.optimize import minimize
 
 from _common import cifar10_bottlenecks, cifar10_options
 from poetslearn.config import RetrainConfig
-from poetslearn.head import HeadParams, softmax, train_softmax
+from poetslearn.train.head import HeadParams, softmax, train_softmax
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float) -> np.ndarray:

@@ -48,10 +48,10 @@ def steps_per_second(step, x, y, min_seconds: float) -> float:
 def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
     import keras
 
-    from poetslearn.backbone_split import split_backbone, whole_network
-    from poetslearn.backbones import load_backbone
-    from poetslearn.fine_tuning import _build, make_train_step
-    from poetslearn.head import SoftmaxLayer
+    from poetslearn.backbone.split import split_backbone, whole_network
+    from poetslearn.backbone.load import load_backbone
+    from poetslearn.train.fine_tuning import _build, make_train_step
+    from poetslearn.train.head import SoftmaxLayer
 
     threads = os.cpu_count() or 1
     fma = fma_peak_gflops(threads)

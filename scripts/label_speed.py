@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def make_folder(data_dir: Path, root: Path, per_class: int = 12) -> Path:
     """Three CIFAR-10 classes as PNG files: enough for retrain to export real models."""
-    from poetslearn.cifar10 import load_cifar10
+    from poetslearn.data.cifar10 import load_cifar10
 
     train = load_cifar10(data_dir, download=False, show_progress=False).splits["train"]
     for c, name in ((0, "airplane"), (3, "cat"), (8, "ship")):
@@ -73,7 +73,7 @@ def main(architecture, model_dir, data_dir, weights, rounds) -> None:
     subprocess.run(poetslearn + common + [
         "--input_format", "codelab", "--output_graph", str(work / "codelab.pb"),
         "--output_labels", str(work / "labels.txt")], check=True, capture_output=True)
-    size = json.loads((work / "graph.json").read_text())["input_size"][0]
+    size = json.loads((work / "graph.pb.json").read_text())["input_size"][0]
     commands = {
         "poetslearn label, .tflite": poetslearn + ["label", "--graph", str(work / "model.tflite"),
                                                    "--image", str(photo)],

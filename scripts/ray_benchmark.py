@@ -39,13 +39,13 @@ def _extract(mode: str, architecture: str, weights: str, model_dir: Path, data_d
     """One way of extracting, in this (fresh) process; writes the vectors to `out`."""
     if mode != "local":
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # loopback only, before Ray loads
-    from poetslearn.backbones import load_backbone
-    from poetslearn.bottleneck_cache import BottleneckCache
-    from poetslearn.bottlenecks import compute_bottlenecks
-    from poetslearn.cifar10 import load_cifar10
-    from poetslearn.extraction import LocalExtraction
-    from poetslearn.extractor import FeatureExtractor, describe_extractor
-    from poetslearn.sources import Split
+    from poetslearn.backbone.load import load_backbone
+    from poetslearn.extract.bottleneck_cache import BottleneckCache
+    from poetslearn.extract.bottlenecks import compute_bottlenecks
+    from poetslearn.data.cifar10 import load_cifar10
+    from poetslearn.extract.backends import LocalExtraction
+    from poetslearn.extract.extractor import FeatureExtractor, describe_extractor
+    from poetslearn.data.sources import Split
 
     train = load_cifar10(data_dir, download=False, show_progress=False).splits["train"]
     split = Split(train.images.subset(list(range(images))), train.labels[:images])
@@ -59,7 +59,7 @@ def _extract(mode: str, architecture: str, weights: str, model_dir: Path, data_d
     if mode == "local":
         backend = LocalExtraction()
     else:
-        from poetslearn.ray_extraction import RayExtraction
+        from poetslearn.extract.backends.ray import RayExtraction
 
         address = "local"
         if mode == "two_nodes":

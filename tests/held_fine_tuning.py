@@ -8,7 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from poetslearn import cli, fine_tuning
+from poetslearn.cli import main as cli
+
+from poetslearn.train import fine_tuning
 
 
 def hold_after_first_epoch(held_file: Path) -> None:

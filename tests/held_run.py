@@ -15,7 +15,11 @@ import sys
 import threading
 from pathlib import Path
 
-from poetslearn import cli, cli_retrain, sources
+from poetslearn.cli import main as cli
+
+from poetslearn.cli import retrain as cli_retrain
+
+from poetslearn.data import sources
 
 HOLD_LIMIT_S = 600  # a guard only: a test that never signals does not leave a process behind
 

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from poetslearn.sources import FileImages
+from poetslearn.data.sources import FileImages
 
 GATE_LIMIT_S = 600  # a guard only: a test that never opens the gate does not hang for ever
 
@@ -50,10 +50,10 @@ class GatedFiles(FileImages):
 
 def gated_splits(image_dir: Path, gate: Path, hold_from: int):
     """Every image of the folder as one split, loaded through the gate."""
-    from poetslearn.image_folder import load_image_folder
+    from poetslearn.data.image_folder import load_image_folder
     import numpy as np
 
-    from poetslearn.sources import Split
+    from poetslearn.data.sources import Split
 
     dataset = load_image_folder(image_dir, show_progress=False)
     images = [(p, n, k, label) for split in dataset.splits.values()
@@ -65,15 +65,15 @@ def gated_splits(image_dir: Path, gate: Path, hold_from: int):
 
 def tiny_extractor():
     """The tiny test network with seeded random weights: every process builds the same one."""
-    from poetslearn.extractor import ExtractorSpec
+    from poetslearn.extract.extractor import ExtractorSpec
 
     return ExtractorSpec("test_tiny").build()
 
 
 def main(address, image_dir, cache_dir, gate, hold_from, batch) -> None:
-    from poetslearn.bottleneck_cache import BottleneckCache
-    from poetslearn.bottlenecks import compute_bottlenecks
-    from poetslearn.ray_extraction import RayExtraction
+    from poetslearn.extract.bottleneck_cache import BottleneckCache
+    from poetslearn.extract.bottlenecks import compute_bottlenecks
+    from poetslearn.extract.backends.ray import RayExtraction
 
     extractor = tiny_extractor()
     cache = BottleneckCache(Path(cache_dir), "test_tiny", extractor.fingerprint,

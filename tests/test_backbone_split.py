@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poetslearn.architectures import ARCHITECTURES, get_architecture
-from poetslearn.backbone_split import (ActivationCodec, cut_layer, split_backbone,
+from poetslearn.backbone.architectures import ARCHITECTURES, get_architecture
+from poetslearn.backbone.split import (ActivationCodec, cut_layer, split_backbone,
                                        valid_block_counts)
 from poetslearn.errors import PoetslearnError
-from poetslearn.weights import build_backbone
+from poetslearn.backbone.weights import build_backbone
 from test_library import _randomise_batch_norm
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from poetslearn.cli import cli
+from poetslearn.cli.main import cli
 from test_cli_end_to_end import retrain_args
 from test_exports import graph_probabilities
 from test_fine_tuning import bottleneck_of
@@ -24,10 +24,10 @@ def block_args(tmp_path: Path, colour_dir: Path, blocks: str, *extra: str) -> li
 def test_two_blocks_make_the_bottleneck_export_it_and_evaluate_agrees(tmp_path, colour_dir):
     import tensorflow as tf
 
-    from poetslearn.architectures import get_architecture
-    from poetslearn.extractor import FeatureExtractor
-    from poetslearn.images import load_image
-    from poetslearn.weights import build_backbone
+    from poetslearn.backbone.architectures import get_architecture
+    from poetslearn.extract.extractor import FeatureExtractor
+    from poetslearn.data.images import load_image
+    from poetslearn.backbone.weights import build_backbone
 
     result = CliRunner().invoke(cli, block_args(
         tmp_path, colour_dir, "2", "--saved_model_dir", str(tmp_path / "saved"),
@@ -36,7 +36,7 @@ def test_two_blocks_make_the_bottleneck_export_it_and_evaluate_agrees(tmp_path, 
     report = json.loads(result.stdout)
     assert report["bottleneck_blocks"] == 2 and report["bottlenecks"]["computed"] == 30
     assert "the pooled outputs of the top 2 blocks (image, conv), 19 values each" in result.stderr
-    meta = json.loads((tmp_path / "out" / "graph.json").read_text())
+    meta = json.loads((tmp_path / "out" / "graph.pb.json").read_text())
     assert meta["feature_dim"] == 19 and meta["pooled_layers"] == ["image", "conv"]
     # The exported graph computes them: the image's mean (scaled as the network sees it) beside
     # the one-block bottleneck the plain extractor gives.
@@ -101,9 +101,9 @@ def test_impossible_block_counts_are_usage_errors_before_any_work(tmp_path, colo
 
 
 def test_mobilenet_pools_every_block_and_the_fast_engine_agrees():
-    from poetslearn.architectures import get_architecture
-    from poetslearn.extractor import FeatureExtractor
-    from poetslearn.weights import build_backbone
+    from poetslearn.backbone.architectures import get_architecture
+    from poetslearn.extract.extractor import FeatureExtractor
+    from poetslearn.backbone.weights import build_backbone
 
     arch = get_architecture("mobilenet_0.25_128")
     backbone = build_backbone(arch, "none")[0]
@@ -123,10 +123,10 @@ def test_mobilenet_pools_every_block_and_the_fast_engine_agrees():
 def test_a_worker_given_the_description_builds_the_same_extractor(colour_dir):
     import pickle
 
-    from poetslearn.backbones import load_backbone
+    from poetslearn.backbone.load import load_backbone
     from poetslearn.config import RetrainConfig
-    from poetslearn.datasets import load_dataset
-    from poetslearn.extractor import build_extractor
+    from poetslearn.data.datasets import load_dataset
+    from poetslearn.extract.extractor import build_extractor
 
     dataset = load_dataset(colour_dir, Path("."), 10, 10, show_progress=False)
     config = RetrainConfig(architecture="test_tiny", weights="none", bottleneck_blocks="all")

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import COLOURS, noisy_colour
-from poetslearn.cli import cli
+from poetslearn.cli.main import cli
 
 
 def retrain_args(tmp_path: Path, *extra: str) -> list[str]:
@@ -35,7 +35,7 @@ def test_retrain_then_label_each_colour(tmp_path, colour_dir):
     assert "Step 300: Train accuracy = " in result.output
     labels_file = tmp_path / "out" / "labels.txt"
     assert labels_file.read_text().splitlines() == sorted(COLOURS)
-    meta = json.loads((tmp_path / "out" / "graph.json").read_text())
+    meta = json.loads((tmp_path / "out" / "graph.pb.json").read_text())
     assert meta["architecture"] == "test_tiny" and meta["labels"] == sorted(COLOURS)
     assert meta["input_tensor"] == "input:0" and meta["output_tensor"] == "final_result:0"
     assert meta["weights"]["kind"] == "random"
@@ -94,7 +94,7 @@ def test_different_weights_never_share_vectors(tmp_path, colour_dir):
     # ...while a weights file with other values must not reuse those vectors.
     import keras
 
-    from poetslearn.architectures import get_architecture
+    from poetslearn.backbone.architectures import get_architecture
 
     model = get_architecture("test_tiny").build_backbone()
     model.set_weights([w * 2 for w in model.get_weights()])
@@ -201,7 +201,7 @@ def test_class_too_small_to_split_is_an_error_before_any_work(tmp_path):
 
 
 def test_missing_cifar_without_download_names_the_folder(tmp_path, monkeypatch):
-    from poetslearn import cifar10
+    from poetslearn.data import cifar10
     from poetslearn.errors import DataError
 
     with pytest.raises(DataError, match="CIFAR-10 was not found in"):
@@ -275,8 +275,8 @@ def test_distorted_copies_are_cached_and_trained_on(tmp_path, colour_dir):
 
 
 def test_distortions_change_pixels_reproducibly(colour_dir):
-    from poetslearn.image_folder import load_image_folder
-    from poetslearn.distortions import DistortedImages, Distortions
+    from poetslearn.data.image_folder import load_image_folder
+    from poetslearn.data.distortions import DistortedImages, Distortions
 
     data = load_image_folder(colour_dir, show_progress=False, warn=lambda *_: None)
     base = data.splits["train"].images
@@ -296,14 +296,14 @@ def test_int8_engine_trains_on_its_own_cached_vectors(tmp_path, colour_dir):
     assert "accuracies are on tflite_int8 bottlenecks" in int8.output
     accuracy = float(re.search(r"Final test accuracy = ([\d.]+)%", int8.output)[1])
     assert accuracy >= 90.0, int8.output
-    metadata = json.loads((tmp_path / "out" / "graph.json").read_text())
+    metadata = json.loads((tmp_path / "out" / "graph.pb.json").read_text())
     assert metadata["bottleneck_engine"] == "tflite_int8"
     # Float vectors differ from int8 ones, so they are never taken from the int8 cache.
     exact = run(retrain_args(tmp_path, "--image_dir", str(colour_dir), "--engine", "tflite"))
     assert "Computed 30 bottlenecks" in exact.output and "0 were cached" in exact.output
     again = run(retrain_args(tmp_path, "--image_dir", str(colour_dir), "--engine", "tflite_int8"))
     assert "computed none" in again.output
-    metadata = json.loads((tmp_path / "out" / "graph.json").read_text())
+    metadata = json.loads((tmp_path / "out" / "graph.pb.json").read_text())
     assert metadata["bottleneck_engine"] == "tflite_int8"  # from the cache, still int8 vectors
 
 
@@ -328,7 +328,7 @@ def test_whole_output_of_retrain_and_label_is_pinned(tmp_path, colour_dir):
         r"Final test accuracy = 100\.0% \(N=3\)",
         rf"Graph written to {t}/out/graph\.pb",
         rf"Labels written to {t}/out/labels\.txt",
-        rf"Metadata written to {t}/out/graph\.json",
+        rf"Metadata written to {t}/out/graph\.pb\.json",
         rf"Done in {number} s \(data {number} s, network {number} s, bottlenecks {number} s, "
         rf"new layer {number} s, export {number} s\); peak memory {number} MB\.",
     ]
@@ -341,7 +341,7 @@ def test_whole_output_of_retrain_and_label_is_pinned(tmp_path, colour_dir):
                              "only.\n")
 
     from poetslearn.config import LabelConfig
-    from poetslearn.label import load_classifier
+    from poetslearn.inference.label import load_classifier
 
     graph = str(tmp_path / "out" / "graph.pb")
     classifier = load_classifier(LabelConfig(graph=tmp_path / "out" / "graph.pb"))

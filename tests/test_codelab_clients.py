@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import COLOURS, noisy_colour
-from poetslearn.cli import cli
+from poetslearn.cli.main import cli
 from test_cli_end_to_end import retrain_args
 
 CODELAB_GRAPH = "models/mobilenet_v1_1.0_224_poets_retrained/retrained_graph.pb"
@@ -112,7 +112,7 @@ def codelab_format(tmp_path, colour_dir):
 def test_codelab_format_graph_is_fed_like_label_image_py(codelab_format):
     tmp_path, images = codelab_format
     graph = tmp_path / "codelab" / "graph.pb"
-    meta = json.loads((tmp_path / "codelab" / "graph.json").read_text())
+    meta = json.loads((tmp_path / "codelab" / "graph.pb.json").read_text())
     assert (meta["input_format"], meta["input_mean"], meta["input_std"]) == ("codelab", 128, 128)
     results = label_json(graph, [p for _, p in images])
     for (name, path), result in zip(images, results):
@@ -125,8 +125,8 @@ def test_codelab_format_graph_is_fed_like_label_image_py(codelab_format):
 def test_codelab_format_is_the_same_classifier_as_the_pixels_format(codelab_format):
     """One model, two doors: pixels resized to 32x32, fed as 0..255 to the pixels graph and as
     (x - 128) / 128 to the codelab graph (and to its .tflite), give the same scores."""
-    from poetslearn.engines import _interpreter_class
-    from poetslearn.images import load_image
+    from poetslearn.extract.engines import interpreter_class
+    from poetslearn.data.images import load_image
     from test_exports import graph_probabilities
 
     tmp_path, images = codelab_format
@@ -136,7 +136,7 @@ def test_codelab_format_is_the_same_classifier_as_the_pixels_format(codelab_form
     by_codelab = np.concatenate([graph_probabilities(tmp_path / "codelab" / "graph.pb",
                                                      image[np.newaxis]) for image in scaled])
     np.testing.assert_allclose(by_codelab, by_pixels, atol=1e-5)
-    interpreter = _interpreter_class()(model_path=str(tmp_path / "codelab" / "model.tflite"))
+    interpreter = interpreter_class()(model_path=str(tmp_path / "codelab" / "model.tflite"))
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     assert list(inp["shape"]) == [1, 32, 32, 3]
@@ -155,7 +155,7 @@ def test_codelab_format_is_the_same_classifier_as_the_pixels_format(codelab_form
 def test_numpy_resize_equals_tensorflows_antialiased_resize():
     import tensorflow as tf
 
-    from poetslearn.images import resize_antialiased
+    from poetslearn.data.images import resize_antialiased
 
     rng = np.random.default_rng(0)
     for (h, w), (oh, ow) in [((480, 640), (224, 224)), ((32, 32), (224, 224)),
@@ -172,7 +172,7 @@ def test_numpy_resize_equals_tensorflows_antialiased_resize():
 # The CLI run in a fresh process, to see what reaches sys.modules and stderr.
 RUN_CLI = """
 import sys
-from poetslearn.cli import main
+from poetslearn.cli.main import main
 sys.argv = ["poetslearn"] + sys.argv[1:]
 try:
     main()
@@ -189,7 +189,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_label_with_a_tflite_model_never_imports_tensorflow(tmp_path, colour_dir):
     from poetslearn.config import LabelConfig
-    from poetslearn.label import load_classifier
+    from poetslearn.inference.label import load_classifier
 
     args = retrain_args(tmp_path, "--image_dir", str(colour_dir), "--tflite_output",
                         str(tmp_path / "m.tflite"))

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from conftest import REPO_ROOT
-from poetslearn.cli import cli
+from poetslearn.cli.main import cli
 
 README = (REPO_ROOT / "README.md").read_text()
 

@@ -86,8 +86,8 @@ def test_unreachable_server_says_what_to_do(tmp_path):
 def test_imagenet_weights_fall_back_to_the_codelab_tarball_download(tmp_path, server,
                                                                     monkeypatch):
     """No local weights, Keras download fails: the codelab's tarball is fetched and imported."""
-    from poetslearn import weights
-    from poetslearn.architectures import get_architecture
+    from poetslearn.backbone import weights
+    from poetslearn.backbone.architectures import get_architecture
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setenv("POETSLEARN_CACHE_DIR", str(tmp_path / "cache"))

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import make_tiny_cifar
-from poetslearn.cli import cli
+from poetslearn.cli.main import cli
 from test_cli_end_to_end import retrain_args
 
 
@@ -65,8 +65,8 @@ def test_evaluate_with_unknown_classes_is_an_error(tmp_path, colour_dir):
 
 
 def test_plot_shows_the_most_confident_mistakes_themselves(tmp_path):
-    from poetslearn.evaluate import Evaluation, plot_evaluation
-    from poetslearn.sources import ArrayImages, Split
+    from poetslearn.inference.evaluate import Evaluation, plot_evaluation
+    from poetslearn.data.sources import ArrayImages, Split
 
     # Four images; the two mistakes are solid magenta (confidence 0.9) and solid yellow (0.6),
     # colours nothing else in the plot uses; the correct ones are gray.

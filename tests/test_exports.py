@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import COLOURS, noisy_colour
-from poetslearn.cli import cli
-from poetslearn.images import load_image
+from poetslearn.cli.main import cli
+from poetslearn.data.images import load_image
 from test_cli_end_to_end import retrain_args
 
 
@@ -81,7 +81,7 @@ def test_tflite_matches_the_frozen_graph_and_label_reads_it(exported):
 
 def cifar_folder(shared, root, classes=(0, 6, 9), per_class=40, offset=0):
     """Real CIFAR-10 training images written as PNG class folders (airplane, frog, truck)."""
-    from poetslearn.cifar10 import load_cifar10
+    from poetslearn.data.cifar10 import load_cifar10
 
     data = load_cifar10(shared / "data", download=False, show_progress=False)
     train = data.splits["train"]
@@ -96,7 +96,7 @@ def cifar_folder(shared, root, classes=(0, 6, 9), per_class=40, offset=0):
 
 def test_int8_tflite_agrees_with_float_on_real_images(tmp_path, shared, monkeypatch):
     """Full-integer model vs float model on held-out real photos, genuine ImageNet weights."""
-    from poetslearn.label import TFLiteClassifier
+    from poetslearn.inference.label import TFLiteClassifier
     from poetslearn.config import LabelConfig
 
     monkeypatch.setenv("POETSLEARN_CACHE_DIR", str(tmp_path / "cache"))
@@ -108,7 +108,7 @@ def test_int8_tflite_agrees_with_float_on_real_images(tmp_path, shared, monkeypa
             tmp_path, "--image_dir", str(train_dir), "--architecture", "mobilenet_0.25_128",
             "--weights", weights, "--tflite_output", str(tmp_path / f"{name}.tflite"), *extra))
         assert result.exit_code == 0, result.output
-    meta = json.loads((tmp_path / "q.json").read_text())
+    meta = json.loads((tmp_path / "q.tflite.json").read_text())
     assert meta["quantization"] == "int8"
     floats = TFLiteClassifier(LabelConfig(graph=tmp_path / "f.tflite"))
     ints = TFLiteClassifier(LabelConfig(graph=tmp_path / "q.tflite"))
@@ -177,7 +177,7 @@ def test_classify_bytes_lays_transparency_on_white_like_label(exported):
     import tensorflow as tf
 
     from poetslearn.config import LabelConfig
-    from poetslearn.label import load_classifier
+    from poetslearn.inference.label import load_classifier
 
     tmp_path, _ = exported
     rng = np.random.default_rng(9)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from conftest import make_colour_folder
-from poetslearn import image_folder
-from poetslearn.image_folder import load_image_folder
+from poetslearn.data import image_folder
+from poetslearn.data.image_folder import load_image_folder
 
 
 def keys_of(dataset) -> dict[str, bytes]:

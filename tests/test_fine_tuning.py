@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import REPO_ROOT
-from poetslearn.cli import cli
+from poetslearn.cli.main import cli
 from test_cli_end_to_end import retrain_args
 from test_exports import graph_probabilities
 
@@ -38,17 +38,17 @@ def bottleneck_of(graph: Path, pixels: np.ndarray) -> np.ndarray:
 
 
 def test_fine_tuning_trains_the_backbone_exports_it_and_label_agrees(tmp_path, colour_dir):
-    from poetslearn.architectures import get_architecture
-    from poetslearn.extractor import FeatureExtractor
-    from poetslearn.images import load_image
-    from poetslearn.weights import build_backbone
+    from poetslearn.backbone.architectures import get_architecture
+    from poetslearn.extract.extractor import FeatureExtractor
+    from poetslearn.data.images import load_image
+    from poetslearn.backbone.weights import build_backbone
 
     result = CliRunner().invoke(cli, fine_tune_args(tmp_path, colour_dir))
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert "Activations at image (32x32x3): computed 30, 0 were cached." in result.stderr
     assert "Epoch 3/3: Train accuracy = " in result.stderr
-    meta = json.loads((tmp_path / "out" / "graph.json").read_text())
+    meta = json.loads((tmp_path / "out" / "graph.pb.json").read_text())
     assert meta["fine_tuning"]["blocks"] == 1 and meta["fine_tuning"]["cut"] == "image"
     assert meta["fine_tuning"]["epochs"] == 3 and meta["best_step"] in (0, 1, 2, 3)
     # The exported graph's features are no longer the pretrained network's: its conv changed.
@@ -85,7 +85,7 @@ def test_not_enough_disk_for_the_activations_stops_before_computing_them(tmp_pat
                                                                         monkeypatch):
     from collections import namedtuple
 
-    from poetslearn import activation_cache
+    from poetslearn.extract import activation_cache
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(activation_cache.shutil, "disk_usage", lambda p: usage(10, 9, 1000))
@@ -152,7 +152,7 @@ def test_a_run_killed_during_fine_tuning_resumes_and_ends_as_an_uninterrupted_on
 def cifar10_subset(shared: Path, folder: Path, per_batch: int, test_size: int) -> Path:
     """The first images of each genuine CIFAR-10 batch, in the official archive layout."""
     from conftest import write_cifar_archive
-    from poetslearn.cifar10 import load_cifar10
+    from poetslearn.data.cifar10 import load_cifar10
 
     data = load_cifar10(shared / "data", download=False, show_progress=False)
     train = data.splits["train"]
@@ -186,7 +186,7 @@ def test_fine_tuning_genuine_weights_beats_the_new_layer_alone(shared, tmp_path,
         "--how_many_training_steps", "2000", "--fine_tune_blocks", "4", "--quiet", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    meta = json.loads((tmp_path / "g.json").read_text())
+    meta = json.loads((tmp_path / "g.pb.json").read_text())
     head_only = meta["fine_tuning"]["new_layer_validation_accuracy"]
     # Measured here: 77.2% -> 80.0% (N=1,000) after 6 epochs; 10 images of margin asked for.
     assert report["validation_accuracy"] >= head_only + 0.01, (head_only, report)
@@ -195,10 +195,10 @@ def test_fine_tuning_genuine_weights_beats_the_new_layer_alone(shared, tmp_path,
 
 def test_fine_tuning_all_trains_the_whole_network_on_the_images(tmp_path):
     from conftest import make_colour_folder
-    from poetslearn.architectures import get_architecture
-    from poetslearn.extractor import FeatureExtractor
-    from poetslearn.images import load_image
-    from poetslearn.weights import build_backbone
+    from poetslearn.backbone.architectures import get_architecture
+    from poetslearn.extract.extractor import FeatureExtractor
+    from poetslearn.data.images import load_image
+    from poetslearn.backbone.weights import build_backbone
 
     images_dir = make_colour_folder(tmp_path / "colours", per_class=100)  # 300 images
     args = retrain_args(tmp_path, "--image_dir", str(images_dir), "--fine_tune_blocks", "all",
@@ -210,7 +210,7 @@ def test_fine_tuning_all_trains_the_whole_network_on_the_images(tmp_path):
     assert "Fine-tuning the whole network on the images themselves" in result.stderr
     assert "Epoch 2/2: Train accuracy = " in result.stderr
     assert not (tmp_path / "bottlenecks" / "activations").exists()  # nothing cached but vectors
-    meta = json.loads((tmp_path / "out" / "graph.json").read_text())
+    meta = json.loads((tmp_path / "out" / "graph.pb.json").read_text())
     assert meta["fine_tuning"]["blocks"] == "all" and meta["fine_tuning"]["cut"] == "image"
     # The export carries the trained convolution, and reproduces the reported accuracy.
     paths = sorted(images_dir.glob("*/*.png"))[:20]

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from poetslearn.architectures import get_architecture
-from poetslearn.cli import cli
+from poetslearn.backbone.architectures import get_architecture
+from poetslearn.cli.main import cli
 from poetslearn.errors import WeightsError
-from poetslearn.graph_import import read_graph_bytes
-from poetslearn.head import softmax
-from poetslearn.weights import build_backbone
+from poetslearn.backbone.graph_import import read_graph_bytes
+from poetslearn.train.head import softmax
+from poetslearn.backbone.weights import build_backbone
 
 FLOAT_TGZ = [f"mobilenet_v1_0.25_{s}_frozen.tgz" for s in (128, 160, 192, 224)]
 QUANTIZED = [f"mobilenet_v1_{a}_{s}/quantized_graph.pb" for a in ("0.50", "0.75")
@@ -63,7 +63,7 @@ def original_outputs(graph_bytes: bytes, inputs: np.ndarray) -> tuple[np.ndarray
 def check_graph(shared: Path, relative: str) -> None:
     import tensorflow as tf
 
-    from poetslearn.weights import _import_graph_cached
+    from poetslearn.backbone.weights import _import_graph_cached
     from poetslearn.download import hash_file
 
     path = shared / "models" / relative
@@ -136,7 +136,7 @@ def test_missing_weights_error_says_where_it_looked(tmp_path, monkeypatch):
     def offline(url, *args, **kwargs):
         raise download.DownloadError("no network")
 
-    monkeypatch.setattr("poetslearn.weights.fetch_file", offline)
+    monkeypatch.setattr("poetslearn.backbone.weights.fetch_file", offline)
     make_tiny_cifar(tmp_path / "data")  # the data is there: only the weights are missing
     result = CliRunner().invoke(cli, ["retrain", "--architecture", "mobilenet_0.25_128",
                                       "--model_dir", str(tmp_path / "models"), "--data_dir",
@@ -175,7 +175,7 @@ def test_converted_weights_never_go_into_a_writable_model_folder(shared, tmp_pat
     def no_second_import(*args):
         raise AssertionError("the graph was imported again instead of read from the cache")
 
-    monkeypatch.setattr("poetslearn.graph_import.read_mobilenet_graph", no_second_import)
+    monkeypatch.setattr("poetslearn.backbone.graph_import.read_mobilenet_graph", no_second_import)
     second, _ = build_backbone(arch, "imagenet", models)
     for a, b in zip(first.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(a, b)

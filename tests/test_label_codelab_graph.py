@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 from PIL import Image
 
-from poetslearn.cli import cli
+from poetslearn.cli.main import cli
 
 GRAPH = "models/mobilenet_v1_1.0_224_poets_retrained/retrained_graph.pb"
 

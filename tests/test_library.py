@@ -10,18 +10,18 @@ import pytest
 from PIL import Image
 
 from conftest import make_colour_folder
-from poetslearn import bottleneck_cache
-from poetslearn.architectures import get_architecture
-from poetslearn.bottleneck_cache import BottleneckCache
-from poetslearn.bottlenecks import compute_bottlenecks
+from poetslearn.extract import bottleneck_cache
+from poetslearn.backbone.architectures import get_architecture
+from poetslearn.extract.bottleneck_cache import BottleneckCache
+from poetslearn.extract.bottlenecks import compute_bottlenecks
 from poetslearn.config import RetrainConfig
-from poetslearn.cifar10 import load_cifar10
-from poetslearn.image_folder import load_image_folder, split_of
+from poetslearn.data.cifar10 import load_cifar10
+from poetslearn.data.image_folder import load_image_folder, split_of
 from poetslearn.errors import DataError, EngineError, ImageError
-from poetslearn.extractor import FeatureExtractor
-from poetslearn.images import decode_image, load_image
-from poetslearn.retrain import retrain
-from poetslearn.weights import build_backbone
+from poetslearn.extract.extractor import FeatureExtractor
+from poetslearn.data.images import decode_image, load_image
+from poetslearn.pipeline import retrain
+from poetslearn.backbone.weights import build_backbone
 
 
 def quiet(*_):
@@ -307,7 +307,7 @@ def test_architectures_give_their_penultimate_features(name):
 
 
 def test_registry_has_all_16_mobilenets_and_rejects_unknown_names():
-    from poetslearn.architectures import architecture_names
+    from poetslearn.backbone.architectures import architecture_names
 
     names = architecture_names(include_tests=False)
     assert len([n for n in names if n.startswith("mobilenet_")]) == 16
@@ -347,7 +347,7 @@ def test_fast_engines_match_tensorflow(name, engine):
 def test_auto_engine_takes_the_architectures_engines_in_order(monkeypatch):
     import dataclasses
 
-    from poetslearn import engines
+    from poetslearn.extract import engines
 
     arch = dataclasses.replace(get_architecture("test_tiny"), engines=("onnxruntime", "tflite"))
     backbone, _ = build_backbone(arch, "none")
@@ -359,12 +359,12 @@ def test_auto_engine_takes_the_architectures_engines_in_order(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("onnx converter exploded")
 
-    monkeypatch.setattr("poetslearn.onnx_export.convert_to_onnx", broken)
+    monkeypatch.setattr("poetslearn.backbone.onnx.convert_to_onnx", broken)
     extractor = FeatureExtractor(arch, backbone, engine="auto")
     extractor(pixels)
     assert extractor.engine_name == "tflite"
     # "auto" only ever picks engines whose features equal TensorFlow's.
-    from poetslearn.architectures import ARCHITECTURES
+    from poetslearn.backbone.architectures import ARCHITECTURES
 
     assert all(engines.ENGINES[name].exact for a in ARCHITECTURES.values() for name in a.engines)
 
@@ -391,13 +391,13 @@ def test_int8_engine_is_near_float_and_keyed_by_its_calibration():
 
 
 def test_auto_engine_falls_back_to_tensorflow_when_no_fast_engine_works(monkeypatch):
-    from poetslearn import engines
+    from poetslearn.extract import engines
 
     def broken(*args, **kwargs):
         raise RuntimeError("converter exploded")
 
     monkeypatch.setattr(engines, "convert_to_tflite", broken)
-    monkeypatch.setattr("poetslearn.onnx_export.convert_to_onnx", broken)
+    monkeypatch.setattr("poetslearn.backbone.onnx.convert_to_onnx", broken)
     arch = get_architecture("test_tiny")
     backbone, _ = build_backbone(arch, "none")
     warnings = []
@@ -411,7 +411,7 @@ def test_auto_engine_falls_back_to_tensorflow_when_no_fast_engine_works(monkeypa
 def test_a_requested_engine_that_cannot_run_says_which_and_what_to_do():
     import keras
 
-    from poetslearn.onnx_export import UnsupportedLayer, convert_to_onnx
+    from poetslearn.backbone.onnx import UnsupportedLayer, convert_to_onnx
 
     inputs = keras.Input((32, 32, 3))
     outputs = keras.layers.Dense(4)(keras.layers.Flatten()(inputs))
@@ -458,7 +458,7 @@ def test_progress_without_a_terminal_prints_tenths_with_rate_and_eta(capsys):
 
 
 def test_feature_statistics_work_in_chunks_and_match_numpy(monkeypatch):
-    from poetslearn import head
+    from poetslearn.train import head
 
     monkeypatch.setattr(head, "_CHUNK_ROWS", 7)  # several chunks and a ragged last one
     x = np.random.default_rng(5).normal(3.0, 2.0, (50, 6)).astype(np.float32)
@@ -470,7 +470,7 @@ def test_feature_statistics_work_in_chunks_and_match_numpy(monkeypatch):
 def test_head_trains_on_standardised_features_without_copying_them():
     """Training sees standardised features: shifting and scaling each raw feature, which
     standardisation undoes, leaves every step the same (the folded gradient is right)."""
-    from poetslearn.head import HeadParams, accuracy, train_softmax
+    from poetslearn.train.head import HeadParams, accuracy, train_softmax
 
     rng = np.random.default_rng(3)
     centres = rng.normal(0, 1, (4, 12))

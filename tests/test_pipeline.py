@@ -10,12 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from poetslearn.backbones import fetch_backbone
+from poetslearn.backbone.load import fetch_backbone
 from poetslearn.config import RetrainConfig
-from poetslearn.datasets import load_dataset
-from poetslearn.engines import ENGINE_CHOICES, ENGINES, build_engine, is_exact
+from poetslearn.data.datasets import load_dataset
+from poetslearn.extract.engines import ENGINE_CHOICES, ENGINES, build_engine, is_exact
 from poetslearn.errors import PoetslearnError, WeightsError
-from poetslearn.extractor import ExtractorSpec, build_extractor
+from poetslearn.extract.extractor import ExtractorSpec, build_extractor
 
 # Another process: unpickle a spec from stdin, build the extractor, print its fingerprint and
 # the features of fixed pixels (what a Ray worker will do with what it receives).
@@ -77,8 +77,8 @@ def test_spec_pins_a_weights_file_by_its_hash(shared, tmp_path, monkeypatch, col
 
 
 def test_engine_registry_knows_each_engine_and_how_many_threads_it_may_use():
-    from poetslearn.architectures import get_architecture
-    from poetslearn.weights import build_backbone
+    from poetslearn.backbone.architectures import get_architecture
+    from poetslearn.backbone.weights import build_backbone
 
     assert ENGINE_CHOICES == ("auto", "tflite", "onnxruntime", "tf", "tflite_int8")
     assert [name for name, kind in ENGINES.items() if not kind.exact] == ["tflite_int8"]
@@ -101,7 +101,7 @@ class SpecBuiltOutOfOrder:
     used = 0
 
     def run(self, batches, splits, extractor):
-        from poetslearn.extraction import LocalExtraction
+        from poetslearn.extract.backends import LocalExtraction
 
         SpecBuiltOutOfOrder.used += 1
         spec = pickle.loads(pickle.dumps(extractor.description))
@@ -111,8 +111,8 @@ class SpecBuiltOutOfOrder:
 
 def test_an_extraction_backend_registers_beside_local_and_gives_the_same_run(
         tmp_path, colour_dir, monkeypatch):
-    from poetslearn import extraction
-    from poetslearn.retrain import retrain
+    from poetslearn.extract.backends import registry as extraction
+    from poetslearn.pipeline import retrain
 
     monkeypatch.setitem(extraction.EXTRACTION_BACKENDS, "elsewhere",
                         lambda config: SpecBuiltOutOfOrder())

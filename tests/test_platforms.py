@@ -16,7 +16,7 @@ from poetslearn import memory
 WITHOUT_RESOURCE = """
 import sys
 sys.modules["resource"] = None  # `import resource` now raises ImportError
-from poetslearn.cli import main
+from poetslearn.cli.main import main
 sys.argv = ["poetslearn"] + sys.argv[1:]
 main()
 """

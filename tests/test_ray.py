@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 
 from conftest import make_colour_folder
-from poetslearn.bottleneck_cache import BottleneckCache
-from poetslearn.bottlenecks import compute_bottlenecks
+from poetslearn.extract.bottleneck_cache import BottleneckCache
+from poetslearn.extract.bottlenecks import compute_bottlenecks
 from poetslearn.config import RetrainConfig
-from poetslearn.extraction import LocalExtraction
-from poetslearn.ray_extraction import LOOPBACK_VARIABLE, RayExtraction, pool_shape
-from poetslearn.retrain import retrain
+from poetslearn.extract.backends import LocalExtraction
+from poetslearn.extract.backends.ray import LOOPBACK_VARIABLE, RayExtraction, pool_shape
+from poetslearn.pipeline import retrain
 from ray_gate import gated_splits, tiny_extractor
 
 TESTS = Path(__file__).resolve().parent
@@ -192,7 +192,7 @@ def test_a_driver_killed_mid_extraction_resumes_from_the_cache(ray_cluster, tmp_
 
 def run_cli(args: list[str], prelude: str = "pass") -> subprocess.CompletedProcess:
     """The command in a fresh process: exactly what a user sees, whatever ran before here."""
-    code = f"import sys; {prelude}; from poetslearn.cli import main; main()"
+    code = f"import sys; {prelude}; from poetslearn.cli.main import main; main()"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           timeout=WAIT_S)
 
@@ -266,7 +266,7 @@ def test_fine_tuning_activations_on_two_nodes_equal_a_local_run(ray_cluster, tmp
                      log=lines.append)
     assert any(line.startswith("Activations computed per node (2): 127.0.0.1")
                for line in lines), lines
-    recorded = [json.loads((tmp_path / f"{name}.json").read_text())["fine_tuning"]
+    recorded = [json.loads((tmp_path / f"{name}.pb.json").read_text())["fine_tuning"]
                 for name in ("local", "ray")]
     assert recorded[0] == recorded[1] and recorded[0]["blocks"] == 1
     assert on_ray.score.accuracy == local.score.accuracy

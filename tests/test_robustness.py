@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import REPO_ROOT, make_colour_folder, noisy_colour
-from poetslearn import images as images_module
-from poetslearn.cli import cli
+from poetslearn.data import images as images_module
+from poetslearn.cli.main import cli
 from poetslearn.errors import DataError, ImageError
-from poetslearn.images import decode_image
+from poetslearn.data.images import decode_image
 from test_cli_end_to_end import retrain_args
 
 
@@ -326,14 +326,14 @@ def test_sixteen_bit_png_keeps_its_range():
 
 
 def test_dataset_error_for_missing_folder():
-    from poetslearn.image_folder import load_image_folder
+    from poetslearn.data.image_folder import load_image_folder
 
     with pytest.raises(DataError, match="is not a folder"):
         load_image_folder(Path("/no/such/dir"))
 
 
 def test_disk_full_while_writing_the_cache_is_a_clear_error(tmp_path, colour_dir, monkeypatch):
-    from poetslearn import bottleneck_cache
+    from poetslearn.extract import bottleneck_cache
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -366,7 +366,7 @@ def test_disk_full_after_the_graph_was_written_says_what_was_written(tmp_path, c
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "m.tflite"))
 
-    monkeypatch.setattr("poetslearn.export.export_tflite", full)
+    monkeypatch.setattr("poetslearn.export.stage.export_tflite", full)
     result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
                                                   "--tflite_output", str(tmp_path / "m.tflite")))
     assert result.exit_code == 1

@@ -8,7 +8,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from poetslearn.cli import cli
+from poetslearn.cli.main import cli
 
 
 @pytest.mark.slow
@@ -22,7 +22,7 @@ def test_full_cifar10_with_mobilenet_random_weights(tmp_path, shared):
     assert "CIFAR-10: 10 classes; train 45,000, validation 5,000, test 10,000" in result.output
     assert re.search(r"Computed [\d,]+ bottlenecks", result.output)
     assert re.search(r"Final test accuracy = [\d.]+% \(N=10000\)", result.output)
-    meta = json.loads((tmp_path / "graph.json").read_text())
+    meta = json.loads((tmp_path / "graph.pb.json").read_text())
     assert meta["feature_dim"] == 256 and meta["dataset"]["sizes"]["test"] == 10000
     again = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert "bottlenecks were cached; computed none." in again.output

@@ -1,3 +1,3 @@
 """poetslearn: transfer learning from the command line (the successor of TensorFlow for Poets)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,4 +1,4 @@
 """`python -m poetslearn` is the same as the `poetslearn` command."""
-from poetslearn.cli import main
+from poetslearn.cli.main import main
 
 main()

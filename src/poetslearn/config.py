@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from poetslearn.architectures import DEFAULT_ARCHITECTURE
-from poetslearn.block_features import NOT_WITH_FINE_TUNING
+from poetslearn.backbone.architectures import DEFAULT_ARCHITECTURE
+from poetslearn.backbone.block_features import NOT_WITH_FINE_TUNING
 from poetslearn.errors import PoetslearnError
 
 WORK_DIR = Path("tf_files")  # the codelab's working folder, relative to where the command runs

@@ -12,12 +12,6 @@ from pathlib import Path
 from poetslearn.errors import PoetslearnError
 
 
-def metadata_path_for(graph_path: Path) -> Path:
-    """`tf_files/retrained_graph.pb` -> `tf_files/retrained_graph.json`."""
-    graph_path = Path(graph_path)
-    return graph_path.with_name(graph_path.stem + ".json")
-
-
 def write_atomic(path: Path, data: bytes) -> None:
     """Writes `data` to a temporary file beside `path`, then renames it over `path`.
 
@@ -82,14 +76,3 @@ def check_writable(paths: list[Path]) -> None:
                                   f"location or fix the folder's permissions.") from e
         if path.is_dir():
             raise PoetslearnError(f"Cannot write {path}: it is a folder; give a file name.")
-
-
-def plan_outputs(config) -> list[Path]:
-    """Every file `retrain` will write for `config`, checked writable now, not after an hour."""
-    outputs = [config.output_graph, config.output_labels, metadata_path_for(config.output_graph)]
-    if config.tflite_output is not None:
-        outputs += [config.tflite_output, metadata_path_for(config.tflite_output)]
-    if config.saved_model_dir is not None:
-        outputs.append(config.saved_model_dir / "saved_model.pb")
-    check_writable(outputs)
-    return outputs

@@ -1,0 +1,1 @@
+"""Writing the trained classifier: frozen graph, labels and metadata, SavedModel and TFLite."""

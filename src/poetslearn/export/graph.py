@@ -1,0 +1,60 @@
+"""The frozen graph export: preprocessing, backbone and the new layer in one GraphDef, with the
+labels file and the metadata beside it, written together.
+
+The graph takes raw RGB pixels: input `input` ([N, H, W, 3] float32, 0..255, any size), output
+`final_result` ([N, classes] softmax); `bottleneck` is the feature vector in between. With
+`--input_format codelab` it takes [1, s, s, 3] scaled as (x - 128) / 128 instead, the way the
+codelab's label_image.py and Android apps feed a graph.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from poetslearn.backbone.convert import frozen_graph_def
+from poetslearn.export.metadata import (BOTTLENECK_NAME, CODELAB_MEAN, CODELAB_STD, INPUT_NAME,
+                                        OUTPUT_NAME, ModelFacts, build_metadata, metadata_bytes,
+                                        metadata_path_for)
+from poetslearn.outputs import write_files_atomic
+from poetslearn.train.head import SoftmaxLayer
+
+
+def to_pixels(images, input_format: str):
+    """The graph's input as 0..255 pixels: codelab-format input is (x - 128) / 128, undone here so
+    that the network then scales exactly as it was trained (to within float rounding)."""
+    if input_format == "codelab":
+        return images * CODELAB_STD + CODELAB_MEAN
+    return images
+
+
+def build_frozen_graph(extractor, layer: SoftmaxLayer, input_format: str = "pixels"):
+    """Returns a GraphDef with every variable folded into constants."""
+    import tensorflow as tf
+
+    size = extractor.arch.input_size
+    shape = [None, None, None, 3] if input_format == "pixels" else [1, size, size, 3]
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name=INPUT_NAME)])
+    def classify(images):
+        # Made inside the function so the graph keeps these names (a reader can find the layer).
+        weights = tf.constant(layer.weights, name="final_weights")
+        biases = tf.constant(layer.biases, name="final_biases")
+        features = tf.identity(extractor.features(to_pixels(images, input_format)),
+                               name=BOTTLENECK_NAME)
+        logits = tf.matmul(features, weights) + biases
+        return tf.nn.softmax(logits, name=OUTPUT_NAME)
+
+    return frozen_graph_def(classify)
+
+
+def export_classifier(extractor, layer: SoftmaxLayer, facts: ModelFacts, graph_path: Path,
+                      labels_path: Path) -> dict[str, Path]:
+    """Writes graph, labels and metadata as one; returns {what: path}."""
+    graph_def = build_frozen_graph(extractor, layer, facts.input_format)
+    meta = build_metadata(facts, "frozen_graph", labels_file=Path(labels_path).name)
+    metadata_path = metadata_path_for(graph_path)
+    write_files_atomic({
+        Path(graph_path): graph_def.SerializeToString(),
+        Path(labels_path): "".join(f"{name}\n" for name in facts.labels).encode("utf-8"),
+        metadata_path: metadata_bytes(meta)})
+    return {"graph": Path(graph_path), "labels": Path(labels_path), "metadata": metadata_path}

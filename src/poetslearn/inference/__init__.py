@@ -1,0 +1,1 @@
+"""Using an exported classifier: `label` (load_classifier) and `evaluate`."""

@@ -1,0 +1,77 @@
+"""`retrain` as a library call: a pipeline of named stages, each in the module of its concept.
+
+check settings -> plan outputs -> load data -> fetch backbone -> build extractor -> get or create
+bottlenecks -> train -> score on test -> accuracy gate -> export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from poetslearn.backbone.load import fetch_backbone
+from poetslearn.extract.bottlenecks import ExtractionStats, get_or_create_bottlenecks
+from poetslearn.config import RetrainConfig, check_settings
+from poetslearn.data.datasets import load_dataset
+from poetslearn.inference.evaluate import TestScore, check_accuracy, score_on_test
+from poetslearn.export.stage import export_everything, plan_outputs
+from poetslearn.extract.backends import extraction_backend_for
+from poetslearn.extract.extractor import FeatureExtractor, build_extractor
+from poetslearn.train.head import TrainResult
+from poetslearn.memory import return_freed_memory
+from poetslearn.progress import Timings
+from poetslearn.data.sources import Dataset
+from poetslearn.train.trainers import trainer_for
+from poetslearn.backbone.weights import WeightsInfo
+
+
+@dataclass
+class RetrainResult:
+    dataset: Dataset
+    extractor: FeatureExtractor
+    weights: WeightsInfo
+    extraction: ExtractionStats
+    trained: TrainResult
+    score: TestScore
+    outputs: dict[str, Path]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def misclassified(self) -> list[tuple[str, str, str]]:
+        """(image name, true label, predicted label) of each test mistake."""
+        return self.score.evaluation.misclassified()
+
+
+def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
+    """Runs the whole pipeline; `log` gets progress lines, `warn` gets warnings."""
+    timings = Timings()
+    with timings("total"):
+        with timings("load_data"):
+            check_settings(config)
+            train, extraction = trainer_for(config), extraction_backend_for(config)
+            plan_outputs(config)
+            dataset = load_dataset(config.image_dir, config.data_dir,
+                                   config.validation_percentage, config.testing_percentage,
+                                   config.show_progress, warn, config.strict)
+            log(f"Dataset {dataset.summary()} (from {dataset.source})")
+        with timings("build_model"):
+            backbone = fetch_backbone(config, log, warn)
+            extractor = build_extractor(backbone, config, dataset, log, warn)
+        with timings("bottlenecks"):
+            bottlenecks = get_or_create_bottlenecks(dataset, extractor, config, extraction, log,
+                                                    warn)
+        with timings("train_head"):
+            trained = train(bottlenecks, dataset, extractor, config, log, warn)
+        score = score_on_test(trained, bottlenecks, dataset, config, log)
+        if extractor.accuracy_caveat():
+            log(extractor.accuracy_caveat())
+        # Every vector is done with; freed, they make room for building the export (about
+        # 500 MB for Inception V3's graph), which keeps a full CIFAR-10 run's peak lower.
+        bottlenecks.release()
+        return_freed_memory()
+        check_accuracy(score, config.assert_accuracy_at_least)
+        with timings("export"):
+            outputs = export_everything(extractor, trained, dataset, bottlenecks.splits,
+                                        backbone.weights, score, config)
+    return RetrainResult(dataset, extractor, backbone.weights, bottlenecks.stats, trained,
+                         score, outputs, timings)

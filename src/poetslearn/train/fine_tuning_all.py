@@ -1,0 +1,56 @@
+"""`retrain --fine_tune_blocks all`: the whole network trained with the new layer, on the images.
+
+Cutting at the network's input leaves nothing frozen to cache, so this trainer reads, decodes and
+resizes the images again in every epoch and runs the whole network forward and backward on them:
+the usual way of fine-tuning, for machines where TensorFlow has a GPU (on two CPU cores it
+takes hours on CIFAR-10; `--fine_tune_blocks K` is the CPU route). Everything else is the
+fine-tuning trainer's: the new layer trained on bottlenecks first, batch norm frozen, AdamW with a
+cosine schedule, the best epoch kept, a checkpoint per epoch, the export carrying the weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from poetslearn.backbone.split import whole_network
+from poetslearn.errors import DataError
+from poetslearn.train.fine_tuning import run_fine_tuning
+from poetslearn.train.head import TrainResult
+
+
+class ImageReader:
+    """A split's images as network input ([n, s, s, 3], preprocessed), read batch by batch:
+    what the activation cache's reader gives when the cut is the input itself."""
+
+    def __init__(self, images, arch) -> None:
+        self.images, self.arch = images, arch
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def read(self, indices) -> np.ndarray:
+        indices = [int(i) for i in indices]
+        pixels, failures = self.images.load_batch(indices, self.arch.input_size)
+        if failures:  # readable when the bottlenecks were made: changed since
+            index, reason = next(iter(failures.items()))
+            raise DataError(f"{reason}; it was readable when this run started. Put it back, "
+                            f"or run again to leave it out.")
+        return self.arch.preprocess(pixels).numpy()
+
+    def close(self) -> None:
+        pass
+
+
+def fine_tune_all(bottlenecks, dataset, extractor, config, log=print,
+                  warn=print) -> TrainResult:
+    """The trainer for --fine_tune_blocks all."""
+    import tensorflow as tf
+
+    where = ("on the GPU" if tf.config.list_physical_devices("GPU") else
+             "on the CPU: slow, --fine_tune_blocks K is the fast route without a GPU")
+    log(f"Fine-tuning the whole network on the images themselves (no activation cache), "
+        f"{where}.")
+    return run_fine_tuning(
+        whole_network(extractor.backbone), bottlenecks, dataset, extractor, config, log, warn,
+        lambda: {name: ImageReader(s.images, extractor.arch)
+                 for name, s in bottlenecks.splits.items()})

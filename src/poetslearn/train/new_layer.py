@@ -1,0 +1,53 @@
+"""Training the new softmax layer on the bottlenecks (`head.train_softmax`), with a progress bar
+over its steps and TensorBoard summaries: the `new_layer` trainer (see `trainers`)."""
+
+from __future__ import annotations
+
+from poetslearn.config import WORK_DIR
+from poetslearn.train.head import HeadParams, TrainResult, train_softmax
+from poetslearn.progress import printing_around, progress
+from poetslearn.train.summaries import SummaryWriter, new_run_dir
+
+
+class _StepProgress:
+    """Called at every evaluation: moves the bar to that step and writes its summaries."""
+
+    def __init__(self, bar, writer: SummaryWriter | None) -> None:
+        self.bar, self.writer, self.step = bar, writer, 0
+
+    def __call__(self, record, weights) -> None:
+        self.bar.update(record.step - self.step)
+        self.step = record.step
+        if self.writer is not None:
+            self.writer(record, weights)
+
+
+def open_summaries(config, architecture: str) -> SummaryWriter | None:
+    """A writer in a new run folder, or None when `--summaries_dir ""` turned them off."""
+    if config.summaries_dir == "":
+        return None
+    root = config.summaries_dir or WORK_DIR / "training_summaries" / architecture
+    return SummaryWriter(new_run_dir(root))
+
+
+def train_new_layer(bottlenecks, dataset, extractor, config, log=print,
+                    warn=print) -> TrainResult:
+    """A new softmax layer on the frozen bottlenecks; the best validation step is kept."""
+    params = HeadParams(config.how_many_training_steps, config.learning_rate,
+                        config.train_batch_size, config.eval_step_interval,
+                        config.validation_batch_size, config.weight_decay, config.seed)
+    writer = open_summaries(config, extractor.arch.name)
+    try:
+        with progress(params.steps, "Training", "step", config.show_progress) as bar:
+            trained = train_softmax(
+                bottlenecks.train_x, bottlenecks.train_y, bottlenecks.vectors["validation"],
+                bottlenecks.splits["validation"].labels, len(dataset.class_names), params,
+                printing_around(bar, log), on_eval=_StepProgress(bar, writer))
+    finally:
+        if writer is not None:
+            writer.close()
+            log(f"TensorBoard summaries written to {writer.run_dir}")
+    log(f"Kept the weights of step {trained.best_step} (best validation accuracy "
+        f"{trained.best_validation_accuracy:.1%}).")
+    return trained
+
