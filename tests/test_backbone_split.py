@@ -11,7 +11,7 @@ from poetslearn.backbone.split import (ActivationCodec, cut_layer, split_backbon
                                        valid_block_counts)
 from poetslearn.errors import PoetslearnError
 from poetslearn.backbone.weights import build_backbone
-from test_library import _randomise_batch_norm
+from helpers import randomise_batch_norm
 
 
 def test_every_architecture_names_its_blocks_and_they_exist():
@@ -36,7 +36,7 @@ def test_every_architecture_names_its_blocks_and_they_exist():
 def test_top_of_bottom_is_the_whole_backbone(name, blocks, shape):
     arch = get_architecture(name)
     backbone, _ = build_backbone(arch, "none")
-    _randomise_batch_norm(backbone)
+    randomise_batch_norm(backbone)
     split = split_backbone(arch, backbone, blocks)
     assert split.activation_shape == shape
     x = np.random.default_rng(1).uniform(-1, 1, (2, arch.input_size, arch.input_size, 3))

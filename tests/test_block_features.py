@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from poetslearn.cli.main import cli
-from test_cli_end_to_end import retrain_args
-from test_exports import graph_probabilities
-from test_fine_tuning import bottleneck_of
+from helpers import retrain_args
+from helpers import graph_probabilities
+from helpers import bottleneck_of
 
 
 def block_args(tmp_path: Path, colour_dir: Path, blocks: str, *extra: str) -> list[str]:
@@ -126,11 +126,13 @@ def test_a_worker_given_the_description_builds_the_same_extractor(colour_dir):
     from poetslearn.backbone.load import load_backbone
     from poetslearn.config import RetrainConfig
     from poetslearn.data.datasets import load_dataset
+    from poetslearn.context import RunContext
     from poetslearn.extract.extractor import build_extractor
 
     dataset = load_dataset(colour_dir, Path("."), 10, 10, show_progress=False)
     config = RetrainConfig(architecture="test_tiny", weights="none", bottleneck_blocks="all")
-    extractor = build_extractor(load_backbone("test_tiny", "none"), config, dataset)
+    extractor = build_extractor(load_backbone("test_tiny", "none"), config, dataset,
+                                RunContext.silent())
     # What a Ray worker receives: the pickled description, never the model.
     remote = pickle.loads(pickle.dumps(extractor.description)).build()
     assert remote.bottleneck_blocks == 2 and remote.fingerprint == extractor.fingerprint

@@ -11,17 +11,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import COLOURS, noisy_colour
+from helpers import COLOURS, noisy_colour, retrain_args
 from poetslearn.cli.main import cli
-
-
-def retrain_args(tmp_path: Path, *extra: str) -> list[str]:
-    return ["retrain", "--architecture", "test_tiny", "--weights", "none",
-            "--bottleneck_dir", str(tmp_path / "bottlenecks"),
-            "--output_graph", str(tmp_path / "out" / "graph.pb"),
-            "--output-labels", str(tmp_path / "out" / "labels.txt"),
-            "--summaries_dir", str(tmp_path / "summaries"),
-            "--how_many_training_steps", "300", "--eval_step_interval", "50", "--quiet", *extra]
 
 
 def run(args: list[str]):
@@ -179,7 +170,7 @@ def test_unknown_architecture_lists_valid_names(tmp_path):
 
 
 def test_single_class_folder_is_an_error(tmp_path):
-    from conftest import make_colour_folder
+    from helpers import make_colour_folder
 
     folder = make_colour_folder(tmp_path / "one", colours={"red": (255, 0, 0)})
     result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(folder)))
@@ -188,7 +179,7 @@ def test_single_class_folder_is_an_error(tmp_path):
 
 
 def test_class_too_small_to_split_is_an_error_before_any_work(tmp_path):
-    from conftest import make_colour_folder
+    from helpers import make_colour_folder
 
     folder = make_colour_folder(tmp_path / "data", per_class=6)
     for extra in sorted((folder / "blue").iterdir())[2:]:
@@ -224,7 +215,7 @@ def test_assert_accuracy_at_least(tmp_path, colour_dir):
                                               "--assert_accuracy_at_least", "0.9"))
     assert ok.exit_code == 0, ok.output
     # Random weights on CIFAR-like noise cannot reach 99%: the gate fails and nothing is written.
-    from conftest import make_tiny_cifar
+    from helpers import make_tiny_cifar
 
     data = make_tiny_cifar(tmp_path / "cifar")
     out = tmp_path / "gated"

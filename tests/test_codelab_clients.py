@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import COLOURS, noisy_colour
+from helpers import COLOURS, noisy_colour
 from poetslearn.cli.main import cli
-from test_cli_end_to_end import retrain_args
+from helpers import retrain_args
 
 CODELAB_GRAPH = "models/mobilenet_v1_1.0_224_poets_retrained/retrained_graph.pb"
 
@@ -127,7 +127,7 @@ def test_codelab_format_is_the_same_classifier_as_the_pixels_format(codelab_form
     (x - 128) / 128 to the codelab graph (and to its .tflite), give the same scores."""
     from poetslearn.extract.engines import interpreter_class
     from poetslearn.data.images import load_image
-    from test_exports import graph_probabilities
+    from helpers import graph_probabilities
 
     tmp_path, images = codelab_format
     pixels = np.stack([load_image(p, 32) for _, p in images])

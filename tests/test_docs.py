@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from poetslearn.cli.main import cli
 
 README = (REPO_ROOT / "README.md").read_text()

@@ -9,14 +9,15 @@ import numpy as np
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import make_tiny_cifar
+from helpers import make_tiny_cifar
 from poetslearn.cli.main import cli
-from test_cli_end_to_end import retrain_args
+from helpers import retrain_args
 
 
 def test_evaluate_reproduces_retrains_test_accuracy_and_draws_a_plot(tmp_path, colour_dir):
     trained = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
                                                    "--json"))
+    assert trained.exit_code == 0, trained.output
     reported = json.loads(trained.stdout)
     plot = tmp_path / "confusion.png"
     result = CliRunner().invoke(cli, ["evaluate", "--graph", str(tmp_path / "out" / "graph.pb"),
@@ -37,25 +38,38 @@ def test_evaluate_reproduces_retrains_test_accuracy_and_draws_a_plot(tmp_path, c
     assert "Confusion matrix (rows: true, columns: predicted):" in everything.output
 
 
-def test_evaluate_on_cifar10_with_mistakes_in_the_plot(tmp_path):
+def test_evaluate_on_cifar10_with_mistakes_in_the_plot(tmp_path, monkeypatch):
+    from poetslearn.data.sources import ArrayImages
+
     data = make_tiny_cifar(tmp_path / "cifar")
     assert CliRunner().invoke(cli, retrain_args(tmp_path, "--data_dir", str(data),
                                                 "--how_many_training_steps", "3")).exit_code == 0
+    drawn = []  # the images the plot shows, by name
+    read_original = ArrayImages.read_original
+    monkeypatch.setattr(ArrayImages, "read_original", lambda self, i, **kw: (
+        drawn.append(self.names[i]), read_original(self, i, **kw))[1])
     plot = tmp_path / "p.png"
     result = CliRunner().invoke(cli, ["evaluate", "--graph", str(tmp_path / "out" / "graph.pb"),
-                                      "--data_dir", str(data), "--plot", str(plot), "--quiet"])
+                                      "--data_dir", str(data), "--plot", str(plot), "--json",
+                                      "--quiet"])
     assert result.exit_code == 0, result.output
-    assert "CIFAR-10, test split: accuracy = " in result.output and "(N=30)" in result.output
+    report = json.loads(result.stdout)
+    assert "CIFAR-10, test split: accuracy = " in result.stderr and report["n"] == 30
     # The figure retrain reports for CIFAR-10's bit-exact rows, here all 30 tiny test images.
-    overall = result.output.split("accuracy = ")[1].split("%")[0]
-    assert f"Test accuracy on test images 0-999 = {overall}% (N=30)" in result.output
-    assert "airplane" in result.output and plot.is_file()
+    assert f"Test accuracy on test images 0-999 = {report['accuracy']:.1%} (N=30)" in (
+        result.stderr)
+    # Three steps on noise leave mistakes; the plot shows the most confident of them (at most
+    # 12), each a distinct image.
+    mistakes = report["n"] - int(np.trace(np.array(report["confusion"])))
+    assert mistakes > 0 and len(drawn) == min(12, mistakes) == len(set(drawn)), drawn
+    assert "airplane" in result.stderr and plot.is_file()
 
 
 def test_evaluate_with_unknown_classes_is_an_error(tmp_path, colour_dir):
-    from conftest import make_colour_folder
+    from helpers import make_colour_folder
 
-    CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir)))
+    trained = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir)))
+    assert trained.exit_code == 0, trained.output
     other = make_colour_folder(tmp_path / "other", per_class=4,
                                colours={"red": (250, 0, 0), "purple": (120, 0, 120)})
     result = CliRunner().invoke(cli, ["evaluate", "--graph", str(tmp_path / "out" / "graph.pb"),

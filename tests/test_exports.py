@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from conftest import COLOURS, noisy_colour
+from helpers import COLOURS, noisy_colour, graph_probabilities
 from poetslearn.cli.main import cli
 from poetslearn.data.images import load_image
-from test_cli_end_to_end import retrain_args
+from helpers import retrain_args
 
 
 @pytest.fixture
@@ -28,17 +28,6 @@ def exported(tmp_path, colour_dir):
         Image.fromarray(noisy_colour(colour, size=(50, 60), seed=500 + i)).save(path)
         images.append((name, path))
     return tmp_path, images
-
-
-def graph_probabilities(graph_path, pixels: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
-
-    graph_def = tf.compat.v1.GraphDef.FromString(graph_path.read_bytes())
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.import_graph_def(graph_def, name="")
-    with tf.compat.v1.Session(graph=graph) as session:
-        return session.run("final_result:0", {"input:0": pixels})
 
 
 def test_saved_model_matches_the_frozen_graph(exported):

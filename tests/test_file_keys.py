@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import make_colour_folder
+from helpers import make_colour_folder
 from poetslearn.data import image_folder
 from poetslearn.data.image_folder import load_image_folder
 

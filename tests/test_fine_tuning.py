@@ -4,6 +4,7 @@ the activation cache reused, checked, sized and resumed from."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -15,26 +16,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT, bottleneck_of
 from poetslearn.cli.main import cli
-from test_cli_end_to_end import retrain_args
-from test_exports import graph_probabilities
+from helpers import retrain_args
+from helpers import graph_probabilities
 
 
 def fine_tune_args(tmp_path: Path, colour_dir: Path, *extra: str) -> list[str]:
     return retrain_args(tmp_path, "--image_dir", str(colour_dir), "--fine_tune_blocks", "1",
                         "--fine_tune_epochs", "3", "--fine_tune_batch_size", "8",
                         "--fine_tune_learning_rate", "0.003", "--json", *extra)
-
-
-def bottleneck_of(graph: Path, pixels: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
-
-    graph_def = tf.compat.v1.GraphDef.FromString(graph.read_bytes())
-    with tf.Graph().as_default() as g:
-        tf.compat.v1.import_graph_def(graph_def, name="")
-        with tf.compat.v1.Session(graph=g) as session:
-            return session.run("bottleneck:0", {"input:0": pixels})
 
 
 def test_fine_tuning_trains_the_backbone_exports_it_and_label_agrees(tmp_path, colour_dir):
@@ -50,7 +41,13 @@ def test_fine_tuning_trains_the_backbone_exports_it_and_label_agrees(tmp_path, c
     assert "Epoch 3/3: Train accuracy = " in result.stderr
     meta = json.loads((tmp_path / "out" / "graph.pb.json").read_text())
     assert meta["fine_tuning"]["blocks"] == 1 and meta["fine_tuning"]["cut"] == "image"
-    assert meta["fine_tuning"]["epochs"] == 3 and meta["best_step"] in (0, 1, 2, 3)
+    assert meta["fine_tuning"]["epochs"] == 3
+    # The kept epoch is the one with the best validation accuracy (epoch 0: the new layer alone).
+    by_epoch = {int(m[0]): float(m[1]) for m in re.findall(
+        r"Epoch (\d)/3[^\n]*?Validation accuracy = ([\d.]+)%", result.stderr)}
+    assert sorted(by_epoch) == [0, 1, 2, 3], result.stderr
+    assert by_epoch[meta["best_step"]] == max(by_epoch.values())
+    assert f"Kept the weights of epoch {meta['best_step']} " in result.stderr
     # The exported graph's features are no longer the pretrained network's: its conv changed.
     images = sorted((tmp_path / "colours").glob("*/*.png"))
     pixels = np.stack([load_image(p, 32) for p in images])
@@ -151,7 +148,7 @@ def test_a_run_killed_during_fine_tuning_resumes_and_ends_as_an_uninterrupted_on
 
 def cifar10_subset(shared: Path, folder: Path, per_batch: int, test_size: int) -> Path:
     """The first images of each genuine CIFAR-10 batch, in the official archive layout."""
-    from conftest import write_cifar_archive
+    from helpers import write_cifar_archive
     from poetslearn.data.cifar10 import load_cifar10
 
     data = load_cifar10(shared / "data", download=False, show_progress=False)
@@ -194,7 +191,7 @@ def test_fine_tuning_genuine_weights_beats_the_new_layer_alone(shared, tmp_path,
 
 
 def test_fine_tuning_all_trains_the_whole_network_on_the_images(tmp_path):
-    from conftest import make_colour_folder
+    from helpers import make_colour_folder
     from poetslearn.backbone.architectures import get_architecture
     from poetslearn.extract.extractor import FeatureExtractor
     from poetslearn.data.images import load_image

@@ -128,7 +128,7 @@ def test_alpha_and_size_mismatches_are_refused(shared, tmp_path, monkeypatch):
 
 
 def test_missing_weights_error_says_where_it_looked(tmp_path, monkeypatch):
-    from conftest import make_tiny_cifar
+    from helpers import make_tiny_cifar
     from poetslearn import download
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))

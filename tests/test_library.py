@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_colour_folder
+from helpers import make_colour_folder, randomise_batch_norm
 from poetslearn.extract import bottleneck_cache
 from poetslearn.backbone.architectures import get_architecture
 from poetslearn.extract.bottleneck_cache import BottleneckCache
@@ -315,24 +315,12 @@ def test_registry_has_all_16_mobilenets_and_rejects_unknown_names():
         get_architecture("mobilenet_2.0_224")
 
 
-def _randomise_batch_norm(backbone, seed: int = 3) -> None:
-    """Fresh layers hold mean 0, variance 1, gamma 1, beta 0, which would hide a folding error."""
-    rng = np.random.default_rng(seed)
-    for layer in backbone.layers:
-        if type(layer).__name__ == "BatchNormalization":
-            for variable in layer.weights:
-                kind = variable.path.split("/")[-1]
-                low, high = {"moving_variance": (0.5, 2.0), "gamma": (0.5, 1.5)}.get(
-                    kind, (-0.5, 0.5))
-                variable.assign(rng.uniform(low, high, variable.shape).astype(np.float32))
-
-
 @pytest.mark.parametrize("engine", ["tflite", "onnxruntime"])
 @pytest.mark.parametrize("name", ["test_tiny", "mobilenet_0.25_128", "inception_v3"])
 def test_fast_engines_match_tensorflow(name, engine):
     arch = get_architecture(name)
     backbone, _ = build_backbone(arch, "none")
-    _randomise_batch_norm(backbone)
+    randomise_batch_norm(backbone)
     fast = FeatureExtractor(arch, backbone, engine=engine)
     reference = FeatureExtractor(arch, backbone, engine="tf")
     # 11 images of CIFAR size, enlarged inside the engine; batches of 8, the last one padded.
@@ -426,14 +414,18 @@ def test_a_requested_engine_that_cannot_run_says_which_and_what_to_do():
         extractor(np.zeros((1, 32, 32, 3), np.float32))
 
 
-def test_plain_bilinear_equals_the_graphs_antialiased_resize_when_enlarging():
-    """Why the TFLite engine may enlarge with plain bilinear (TFLite has no antialiased resize)."""
-    import tensorflow as tf
+def test_the_tflite_engine_enlarges_small_images_as_the_exported_graph_does():
+    """The engine enlarges inside TFLite with plain bilinear (TFLite has no antialiased resize);
+    the graph resizes with antialiasing. When enlarging the two agree, so the engine's vectors
+    are the graph's."""
+    from poetslearn.extract.engines import build_engine
 
+    arch = get_architecture("test_tiny")
+    backbone, _ = build_backbone(arch, "none")
     small = np.random.default_rng(2).uniform(0, 255, (4, 20, 24, 3)).astype(np.float32)
-    graph_way = tf.image.resize(small, (32, 32), method="bilinear", antialias=True).numpy()
-    plain = tf.image.resize(small, (32, 32), method="bilinear").numpy()
-    np.testing.assert_allclose(plain, graph_way, atol=1e-3)
+    reference = FeatureExtractor(arch, backbone, engine="tf")(small)  # the graph's own resize
+    engine = build_engine("tflite", arch, backbone, 4, (20, 24))
+    np.testing.assert_allclose(engine(small), reference, rtol=1e-4, atol=1e-5)
 
 
 def test_prepare_shrinks_large_images_only(tiny_extractor):

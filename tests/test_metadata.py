@@ -9,11 +9,11 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_colour_folder
+from helpers import make_colour_folder
 from poetslearn.cli.main import cli
 from poetslearn.errors import GraphError
 from poetslearn.export.metadata import metadata_path_for, read_metadata
-from test_cli_end_to_end import retrain_args
+from helpers import retrain_args
 
 
 def invoke(*args: str):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from poetslearn.backbone.load import fetch_backbone
+from poetslearn.context import RunContext
 from poetslearn.config import RetrainConfig
 from poetslearn.data.datasets import load_dataset
 from poetslearn.extract.engines import ENGINE_CHOICES, ENGINES, build_engine, is_exact
@@ -38,8 +39,8 @@ def build_elsewhere(spec: ExtractorSpec):
 
 def extractor_for(config: RetrainConfig):
     dataset = load_dataset(config.image_dir, config.data_dir, 10, 10, False)
-    backbone = fetch_backbone(config, log=lambda m: None, warn=lambda m: None)
-    return build_extractor(backbone, config, dataset)
+    backbone = fetch_backbone(config, RunContext.silent())
+    return build_extractor(backbone, config, dataset, RunContext.silent())
 
 
 @pytest.mark.parametrize("engine", ["tflite", "tflite_int8"])

@@ -49,10 +49,12 @@ def test_peak_memory_reads_ru_maxrss_in_the_systems_unit(monkeypatch, platform, 
 
 
 def test_peak_memory_on_windows_asks_windows_and_never_crashes_elsewhere():
-    # Here (not Windows) the Windows API is missing: the answer is "unknown", not an exception.
     if sys.platform != "win32":
+        # Here the Windows API is missing: the answer is "unknown", not an exception.
         assert memory.peak_memory_mb("win32") is None
-    assert memory.peak_memory_mb() is None or memory.peak_memory_mb() > 10
+    # On this system the figure is known, and this process (NumPy, pytest) holds tens of MB.
+    peak = memory.peak_memory_mb()
+    assert isinstance(peak, float) and 10 < peak < 64 * 1024, peak
 
 
 def test_native_stderr_is_dropped_unless_asked_for_and_replayed_on_failure(capfd, monkeypatch):

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_colour_folder
+from helpers import make_colour_folder
 from poetslearn.extract.bottleneck_cache import BottleneckCache
 from poetslearn.extract.bottlenecks import compute_bottlenecks
 from poetslearn.config import RetrainConfig
+from poetslearn.errors import PoetslearnError
 from poetslearn.extract.backends import LocalExtraction
 from poetslearn.extract.backends.ray import LOOPBACK_VARIABLE, RayExtraction, pool_shape
 from poetslearn.pipeline import retrain
@@ -229,9 +230,9 @@ def test_the_pool_fits_the_nodes():
     assert pool_shape([node(4), node(16)]) == (4, 5)
     assert pool_shape([node(32)]) == (8, 4)
     assert pool_shape([node(4), node(16)], worker_cpus=16) == (16, 1)
-    with pytest.raises(Exception, match="at most 16"):
+    with pytest.raises(PoetslearnError, match="at most 16"):
         pool_shape([node(4), node(16)], worker_cpus=17)
-    with pytest.raises(Exception, match="no node with a CPU"):
+    with pytest.raises(PoetslearnError, match="no node with a CPU"):
         pool_shape([{"Alive": False, "Resources": {"CPU": 8.0}}])
 
 
@@ -274,21 +275,26 @@ def test_fine_tuning_activations_on_two_nodes_equal_a_local_run(ray_cluster, tmp
 
 
 def test_a_pool_that_cannot_start_in_time_is_a_clear_error(ray_cluster, tmp_path):
+    import ray
     import ray.data
-
-    from poetslearn.errors import PoetslearnError
 
     images = make_colour_folder(tmp_path / "colours", per_class=4)
     extractor = tiny_extractor()
     cache = BottleneckCache(tmp_path / "bn", "test_tiny", extractor.fingerprint,
                             extractor.feature_dim)
     backend = RayExtraction(ray_cluster.address)
+    # Every CPU of the cluster is taken, so no extraction actor can start, however fast the
+    # machine: the pool waits out its limit whatever the timing.
+    blocker = ray.remote(num_cpus=1)(type("Blocker", (), {"ready": lambda self: True}))
+    blockers = [blocker.remote() for _ in range(int(ray.cluster_resources()["CPU"]))]
+    ray.get([b.ready.remote() for b in blockers])
     context = ray.data.DataContext.get_current()
-    # No actor is up within a millisecond (each imports TensorFlow first).
-    limit, context.wait_for_min_actors_s = context.wait_for_min_actors_s, 0.001
+    limit, context.wait_for_min_actors_s = context.wait_for_min_actors_s, 2
     try:
         with pytest.raises(PoetslearnError, match="did not start 2 extraction actor"):
             compute_bottlenecks(gated_splits(images, tmp_path, hold_from=10**9), extractor,
                                 cache, 3, show_progress=False, backend=backend)
     finally:
         context.wait_for_min_actors_s = limit
+        for b in blockers:
+            ray.kill(b)

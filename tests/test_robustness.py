@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import REPO_ROOT, make_colour_folder, noisy_colour
+from helpers import REPO_ROOT, make_colour_folder, noisy_colour
 from poetslearn.data import images as images_module
 from poetslearn.cli.main import cli
 from poetslearn.errors import DataError, ImageError
 from poetslearn.data.images import decode_image
-from test_cli_end_to_end import retrain_args
+from helpers import retrain_args
 
 
 def add_bad_files(folder: Path) -> dict[str, Path]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from poetslearn.backbone.load import fetch_backbone
 from poetslearn.extract.bottlenecks import ExtractionStats, get_or_create_bottlenecks
 from poetslearn.config import RetrainConfig, check_settings
+from poetslearn.context import RunContext
 from poetslearn.data.datasets import load_dataset
 from poetslearn.inference.evaluate import TestScore, check_accuracy, score_on_test
 from poetslearn.export.stage import export_everything, plan_outputs
@@ -44,25 +45,25 @@ class RetrainResult:
 
 def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
     """Runs the whole pipeline; `log` gets progress lines, `warn` gets warnings."""
+    ctx = RunContext(log, warn, config.show_progress)
     timings = Timings()
     with timings("total"):
         with timings("load_data"):
             check_settings(config)
-            train, extraction = trainer_for(config), extraction_backend_for(config)
+            train, backend = trainer_for(config), extraction_backend_for(config)
             plan_outputs(config)
             dataset = load_dataset(config.image_dir, config.data_dir,
                                    config.validation_percentage, config.testing_percentage,
-                                   config.show_progress, warn, config.strict)
+                                   ctx.show_progress, ctx.warn, config.strict)
             log(f"Dataset {dataset.summary()} (from {dataset.source})")
         with timings("build_model"):
-            backbone = fetch_backbone(config, log, warn)
-            extractor = build_extractor(backbone, config, dataset, log, warn)
+            backbone = fetch_backbone(config, ctx)
+            extractor = build_extractor(backbone, config, dataset, ctx)
         with timings("bottlenecks"):
-            bottlenecks = get_or_create_bottlenecks(dataset, extractor, config, extraction, log,
-                                                    warn)
+            bottlenecks = get_or_create_bottlenecks(dataset, extractor, config, backend, ctx)
         with timings("train_head"):
-            trained = train(bottlenecks, dataset, extractor, config, log, warn)
-        score = score_on_test(trained, bottlenecks, dataset, config, log)
+            trained = train(bottlenecks, dataset, extractor, config, backend, ctx)
+        score = score_on_test(trained, bottlenecks, dataset, config, ctx)
         if extractor.accuracy_caveat():
             log(extractor.accuracy_caveat())
         # Every vector is done with; freed, they make room for building the export (about

@@ -11,6 +11,12 @@ from poetslearn.backbone.architectures import Architecture, get_architecture
 from poetslearn.backbone.tfhub import hub_architecture
 from poetslearn.backbone.weights import WeightsInfo, build_backbone
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the stage signature's types
+    from poetslearn.config import RetrainConfig
+    from poetslearn.context import RunContext
+
 
 @dataclass
 class Backbone:
@@ -42,12 +48,12 @@ def load_backbone(architecture: str, weights: str = "imagenet", model_dir: Path 
     return Backbone(arch, model, info)
 
 
-def fetch_backbone(config, log=print, warn=print) -> Backbone:
+def fetch_backbone(config: RetrainConfig, ctx: RunContext) -> Backbone:
     """The retrain stage: the backbone `config` asks for, announced (and warned about)."""
     backbone = load_backbone(config.architecture, config.weights, config.model_dir, config.seed,
                              config.allow_size_mismatch, config.tfhub_module, config.image_size,
-                             warn)
-    log(backbone.describe())
+                             ctx.warn)
+    ctx.log(backbone.describe())
     if backbone.weights.kind == "random":
-        warn(RANDOM_WEIGHTS_WARNING)
+        ctx.warn(RANDOM_WEIGHTS_WARNING)
     return backbone

@@ -1,13 +1,21 @@
-"""The SavedModel export: backbone, new layer and labels in one TF2 module, with a signature for
-pixels and one for encoded image files. Also a TF Hub image feature-vector module (its `__call__`),
-so another `retrain --tfhub_module` can start from it."""
+"""The SavedModel export: backbone, new layer and labels frozen into one TF2 SavedModel, with a
+signature for pixels (`serving_default`) and one for encoded image files (`classify_bytes`), and
+a TF Hub image feature-vector `__call__`, so another `retrain --tfhub_module` can start from it.
+
+Every weight is a constant, as in the frozen graph, and the SavedModel holds no variables: that is
+what lets TensorFlow Serving and `saved_model_cli run` (a TF1 session restoring variables by name)
+run it. A tf.Module tracking a Keras 3 model saves its variables under names such loaders cannot
+find (keras-team/keras#19274, tensorflow/serving#2250); with no variables there is nothing to find.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
+from poetslearn.backbone.convert import freeze
 from poetslearn.train.head import SoftmaxLayer
 
 
@@ -25,38 +33,49 @@ def decode_rgb_on_white(data):
     return tf.round(rgb * alpha + 255.0 * (1.0 - alpha))
 
 
-def _classifier_module(extractor, layer: SoftmaxLayer, class_names: list[str]):
-    """A tf.Module holding backbone, new layer and labels, with two serving signatures."""
+def _frozen_network(extractor, layer: SoftmaxLayer):
+    """pixels [N, H, W, 3] float32 0..255, any size -> (features [N, dim], probabilities
+    [N, classes]), frozen: the one copy of the weights every entry point calls."""
     import tensorflow as tf
 
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    def network(images):
+        features = extractor.features(images)
+        return features, tf.nn.softmax(tf.matmul(features, layer.weights) + layer.biases)
+
+    frozen = freeze(network)
+    return lambda images: tuple(frozen(images))  # a frozen function returns a flat list
+
+
+def build_frozen_module(extractor, layer: SoftmaxLayer, class_names: list[str]):
+    """A tf.Module with the serving signatures and TF Hub's `__call__`, around the frozen network
+    (decoding, argmax and the label lookup hold no weights)."""
+    import tensorflow as tf
+
+    network = _frozen_network(extractor, layer)
     size = extractor.arch.input_size
 
+    def outputs(probabilities):
+        classes = tf.argmax(probabilities, axis=1)
+        return {"probabilities": probabilities, "classes": classes,
+                "labels": tf.gather(tf.constant(class_names), classes)}
+
+    def decode(data):
+        return tf.image.resize(decode_rgb_on_white(data)[tf.newaxis], (size, size),
+                               method="bilinear", antialias=True)[0]
+
     class Classifier(tf.Module):
-        def __init__(self) -> None:
-            super().__init__(name="poetslearn_classifier")
-            self.backbone = extractor.backbone  # tracked: its variables are saved
-            self.final_weights = tf.Variable(layer.weights, name="final_weights")
-            self.final_biases = tf.Variable(layer.biases, name="final_biases")
-            self.labels = tf.constant(class_names)
-
-        def _outputs(self, images):
-            probabilities = tf.nn.softmax(
-                tf.matmul(extractor.features(images), self.final_weights) + self.final_biases)
-            classes = tf.argmax(probabilities, axis=1)
-            return {"probabilities": probabilities, "classes": classes,
-                    "labels": tf.gather(self.labels, classes)}
-
         @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
         def __call__(self, images):
             """TF Hub's image feature-vector convention: RGB in [0, 1] -> [N, features]. This
             makes the SavedModel usable as `--tfhub_module` for another retrain."""
-            return extractor.features(images * 255.0)
+            return network(images * 255.0)[0]
 
         @tf.function(input_signature=[
             tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
         def classify_images(self, images):
             """RGB pixels, float32 0..255, any size."""
-            return self._outputs(images)
+            return outputs(network(images)[1])
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def classify_bytes(self, image_bytes):
@@ -64,16 +83,11 @@ def _classifier_module(extractor, layer: SoftmaxLayer, class_names: list[str]):
             label` decodes: gray becomes RGB, transparency is laid on white, the first frame of
             a GIF is used. Unlike `label`, the EXIF orientation of a JPEG is not applied
             (TensorFlow has no in-graph EXIF reader): send such photos upright."""
-            def decode(data):
-                img = tf.image.resize(decode_rgb_on_white(data)[tf.newaxis], (size, size),
-                                      method="bilinear", antialias=True)
-                return img[0]
-
             images = tf.map_fn(decode, image_bytes,
                                fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
-            return self._outputs(images)
+            return outputs(network(images)[1])
 
-    return Classifier()
+    return Classifier(name="poetslearn_classifier")
 
 
 def export_saved_model(extractor, layer: SoftmaxLayer, class_names: list[str],
@@ -83,13 +97,11 @@ def export_saved_model(extractor, layer: SoftmaxLayer, class_names: list[str],
     Written to a temporary folder beside `directory`, then swapped in, so an existing SavedModel
     is only replaced by a complete one.
     """
-    import shutil
-
     import tensorflow as tf
 
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    module = _classifier_module(extractor, layer, class_names)
+    module = build_frozen_module(extractor, layer, class_names)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
     try:
         tf.saved_model.save(module, str(tmp), signatures={

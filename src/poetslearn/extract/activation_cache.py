@@ -2,42 +2,78 @@
 
 Fine-tuning the top K blocks trains on the activations where the frozen part ends (for
 MobileNet 0.50/224 and K=2, 14x14x256 values an image), so they are computed once and kept, like
-the bottlenecks: content-addressed (a key per image), in a folder named after the extractor's
-fingerprint and the cut, checked by a checksum, written once and reused by every later run that
-cuts there. Unlike bottlenecks they are too large to hold in memory (3 GB for CIFAR-10 at that
-cut, in one byte per value), so they are written in segments of raw rows and read back a batch
-at a time, never all at once.
+the bottlenecks and in the same `ShardStore`: content-addressed (a key per image), in a folder
+named after the extractor's fingerprint and the cut, checked by a checksum, written once and
+reused by every later run that cuts there. Unlike bottlenecks they are too large to hold in
+memory (3 GB for CIFAR-10 at that cut, in one byte per value), so they are written in segments of
+raw rows and read back a batch at a time, never all at once; opening the cache reads only keys.
 
-A segment is three files: `<name>.rows` (the encoded rows), `<name>.keys.npy` and
-`<name>.sum` (a checksum of both), written under temporary names and renamed, the checksum last:
-a segment without a valid checksum file does not exist. Damaged segments are reported, removed
-and recomputed.
+A segment is three files: `<name>.rows` (the encoded rows), `<name>.keys.npy` and `<name>.sum`
+(a checksum of both), the checksum renamed into place last: a segment without a checksum file
+does not exist. A segment's checksum is verified before its rows are first used; a damaged one is
+reported, removed and recomputed.
 """
 
 from __future__ import annotations
 
-import hashlib
+import io
 import os
 import shutil
-import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from poetslearn.backbone.split import ActivationCodec
 from poetslearn.errors import PoetslearnError
-from poetslearn.data.sources import KEY_BYTES
+from poetslearn.extract.shard_store import ShardStore, checksum
 
 SEGMENT_ROWS = int(os.environ.get("POETSLEARN_SEGMENT_ROWS", "2048"))
 
 
-def _digest(keys: bytes, rows_file: Path) -> bytes:
-    digest = hashlib.blake2b(keys, digest_size=16)
-    with open(rows_file, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.digest()
+class RawSegments:
+    """Rows as raw bytes (`.rows`), keys as `.npy`, and a `.sum` that commits the segment."""
+
+    pattern = "*.sum"
+    contents = "activations"
+
+    def __init__(self, row_bytes: int) -> None:
+        self.row_bytes = row_bytes
+
+    def describe(self, shard: Path) -> str:
+        return f"Activation cache segment {self.rows_file(shard)}"
+
+    def new_name(self, stem: str) -> str:
+        return f"seg-{stem}.sum"
+
+    def files(self, shard: Path) -> list[Path]:
+        return [shard.with_suffix(".rows"), shard.with_suffix(".keys.npy"), shard]
+
+    def rows_file(self, shard: Path) -> Path:
+        return shard.with_suffix(".rows")
+
+    def read_keys(self, shard: Path) -> np.ndarray:
+        keys = np.load(shard.with_suffix(".keys.npy"), allow_pickle=False)
+        size = self.rows_file(shard).stat().st_size  # a size, not a read
+        if size != len(keys) * self.row_bytes:
+            raise ValueError(f"{size} bytes of rows for {len(keys)} keys")
+        return keys
+
+    def verify(self, shard: Path) -> None:
+        keys = np.load(shard.with_suffix(".keys.npy"), allow_pickle=False)
+        with open(self.rows_file(shard), "rb") as f:
+            digest = checksum(keys.tobytes(), iter(lambda: f.read(1 << 22), b""))
+        if shard.read_bytes() != digest:
+            raise ValueError("checksum mismatch")
+
+    def read_rows(self, shard: Path) -> np.ndarray:
+        self.verify(shard)
+        return np.fromfile(self.rows_file(shard), np.uint8).reshape(-1, self.row_bytes)
+
+    def encode(self, keys: np.ndarray, rows: np.ndarray) -> list[bytes]:
+        data = np.ascontiguousarray(rows).tobytes()
+        keys_npy = io.BytesIO()
+        np.save(keys_npy, keys)
+        return [data, keys_npy.getvalue(), checksum(keys.tobytes(), [data])]
 
 
 class ActivationCache:
@@ -46,37 +82,13 @@ class ActivationCache:
     def __init__(self, root: Path, name: str, fingerprint: str, shape: tuple[int, ...],
                  codec: ActivationCodec, warn=print) -> None:
         self.dir = Path(root) / "activations" / f"{name}_{fingerprint[:16]}"
-        self.shape, self.codec, self.warn = tuple(shape), codec, warn
+        self.shape, self.codec = tuple(shape), codec
         self.row_bytes = codec.bytes_per_image(self.shape)
-        self._where: dict[bytes, tuple[Path, int]] = {}  # key -> (rows file, row)
-        self._pending: list[tuple[list[bytes], np.ndarray]] = []
-        self._load_index()
+        self.layout = RawSegments(self.row_bytes)
+        self.store = ShardStore(self.dir, self.layout, SEGMENT_ROWS, warn)
 
     def __contains__(self, key: bytes) -> bool:
-        return key in self._where
-
-    def _load_index(self) -> None:
-        if not self.dir.is_dir():
-            return
-        for checksum in sorted(self.dir.glob("*.sum")):
-            rows = checksum.with_suffix(".rows")
-            keys_file = checksum.with_suffix(".keys.npy")
-            try:
-                keys = np.load(keys_file, allow_pickle=False)
-                if keys.dtype != np.uint8 or keys.ndim != 2 or keys.shape[1] != KEY_BYTES:
-                    raise ValueError(f"keys have shape {keys.shape}")
-                if rows.stat().st_size != len(keys) * self.row_bytes:
-                    raise ValueError(f"{rows.stat().st_size} bytes of rows for {len(keys)} keys")
-                if checksum.read_bytes() != _digest(keys.tobytes(), rows):
-                    raise ValueError("checksum mismatch")
-            except (OSError, ValueError, EOFError) as e:
-                self.warn(f"Activation cache segment {rows} is damaged ({e}); removing it, its "
-                          f"activations will be recomputed.")
-                for path in (checksum, rows, keys_file):
-                    path.unlink(missing_ok=True)
-                continue
-            for row, key in enumerate(keys):
-                self._where.setdefault(key.tobytes(), (rows, row))
+        return key in self.store
 
     def check_room(self, count: int, log=print) -> None:
         """Says how much disk `count` more images take, and refuses before any work if the
@@ -93,41 +105,23 @@ class ActivationCache:
                 f"larger disk.")
 
     def add(self, keys: list[bytes], activations: np.ndarray) -> None:
-        self._pending.append((list(keys), self.codec.encode(activations)))
-        if sum(len(k) for k, _ in self._pending) >= SEGMENT_ROWS:
-            self.flush()
+        self.store.add(keys, self.codec.encode(activations).reshape(len(keys), -1))
 
     def flush(self) -> None:
-        """Writes the pending rows as one new segment (checksum last: then it exists)."""
-        if not self._pending:
-            return
-        keys = np.frombuffer(b"".join(k for keys, _ in self._pending for k in keys),
-                             np.uint8).reshape(-1, KEY_BYTES)
-        rows = np.concatenate([r for _, r in self._pending]).reshape(len(keys), -1)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        base = self.dir / f"seg-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:12]}"
-        tmp = {suffix: base.with_name(f".tmp-{base.name}{suffix}")
-               for suffix in (".rows", ".keys.npy", ".sum")}
-        try:
-            tmp[".rows"].write_bytes(rows.tobytes())
-            with open(tmp[".keys.npy"], "wb") as f:
-                np.save(f, keys)
-            tmp[".sum"].write_bytes(_digest(keys.tobytes(), tmp[".rows"]))
-            for suffix in (".rows", ".keys.npy", ".sum"):  # the checksum last: it commits
-                os.replace(tmp[suffix], base.with_suffix(suffix))
-        finally:
-            for path in tmp.values():
-                path.unlink(missing_ok=True)
-        self._pending = []
-        for row, key in enumerate(keys):
-            self._where.setdefault(key.tobytes(), (base.with_suffix(".rows"), row))
+        self.store.flush()
+
+    def verify(self, keys: list[bytes]) -> int:
+        """Verifies the segments holding `keys` before their first use; returns how many were
+        damaged (removed: their activations are missing again)."""
+        return self.store.verify(keys)
 
     def reader(self, keys: list[bytes]) -> ActivationReader:
-        missing = sum(1 for key in keys if key not in self._where)
+        places = self.store.locate(keys)
+        missing = sum(1 for where in places if where is None)
         if missing:
             raise ValueError(f"{missing} of the keys have no cached activations")
-        return ActivationReader([self._where[key] for key in keys], self.shape, self.codec,
-                                self.row_bytes)
+        return ActivationReader([(self.layout.rows_file(shard), row) for shard, row in places],
+                                self.shape, self.codec, self.row_bytes)
 
 
 class ActivationReader:

@@ -1,68 +1,63 @@
 """The activations where the frozen part of the network ends, for fine-tuning: read from the
-activation cache, the missing ones computed by the configured extraction backend (this process,
-or a Ray cluster) and stored as they arrive."""
+activation cache, the missing ones computed by the run's extraction backend (this process, or a
+Ray cluster) and stored as they arrive, by the same fill loop as the bottlenecks."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from poetslearn.extract.activation_cache import ActivationCache, ActivationReader
+import numpy as np
+
 from poetslearn.backbone.split import ActivationCodec, SplitBackbone
-from poetslearn.extract.backends import NodeCounts, extraction_backend_for
+from poetslearn.config import RetrainConfig
+from poetslearn.context import RunContext
+from poetslearn.extract.activation_cache import ActivationCache, ActivationReader
+from poetslearn.extract.backends import ExtractionBackend, NodeCounts
 from poetslearn.extract.extractor import FeatureExtractor
-from poetslearn.progress import printing_around, progress
+from poetslearn.extract.fill import fill_cache, plan_work
+
+# A damaged segment found on verification is recomputed; a disk that keeps damaging what was just
+# written is not worth looping on.
+_ATTEMPTS = 2
 
 
-def get_or_create_activations(splits: dict, split: SplitBackbone, extractor, config, log=print,
-                              warn=print) -> dict[str, ActivationReader]:
-    """A reader per split of the activations at the cut, computing the ones not cached yet."""
+def _bottom_extractor(extractor: FeatureExtractor, split: SplitBackbone, warn) -> FeatureExtractor:
+    """The frozen part, described like the extractor but cut where it ends: a Ray worker builds
+    the same one from its description."""
     engine = extractor.requested_engine if extractor.exact else "auto"
-    # Described like the extractor, cut where the frozen part ends: a Ray worker builds the same.
     spec = replace(extractor.description, engine=engine, cut=split.cut, int8_calibration=None,
                    bottleneck_blocks=1)
-    bottom = FeatureExtractor(extractor.arch, split.bottom, engine, warn, cut=split.cut,
-                              description=spec)
+    return FeatureExtractor(extractor.arch, split.bottom, engine, warn, cut=split.cut,
+                            description=spec)
+
+
+def get_or_create_activations(splits: dict, split: SplitBackbone, extractor: FeatureExtractor,
+                              config: RetrainConfig, backend: ExtractionBackend,
+                              ctx: RunContext) -> dict[str, ActivationReader]:
+    """A reader per split of the activations at the cut, computing the ones not cached yet; every
+    segment is verified before its first use (a damaged one is computed again)."""
+    bottom = _bottom_extractor(extractor, split, ctx.warn)
     cache = ActivationCache(config.bottleneck_dir, extractor.arch.name, bottom.fingerprint,
-                            split.activation_shape, ActivationCodec.for_architecture(
-                                extractor.arch), warn)
-    todo: dict[str, list[int]] = {}
-    seen: set[bytes] = set()  # an image in two splits is computed once
-    for name, s in splits.items():
-        todo[name] = []
-        for i, key in enumerate(s.images.keys()):
-            if key not in cache and key not in seen:
-                seen.add(key)
-                todo[name].append(i)
-    count, by_node = sum(len(v) for v in todo.values()), NodeCounts()
-    if count:
-        cache.check_room(count, log)
-        batches = [(name, idx[j:j + config.bottleneck_batch_size]) for name, idx in todo.items()
-                   for j in range(0, len(idx), config.bottleneck_batch_size)]
-        results = extraction_backend_for(config).run(batches, splits, bottom)
-        with progress(count, "Computing activations", "img", config.show_progress) as bar:
-            by_node = _store_activations(results, splits, cache, bar, warn)
-        bottom.release_engines()
-    log(f"Activations at {split.cut} ({'x'.join(map(str, split.activation_shape))}): "
-        f"computed {count:,}, {sum(len(s) for s in splits.values()) - count:,} were cached. "
-        f"Cache: {cache.dir}")
+                            split.activation_shape,
+                            ActivationCodec.for_architecture(extractor.arch), ctx.warn)
+    keys_of = {name: s.images.keys() for name, s in splits.items()}
+    computed, by_node = 0, NodeCounts()
+    for _ in range(_ATTEMPTS):
+        found = {name: np.array([key in cache for key in keys], bool)
+                 for name, keys in keys_of.items()}
+        plan = plan_work(keys_of, found, config.bottleneck_batch_size)
+        if plan.count:
+            cache.check_room(plan.count, ctx.log)
+        filled = fill_cache(plan, splits, keys_of, cache, bottom, backend,
+                            "Computing activations", ctx.show_progress, ctx.warn)
+        computed += plan.count
+        for node, count in filled.by_node.items():
+            by_node[node] = by_node.get(node, 0) + count
+        if not cache.verify([key for keys in keys_of.values() for key in keys]):
+            break
+    total = sum(len(s) for s in splits.values())
+    ctx.log(f"Activations at {split.cut} ({'x'.join(map(str, split.activation_shape))}): "
+            f"computed {computed:,}, {total - computed:,} were cached. Cache: {cache.dir}")
     if by_node:
-        log(by_node.describe("Activations"))
-    return {name: cache.reader(s.images.keys()) for name, s in splits.items()}
-
-
-def _store_activations(results, splits: dict, cache: ActivationCache, bar,
-                       warn) -> NodeCounts:
-    """Writes each batch's activations to the cache as it arrives (flushed even on Ctrl-C);
-    returns how many each other machine computed."""
-    by_node = NodeCounts()
-    try:
-        for result in results:
-            for i, reason in result.failures.items():
-                printing_around(bar, warn)(f"Skipping {reason}")
-            keys = splits[result.split].images.keys()
-            cache.add([keys[i] for i in result.ok], result.vectors)
-            by_node.add(result)
-            bar.update(len(result.indices))
-    finally:
-        cache.flush()
-    return by_node
+        ctx.log(by_node.describe("Activations"))
+    return {name: cache.reader(keys) for name, keys in keys_of.items()}

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 
 from poetslearn.extract.bottleneck_cache import BottleneckCache
 from poetslearn.data.distortions import Distortions, distorted_split
 from poetslearn.extract.backends import BatchResult, ExtractionBackend, LocalExtraction, NodeCounts
-from poetslearn.progress import printing_around, progress
+from poetslearn.extract.fill import fill_cache, plan_work
+from poetslearn.config import RetrainConfig
+from poetslearn.context import RunContext
 from poetslearn.data.sources import Dataset, Split
+from poetslearn.extract.extractor import FeatureExtractor
 
 
 @dataclass
@@ -41,66 +43,6 @@ class ExtractionStats:
                 + (f"; {self.failed:,} image(s) failed" if self.failed else "") + ".")
 
 
-@dataclass
-class _WorkPlan:
-    """The images whose vectors must be computed: one per distinct missing key."""
-
-    batches: list[tuple[str, list[int]]]  # (split, indices), at most batch_size each
-    repeats: dict[bytes, list[tuple[str, int]]]  # key -> further rows that get its vector
-    count: int
-
-
-def _plan_work(keys_of: dict[str, list[bytes]], found: dict[str, np.ndarray],
-               batch_size: int) -> _WorkPlan:
-    """Groups cache misses into per-split batches; a key seen again (the same image twice)
-    is computed once and its vector copied to the other rows."""
-    first: set[bytes] = set()
-    repeats: dict[bytes, list[tuple[str, int]]] = {}
-    batches: list[tuple[str, list[int]]] = []
-    for name, keys in keys_of.items():
-        todo = []
-        for i in np.flatnonzero(~found[name]).tolist():
-            if keys[i] in first:
-                repeats.setdefault(keys[i], []).append((name, i))
-            else:
-                first.add(keys[i])
-                todo.append(i)
-        batches.extend((name, todo[j:j + batch_size]) for j in range(0, len(todo), batch_size))
-    return _WorkPlan(batches, repeats, len(first))
-
-
-def _store(results: Iterator[BatchResult], keys_of: dict[str, list[bytes]],
-           vectors: dict[str, np.ndarray], cache: BottleneckCache,
-           repeats: dict[bytes, list[tuple[str, int]]], bar, warn,
-           stats: ExtractionStats) -> set[bytes]:
-    """Puts each batch's vectors into the split arrays and the cache as it arrives; returns the
-    keys of images that failed to load, and notes in `stats` where they were computed.
-    Whatever is complete is flushed to the cache even on Ctrl-C, so the next run resumes from
-    there."""
-    failed: set[bytes] = set()
-    try:
-        for result in results:
-            keys = keys_of[result.split]
-            for i, reason in result.failures.items():
-                printing_around(bar, warn)(f"Skipping {reason}")
-                failed.add(keys[i])
-            ok = result.ok
-            if ok:
-                vectors[result.split][ok] = result.vectors
-                ok_keys = [keys[i] for i in ok]
-                cache.add(ok_keys, result.vectors)
-                for key, vector in zip(ok_keys, result.vectors):
-                    for other, row in repeats.get(key, ()):
-                        vectors[other][row] = vector
-            if result.where is not None:
-                stats.by_node.add(result)
-                stats.remote_engines.add(result.engine)
-            bar.update(len(result.indices))
-    finally:
-        cache.flush()
-    return failed
-
-
 def compute_bottlenecks(splits: dict[str, Split], extractor, cache: BottleneckCache,
                         batch_size: int = 128, show_progress: bool = True, warn=print,
                         backend: ExtractionBackend | None = None
@@ -120,15 +62,19 @@ def compute_bottlenecks(splits: dict[str, Split], extractor, cache: BottleneckCa
                for name, split in splits.items()}
     found = dict(zip(splits, cache.fill([(keys_of[name], vectors[name]) for name in splits])))
     stats.cached = sum(int(mask.sum()) for mask in found.values())
-    plan = _plan_work(keys_of, found, batch_size)
-    failed: set[bytes] = set()
+    plan = plan_work(keys_of, found, batch_size)
+
+    def into_arrays(result: BatchResult, ok_keys: list[bytes]) -> None:
+        vectors[result.split][result.ok] = result.vectors
+        for key, vector in zip(ok_keys, result.vectors):
+            for other, row in plan.repeats.get(key, ()):
+                vectors[other][row] = vector
+
     start = time.perf_counter()
-    if plan.count:
-        with progress(plan.count, "Computing bottlenecks", "img", show_progress) as bar:
-            results = (backend or LocalExtraction()).run(plan.batches, splits, extractor)
-            failed = _store(results, keys_of, vectors, cache, plan.repeats, bar, warn, stats)
-        # The engine's buffers (300 MB and more for Inception V3) are not needed any more.
-        extractor.release_engines()
+    filled = fill_cache(plan, splits, keys_of, cache, extractor, backend or LocalExtraction(),
+                        "Computing bottlenecks", show_progress, warn, into_arrays)
+    failed = filled.failed
+    stats.by_node, stats.remote_engines = filled.by_node, filled.remote_engines
     stats.seconds = time.perf_counter() - start
     stats.failed = len(failed)
     stats.computed = plan.count - stats.failed
@@ -157,10 +103,11 @@ class Bottlenecks:
         self.vectors, self.train_x = {}, None
 
 
-def get_or_create_bottlenecks(dataset: Dataset, extractor, config,
-                              backend: ExtractionBackend | None = None, log=print,
-                              warn=print) -> Bottlenecks:
+def get_or_create_bottlenecks(dataset: Dataset, extractor: FeatureExtractor,
+                              config: RetrainConfig, backend: ExtractionBackend,
+                              ctx: RunContext) -> Bottlenecks:
     """The retrain stage: every split's bottlenecks, plus distorted training copies if asked."""
+    log, warn = ctx.log, ctx.warn
     cache = BottleneckCache(config.bottleneck_dir, extractor.arch.name, extractor.fingerprint,
                             extractor.feature_dim, warn)
     distortions = Distortions.from_config(config)
@@ -168,7 +115,7 @@ def get_or_create_bottlenecks(dataset: Dataset, extractor, config,
     if distortions.enabled:
         to_compute["distorted"] = distorted_split(dataset.splits["train"], distortions)
     vectors, splits, stats = compute_bottlenecks(
-        to_compute, extractor, cache, config.bottleneck_batch_size, config.show_progress, warn,
+        to_compute, extractor, cache, config.bottleneck_batch_size, ctx.show_progress, warn,
         backend)
     if stats.computed:
         stats.engine = ", ".join(sorted(map(str, stats.remote_engines))) or extractor.engine_name

@@ -11,6 +11,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,11 @@ from poetslearn.memory import return_freed_memory
 from poetslearn.backbone.weights import weights_fingerprint
 from poetslearn.data.images import resize_batch
 from poetslearn.data.sources import calibration_images
+
+if TYPE_CHECKING:  # the stage signature's types
+    from poetslearn.config import RetrainConfig
+    from poetslearn.context import RunContext
+    from poetslearn.data.sources import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +93,8 @@ def describe_extractor(backbone: Backbone, engine: str, seed: int = 0,
                          bottleneck_blocks=bottleneck_blocks)
 
 
-def build_extractor(backbone: Backbone, config, dataset, log=print,
-                    warn=print) -> FeatureExtractor:
+def build_extractor(backbone: Backbone, config: RetrainConfig, dataset: Dataset,
+                    ctx: RunContext) -> FeatureExtractor:
     """The retrain stage: the extractor over `backbone` with the engine `config` asks for; an
     approximate (int8) engine is calibrated on 100 training images."""
     calibration = None
@@ -97,10 +103,10 @@ def build_extractor(backbone: Backbone, config, dataset, log=print,
     blocks = resolve_bottleneck_blocks(backbone.arch, config.bottleneck_blocks)
     spec = describe_extractor(backbone, config.engine, config.seed, config.allow_size_mismatch,
                               config.image_size, calibration, blocks)
-    extractor = FeatureExtractor(backbone.arch, backbone.model, config.engine, warn,
+    extractor = FeatureExtractor(backbone.arch, backbone.model, config.engine, ctx.warn,
                                  calibration, description=spec, bottleneck_blocks=blocks)
     if blocks > 1:
-        log(f"Bottlenecks: the pooled outputs of the top {blocks} blocks "
+        ctx.log(f"Bottlenecks: the pooled outputs of the top {blocks} blocks "
             f"({', '.join(pooled_layers(backbone.arch, blocks))}), {extractor.feature_dim} "
             f"values each.")
     return extractor

@@ -13,6 +13,15 @@ from poetslearn.outputs import write_atomic
 from poetslearn.progress import printing_around, progress
 from poetslearn.data.sources import Split
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the stage signature's types
+    from poetslearn.config import RetrainConfig
+    from poetslearn.context import RunContext
+    from poetslearn.data.sources import Dataset
+    from poetslearn.extract.bottlenecks import Bottlenecks
+    from poetslearn.train.head import TrainResult
+
 
 @dataclass
 class Evaluation:
@@ -112,7 +121,8 @@ def describe_exact_rows(figures: dict[str, float], exact_rows: int | None, n: in
             f"(N={min(exact_rows, n)})" for value in figures.values()]
 
 
-def score_on_test(trained, bottlenecks, dataset, config, log=print) -> TestScore:
+def score_on_test(trained: TrainResult, bottlenecks: Bottlenecks, dataset: Dataset,
+                  config: RetrainConfig, ctx: RunContext) -> TestScore:
     """The retrain stage: the trained layer's accuracy on the test bottlenecks."""
     test = bottlenecks.splits["test"]
     rng = np.random.default_rng(config.seed + 1)
@@ -125,9 +135,9 @@ def score_on_test(trained, bottlenecks, dataset, config, log=print) -> TestScore
     whole = len(idx) == len(test)
     score = TestScore(evaluation, whole, exact_rows_figures(evaluation, dataset.exact_test_rows,
                                                             whole))
-    log(f"Final test accuracy = {score.accuracy:.1%} (N={score.size})")
+    ctx.log(f"Final test accuracy = {score.accuracy:.1%} (N={score.size})")
     for line in describe_exact_rows(score.extra, dataset.exact_test_rows, score.size):
-        log(line)
+        ctx.log(line)
     return score
 
 

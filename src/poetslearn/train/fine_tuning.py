@@ -25,8 +25,18 @@ from poetslearn.backbone.split import SplitBackbone, split_backbone
 from poetslearn.errors import PoetslearnError
 from poetslearn.train.head import EvalRecord, SoftmaxLayer, TrainResult
 from poetslearn.outputs import write_atomic
-from poetslearn.progress import printing_around, progress
+from poetslearn.progress import printing_around
 from poetslearn.train.new_layer import open_summaries, train_new_layer
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the stage signature's types
+    from poetslearn.config import RetrainConfig
+    from poetslearn.context import RunContext
+    from poetslearn.data.sources import Dataset
+    from poetslearn.extract.backends import ExtractionBackend
+    from poetslearn.extract.bottlenecks import Bottlenecks
+    from poetslearn.extract.extractor import FeatureExtractor
 
 # Activations per inference pass of the top blocks (validation and test features). Their
 # intermediate maps dominate peak memory: at mobilenet_1.0_224 with K=4 a pass over 256 took the
@@ -165,12 +175,13 @@ def make_train_step(model: _Model, optimizer):
     return step
 
 
-def _train(model: _Model, readers: dict, labels: dict, config, checkpoint: Path, log=print,
-           on_epoch=None) -> tuple[int, float, list[EvalRecord]]:
+def _train(model: _Model, readers: dict, labels: dict, config, checkpoint: Path,
+           ctx: RunContext, on_epoch=None) -> tuple[int, float, list[EvalRecord]]:
     """Trains for --fine_tune_epochs; returns (best epoch, its validation accuracy, history),
     with the best epoch's weights in place (epoch 0: the start, if no epoch beat it)."""
     import keras
 
+    log = ctx.log
     n, epochs = len(readers["train"]), config.fine_tune_epochs
     batch = min(config.fine_tune_batch_size, n)
     steps = math.ceil(n / batch)
@@ -187,7 +198,7 @@ def _train(model: _Model, readers: dict, labels: dict, config, checkpoint: Path,
         done, best, history = 0, (accuracy, -ce, [v.numpy() for v in variables]), []
         log(f"Epoch 0/{epochs} (the new layer alone): Validation accuracy = {accuracy:.1%} "
             f"(N={len(labels['validation'])})")
-    with progress(steps * (epochs - done), "Fine-tuning", "step", config.show_progress) as bar:
+    with ctx.progress(steps * (epochs - done), "Fine-tuning", "step") as bar:
         for epoch in range(done + 1, epochs + 1):
             history.append(_run_epoch(epoch, step, model, readers, labels, batch, config, bar))
             printing_around(bar, log)(
@@ -208,22 +219,26 @@ def _train(model: _Model, readers: dict, labels: dict, config, checkpoint: Path,
     return best_epoch, best[0], history
 
 
-def fine_tune(bottlenecks, dataset, extractor, config, log=print, warn=print) -> TrainResult:
-    """The trainer for --fine_tune_blocks K: the top K blocks, on cached activations."""
+def fine_tune(bottlenecks: Bottlenecks, dataset: Dataset, extractor: FeatureExtractor,
+              config: RetrainConfig, backend: ExtractionBackend, ctx: RunContext) -> TrainResult:
+    """The trainer for --fine_tune_blocks K: the top K blocks, on cached activations computed
+    by the run's own extraction backend."""
     split = split_backbone(extractor.arch, extractor.backbone, config.fine_tune_blocks)
-    return run_fine_tuning(split, bottlenecks, dataset, extractor, config, log, warn,
+    return run_fine_tuning(split, bottlenecks, dataset, extractor, config, ctx,
                            lambda: get_or_create_activations(bottlenecks.splits, split,
-                                                             extractor, config, log, warn))
+                                                             extractor, config, backend, ctx))
 
 
-def run_fine_tuning(split: SplitBackbone, bottlenecks, dataset, extractor, config, log, warn,
+def run_fine_tuning(split: SplitBackbone, bottlenecks: Bottlenecks, dataset: Dataset,
+                    extractor: FeatureExtractor, config: RetrainConfig, ctx: RunContext,
                     make_readers) -> TrainResult:
     """The new layer first, then the part of the network above `split.cut` with it, on what
     `make_readers()` gives per split (cached activations, or the images themselves)."""
     if not extractor.exact:
         raise PoetslearnError("--fine_tune_blocks trains on float activations; use an exact "
                               "--engine (auto, tflite, onnxruntime or tf), not tflite_int8.")
-    start = train_new_layer(bottlenecks, dataset, extractor, config, log, warn)
+    log = ctx.log
+    start = train_new_layer(bottlenecks, dataset, extractor, config, None, ctx)
     checkpoint = _checkpoint_path(config, extractor, start.layer,
                                   bottlenecks.splits["train"].images.keys())
     readers = make_readers()
@@ -231,7 +246,7 @@ def run_fine_tuning(split: SplitBackbone, bottlenecks, dataset, extractor, confi
     model = _build(split, start.layer)
     writer = open_summaries(config, extractor.arch.name)
     try:
-        best_epoch, accuracy, history = _train(model, readers, labels, config, checkpoint, log,
+        best_epoch, accuracy, history = _train(model, readers, labels, config, checkpoint, ctx,
                                                writer)
     finally:
         if writer is not None:

@@ -17,6 +17,16 @@ from poetslearn.errors import DataError
 from poetslearn.train.fine_tuning import run_fine_tuning
 from poetslearn.train.head import TrainResult
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the stage signature's types
+    from poetslearn.config import RetrainConfig
+    from poetslearn.context import RunContext
+    from poetslearn.data.sources import Dataset
+    from poetslearn.extract.backends import ExtractionBackend
+    from poetslearn.extract.bottlenecks import Bottlenecks
+    from poetslearn.extract.extractor import FeatureExtractor
+
 
 class ImageReader:
     """A split's images as network input ([n, s, s, 3], preprocessed), read batch by batch:
@@ -41,16 +51,17 @@ class ImageReader:
         pass
 
 
-def fine_tune_all(bottlenecks, dataset, extractor, config, log=print,
-                  warn=print) -> TrainResult:
+def fine_tune_all(bottlenecks: Bottlenecks, dataset: Dataset, extractor: FeatureExtractor,
+                  config: RetrainConfig, backend: ExtractionBackend | None,
+                  ctx: RunContext) -> TrainResult:
     """The trainer for --fine_tune_blocks all."""
     import tensorflow as tf
 
     where = ("on the GPU" if tf.config.list_physical_devices("GPU") else
              "on the CPU: slow, --fine_tune_blocks K is the fast route without a GPU")
-    log(f"Fine-tuning the whole network on the images themselves (no activation cache), "
+    ctx.log(f"Fine-tuning the whole network on the images themselves (no activation cache), "
         f"{where}.")
     return run_fine_tuning(
-        whole_network(extractor.backbone), bottlenecks, dataset, extractor, config, log, warn,
+        whole_network(extractor.backbone), bottlenecks, dataset, extractor, config, ctx,
         lambda: {name: ImageReader(s.images, extractor.arch)
                  for name, s in bottlenecks.splits.items()})

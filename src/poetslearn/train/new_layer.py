@@ -5,8 +5,18 @@ from __future__ import annotations
 
 from poetslearn.config import WORK_DIR
 from poetslearn.train.head import HeadParams, TrainResult, train_softmax
-from poetslearn.progress import printing_around, progress
+from poetslearn.progress import printing_around
 from poetslearn.train.summaries import SummaryWriter, new_run_dir
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the stage signature's types
+    from poetslearn.config import RetrainConfig
+    from poetslearn.context import RunContext
+    from poetslearn.data.sources import Dataset
+    from poetslearn.extract.backends import ExtractionBackend
+    from poetslearn.extract.bottlenecks import Bottlenecks
+    from poetslearn.extract.extractor import FeatureExtractor
 
 
 class _StepProgress:
@@ -30,15 +40,18 @@ def open_summaries(config, architecture: str) -> SummaryWriter | None:
     return SummaryWriter(new_run_dir(root))
 
 
-def train_new_layer(bottlenecks, dataset, extractor, config, log=print,
-                    warn=print) -> TrainResult:
-    """A new softmax layer on the frozen bottlenecks; the best validation step is kept."""
+def train_new_layer(bottlenecks: Bottlenecks, dataset: Dataset, extractor: FeatureExtractor,
+                    config: RetrainConfig, backend: ExtractionBackend | None,
+                    ctx: RunContext) -> TrainResult:
+    """A new softmax layer on the frozen bottlenecks; the best validation step is kept.
+    (`backend` is unused: the bottlenecks are computed already.)"""
+    log = ctx.log
     params = HeadParams(config.how_many_training_steps, config.learning_rate,
                         config.train_batch_size, config.eval_step_interval,
                         config.validation_batch_size, config.weight_decay, config.seed)
     writer = open_summaries(config, extractor.arch.name)
     try:
-        with progress(params.steps, "Training", "step", config.show_progress) as bar:
+        with ctx.progress(params.steps, "Training", "step") as bar:
             trained = train_softmax(
                 bottlenecks.train_x, bottlenecks.train_y, bottlenecks.vectors["validation"],
                 bottlenecks.splits["validation"].labels, len(dataset.class_names), params,

@@ -2,7 +2,9 @@
 top blocks of the backbone with it (`fine_tune`, chosen by --fine_tune_blocks K > 0), or the whole
 network on the images (`fine_tune_all`, --fine_tune_blocks all).
 
-A trainer takes (bottlenecks, dataset, extractor, config, log, warn) and returns what it trained
+A trainer takes (bottlenecks, dataset, extractor, config, backend, ctx): the run's extraction
+backend computes whatever more it needs from the images (fine-tuning's activations), and `ctx`
+is the run's `RunContext`. It returns what it trained
 (`head.TrainResult`: the layer, its best step and validation accuracy, and, when it changed the
 features themselves, the test split's new features), which the score and export stages use.
 """
@@ -11,13 +13,21 @@ from __future__ import annotations
 
 from typing import Callable
 
+from poetslearn.config import RetrainConfig
+from poetslearn.context import RunContext
+from poetslearn.data.sources import Dataset
+from poetslearn.extract.backends import ExtractionBackend
+from poetslearn.extract.bottlenecks import Bottlenecks
+from poetslearn.extract.extractor import FeatureExtractor
+
 from poetslearn.errors import PoetslearnError
 from poetslearn.train.fine_tuning import fine_tune
 from poetslearn.train.fine_tuning_all import fine_tune_all
 from poetslearn.train.head import TrainResult
 from poetslearn.train.new_layer import train_new_layer
 
-Trainer = Callable[..., TrainResult]
+Trainer = Callable[[Bottlenecks, Dataset, FeatureExtractor, RetrainConfig,
+                    ExtractionBackend | None, RunContext], TrainResult]
 TRAINERS: dict[str, Trainer] = {"new_layer": train_new_layer, "fine_tune": fine_tune,
                                 "fine_tune_all": fine_tune_all}
 
