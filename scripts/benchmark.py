@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import statistics
 import platform
 import re
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,10 +36,12 @@ import click
 import numpy as np
 
 from poetslearn.backbone.architectures import get_architecture
+from poetslearn.backbone.codelab_graphs import codelab_graph_candidates
+from poetslearn.backbone.weights import build_backbone
 from poetslearn.data.cifar10 import load_cifar10
-from poetslearn.extract.extractor import FeatureExtractor
 from poetslearn.data.sources import calibration_images
-from poetslearn.backbone.weights import build_backbone, codelab_graph_candidates
+from poetslearn.extract.extractor import FeatureExtractor
+
 
 def count_macs(backbone) -> int:
     """Multiply-adds per image in the backbone's convolutions (everything else is negligible)."""
@@ -61,8 +63,8 @@ def rate(fn, images: np.ndarray, batch: int, min_seconds: float = 5.0) -> float:
     done, start = 0, time.perf_counter()
     while True:
         for i in range(0, len(images), batch):
-            fn(images[i:i + batch])
-            done += len(images[i:i + batch])
+            fn(images[i : i + batch])
+            done += len(images[i : i + batch])
         if time.perf_counter() - start >= min_seconds:
             return done / (time.perf_counter() - start)
 
@@ -70,13 +72,18 @@ def rate(fn, images: np.ndarray, batch: int, min_seconds: float = 5.0) -> float:
 def cpu_description() -> str:
     """The CPU's name and family/model numbers, from /proc/cpuinfo where there is one."""
     try:
-        fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if ":" in line)
+        fields = dict(
+            line.split(":", 1)
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if ":" in line
+        )
     except OSError:
         return platform.processor() or "unknown CPU"
     fields = {key.strip(): value.strip() for key, value in fields.items()}
-    return (f"{fields.get('model name', 'unknown CPU')} (family {fields.get('cpu family', '?')}, "
-            f"model {fields.get('model', '?')})")
+    return (
+        f"{fields.get('model name', 'unknown CPU')} (family {fields.get('cpu family', '?')}, "
+        f"model {fields.get('model', '?')})"
+    )
 
 
 def fma_peak_gflops(threads: int) -> float | None:
@@ -87,11 +94,18 @@ def fma_peak_gflops(threads: int) -> float | None:
     source = Path(__file__).with_name("fma_peak.c")
     with tempfile.TemporaryDirectory() as tmp:
         binary = Path(tmp) / "fma_peak"
-        subprocess.run([compiler, "-O2", "-march=native", "-pthread", str(source), "-o",
-                        str(binary)], check=True)
-        return max(float(subprocess.run([str(binary), str(threads)], check=True,
-                                        capture_output=True, text=True).stdout)
-                   for _ in range(3))
+        subprocess.run(
+            [compiler, "-O2", "-march=native", "-pthread", str(source), "-o", str(binary)],
+            check=True,
+        )
+        return max(
+            float(
+                subprocess.run(
+                    [str(binary), str(threads)], check=True, capture_output=True, text=True
+                ).stdout
+            )
+            for _ in range(3)
+        )
 
 
 def matmul_peak_gflops(n: int = 4096) -> float:
@@ -107,7 +121,7 @@ def matmul_peak_gflops(n: int = 4096) -> float:
         while time.perf_counter() - start < 2.0:
             matmul().numpy()
             count += 1
-        best = max(best, 2 * n ** 3 * count / (time.perf_counter() - start) / 1e9)
+        best = max(best, 2 * n**3 * count / (time.perf_counter() - start) / 1e9)
     return best
 
 
@@ -124,8 +138,11 @@ def codelab_rate(graph_path: Path, images: np.ndarray, size: int, out_dir: Path)
         resized = tf.compat.v1.image.resize_bilinear(raw[tf.newaxis], (size, size))
         scaled = (resized - 127.5) / 127.5
         (pool,) = tf.compat.v1.import_graph_def(
-            graph_def, input_map={"input:0": scaled},
-            return_elements=["MobilenetV1/Logits/AvgPool_1a/AvgPool:0"], name="")
+            graph_def,
+            input_map={"input:0": scaled},
+            return_elements=["MobilenetV1/Logits/AvgPool_1a/AvgPool:0"],
+            name="",
+        )
     with tf.compat.v1.Session(graph=graph) as session:
         session.run(pool, {raw: images[0]})
         start = time.perf_counter()
@@ -144,14 +161,30 @@ def codelab_rate(graph_path: Path, images: np.ndarray, size: int, out_dir: Path)
 @click.option("--batch", type=int, default=128)
 @click.option("--seconds", type=float, default=5.0, help="minimum time per method and round")
 @click.option("--int8/--no-int8", default=True, help="also time the int8 engine")
-@click.option("--rounds", type=int, default=3, help="interleaved timings per method; the median "
-              "is reported")
-@click.option("--skip_warm", is_flag=True, help="skip the warm full-CIFAR-10 retrain (needs a "
-              "filled --bottleneck_dir)")
-@click.option("--bottleneck_dir", type=click.Path(path_type=Path),
-              default=Path("tf_files/bottlenecks"))
-def main(architecture, weights, model_dir, data_dir, images, batch, seconds, int8, rounds,
-         skip_warm, bottleneck_dir):
+@click.option(
+    "--rounds", type=int, default=3, help="interleaved timings per method; the median is reported"
+)
+@click.option(
+    "--skip_warm",
+    is_flag=True,
+    help="skip the warm full-CIFAR-10 retrain (needs a filled --bottleneck_dir)",
+)
+@click.option(
+    "--bottleneck_dir", type=click.Path(path_type=Path), default=Path("tf_files/bottlenecks")
+)
+def main(
+    architecture,
+    weights,
+    model_dir,
+    data_dir,
+    images,
+    batch,
+    seconds,
+    int8,
+    rounds,
+    skip_warm,
+    bottleneck_dir,
+):
     arch = get_architecture(architecture)
     report: dict = {"architecture": arch.name}
     # The retrain runs go first: a child started from this process after it loaded TensorFlow
@@ -159,11 +192,27 @@ def main(architecture, weights, model_dir, data_dir, images, batch, seconds, int
     if not skip_warm:
         # Full CIFAR-10 retrain in a subprocess: the first fills the cache (if needed), the
         # second is the warm re-run that is timed, with its own peak memory.
-        command = [sys.executable, "-m", "poetslearn", "retrain", "--architecture", arch.name,
-                   "--weights", weights, "--model_dir", str(model_dir), "--data_dir",
-                   str(data_dir), "--bottleneck_dir", str(bottleneck_dir), "--quiet",
-                   "--output_graph", str(Path(tempfile.gettempdir()) / "bench_graph.pb"),
-                   "--output_labels", str(Path(tempfile.gettempdir()) / "bench_labels.txt")]
+        command = [
+            sys.executable,
+            "-m",
+            "poetslearn",
+            "retrain",
+            "--architecture",
+            arch.name,
+            "--weights",
+            weights,
+            "--model_dir",
+            str(model_dir),
+            "--data_dir",
+            str(data_dir),
+            "--bottleneck_dir",
+            str(bottleneck_dir),
+            "--quiet",
+            "--output_graph",
+            str(Path(tempfile.gettempdir()) / "bench_graph.pb"),
+            "--output_labels",
+            str(Path(tempfile.gettempdir()) / "bench_labels.txt"),
+        ]
         runs = []
         for _ in range(2):
             start = time.perf_counter()
@@ -175,17 +224,25 @@ def main(architecture, weights, model_dir, data_dir, images, batch, seconds, int
             accuracy = next(line for line in out.splitlines() if line.startswith("Final test"))
             runs.append((wall, peak, head, accuracy))
         (cold, cold_peak, _, _), (warm, warm_peak, head, accuracy) = runs
-        print(f"first retrain (cold unless cached): {cold:.1f} s, peak {cold_peak:,.0f} MB; "
-              f"warm re-run: {warm:.1f} s (new layer {head:.1f} s), peak {warm_peak:,.0f} MB; "
-              f"{accuracy}")
-        report.update(first_run_s=round(cold, 1), first_run_peak_mb=cold_peak,
-                      warm_run_s=round(warm, 1), warm_run_peak_mb=warm_peak, head_s=head)
+        print(
+            f"first retrain (cold unless cached): {cold:.1f} s, peak {cold_peak:,.0f} MB; "
+            f"warm re-run: {warm:.1f} s (new layer {head:.1f} s), peak {warm_peak:,.0f} MB; "
+            f"{accuracy}"
+        )
+        report.update(
+            first_run_s=round(cold, 1),
+            first_run_peak_mb=cold_peak,
+            warm_run_s=round(warm, 1),
+            warm_run_peak_mb=warm_peak,
+            head_s=head,
+        )
 
     threads = os.cpu_count() or 1
     fma_peak = fma_peak_gflops(threads)
     matmul_peak = matmul_peak_gflops()
-    report.update(fma_peak_gflops=fma_peak and round(fma_peak, 1),
-                  matmul_peak_gflops=round(matmul_peak, 1))
+    report.update(
+        fma_peak_gflops=fma_peak and round(fma_peak, 1), matmul_peak_gflops=round(matmul_peak, 1)
+    )
 
     data = load_cifar10(data_dir, download=False, show_progress=False)
     pixels = data.splits["train"].images.pixels[:images].astype(np.float32)
@@ -199,20 +256,23 @@ def main(architecture, weights, model_dir, data_dir, images, batch, seconds, int
         methods[f"poetslearn {engine}"] = lambda x, e=extractor: rate(e, x, batch, seconds)
     if int8:  # approximate: other features, so it is not a candidate for "auto"
         calibration = calibration_images(data.splits["train"], arch.input_size)
-        quantized = FeatureExtractor(arch, backbone, engine="tflite_int8",
-                                     int8_calibration=calibration)
+        quantized = FeatureExtractor(
+            arch, backbone, engine="tflite_int8", int8_calibration=calibration
+        )
         methods["poetslearn tflite_int8"] = lambda x: rate(quantized, x, batch, seconds)
     import tensorflow as tf
 
     resized = tf.image.resize(pixels, (arch.input_size,) * 2, method="bilinear").numpy()
     scaled = (resized - arch.input_mean) / arch.input_std
     methods["keras predict"] = lambda x: rate(
-        lambda y: backbone.predict(y, batch_size=batch, verbose=0), scaled, batch, seconds)
+        lambda y: backbone.predict(y, batch_size=batch, verbose=0), scaled, batch, seconds
+    )
     graph = next((p for p in codelab_graph_candidates(arch, model_dir) if p.is_file()), None)
     if graph is not None:
+
         def codelab(x):
             with tempfile.TemporaryDirectory() as tmp:
-                return codelab_rate(graph, x[:min(images, 512)], arch.input_size, Path(tmp))
+                return codelab_rate(graph, x[: min(images, 512)], arch.input_size, Path(tmp))
 
         methods["codelab-style"] = codelab
     readings: dict[str, list[float]] = {name: [] for name in methods}
@@ -225,22 +285,33 @@ def main(architecture, weights, model_dir, data_dir, images, batch, seconds, int
     report["macs_per_image"] = macs
     report["weights"] = info.description
     report["cpu"] = cpu_description()
-    print(f"{arch.name} ({info.description}); {threads} cores, {platform.machine()}, "
-          f"{report['cpu']}")
-    print(f"FP32 peak: {f'{fma_peak:.0f}' if fma_peak else 'not measured (no C compiler)'} "
-          f"GFLOP/s (FMA only), {matmul_peak:.0f} GFLOP/s (4096x4096 matmul)")
-    print(f"{'method':30s} {'img/s':>9s} {'GFLOP/s':>8s} {'% FMA':>6s} {'% matmul':>9s} "
-          f"{'auto is':>8s}  readings")
+    print(
+        f"{arch.name} ({info.description}); {threads} cores, {platform.machine()}, {report['cpu']}"
+    )
+    print(
+        f"FP32 peak: {f'{fma_peak:.0f}' if fma_peak else 'not measured (no C compiler)'} "
+        f"GFLOP/s (FMA only), {matmul_peak:.0f} GFLOP/s (4096x4096 matmul)"
+    )
+    print(
+        f"{'method':30s} {'img/s':>9s} {'GFLOP/s':>8s} {'% FMA':>6s} {'% matmul':>9s} "
+        f"{'auto is':>8s}  readings"
+    )
     best = results[next(iter(results))]
     for name, value in results.items():
         gflops = value * 2 * macs / 1e9 if macs else None
-        share = (f"{gflops / fma_peak:6.0%}" if gflops and fma_peak else f"{'-':>6s}")
-        print(f"{name:30s} {value:9,.1f} {f'{gflops:8.0f}' if gflops else f'{chr(45):>8s}'} "
-              f"{share} {f'{gflops / matmul_peak:9.0%}' if gflops else f'{chr(45):>9s}'} "
-              f"{best / value:7.1f}x  {', '.join(f'{v:,.1f}' for v in readings[name])}")
+        share = f"{gflops / fma_peak:6.0%}" if gflops and fma_peak else f"{'-':>6s}"
+        print(
+            f"{name:30s} {value:9,.1f} {f'{gflops:8.0f}' if gflops else f'{chr(45):>8s}'} "
+            f"{share} {f'{gflops / matmul_peak:9.0%}' if gflops else f'{chr(45):>9s}'} "
+            f"{best / value:7.1f}x  {', '.join(f'{v:,.1f}' for v in readings[name])}"
+        )
 
-    report.update(images=images, rounds=rounds, engine=auto.engine_name,
-                  img_per_s={k: round(v, 1) for k, v in results.items()})
+    report.update(
+        images=images,
+        rounds=rounds,
+        engine=auto.engine_name,
+        img_per_s={k: round(v, 1) for k, v in results.items()},
+    )
     print(json.dumps(report))
 
 

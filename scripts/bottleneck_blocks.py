@@ -14,8 +14,8 @@ import time
 
 import click
 import numpy as np
-
 from _common import cifar10_bottlenecks, cifar10_options
+
 from poetslearn.backbone.block_features import resolve_bottleneck_blocks
 from poetslearn.config import RetrainConfig
 from poetslearn.train.head import HeadParams, accuracy, train_softmax
@@ -31,33 +31,54 @@ def block_widths(arch) -> list[int]:
 @click.command()
 @cifar10_options
 @click.option("--blocks", default="1,2,4,6,all", help="The N to compare, comma-separated.")
-@click.option("--weight_decay", type=float, default=RetrainConfig.weight_decay, show_default=True,
-              help="The head's L2 weight decay (retrain's --weight_decay).")
+@click.option(
+    "--weight_decay",
+    type=float,
+    default=RetrainConfig.weight_decay,
+    show_default=True,
+    help="The head's L2 weight decay (retrain's --weight_decay).",
+)
 def main(architecture, weights, model_dir, data_dir, bottleneck_dir, blocks, weight_decay) -> None:
     start = time.perf_counter()
-    vectors, splits, arch, info = cifar10_bottlenecks(architecture, weights, model_dir, data_dir,
-                                                      bottleneck_dir, bottleneck_blocks="all")
-    print(f"{arch.name}, {info.description}; every block's bottleneck: "
-          f"{time.perf_counter() - start:.0f} s (extraction, or reading the cache); head weight "
-          f"decay {weight_decay:g}")
+    vectors, splits, arch, info = cifar10_bottlenecks(
+        architecture, weights, model_dir, data_dir, bottleneck_dir, bottleneck_blocks="all"
+    )
+    print(
+        f"{arch.name}, {info.description}; every block's bottleneck: "
+        f"{time.perf_counter() - start:.0f} s (extraction, or reading the cache); head weight "
+        f"decay {weight_decay:g}"
+    )
     widths = block_widths(arch)
     d = RetrainConfig()
-    params = HeadParams(d.how_many_training_steps, d.learning_rate, d.train_batch_size,
-                        d.eval_step_interval, -1, weight_decay, d.seed)
+    params = HeadParams(
+        d.how_many_training_steps,
+        d.learning_rate,
+        d.train_batch_size,
+        d.eval_step_interval,
+        -1,
+        weight_decay,
+        d.seed,
+    )
     ty, vy, sy = (splits[s].labels for s in ("train", "validation", "test"))
-    print(f"{'N':>4s} {'width':>6s} {'val':>7s} {'0-999':>7s} {'10k':>7s} {'best':>6s} "
-          f"{'seconds':>8s}")
+    print(
+        f"{'N':>4s} {'width':>6s} {'val':>7s} {'0-999':>7s} {'10k':>7s} {'best':>6s} "
+        f"{'seconds':>8s}"
+    )
     for text in blocks.split(","):
         n = resolve_bottleneck_blocks(arch, text if text == "all" else int(text))
         columns = slice(-sum(widths[-n:]), None)
         tx, vx, sx = (vectors[s][:, columns] for s in ("train", "validation", "test"))
         t = time.perf_counter()
-        trained = train_softmax(np.ascontiguousarray(tx), ty, vx, vy, 10, params,
-                                log=lambda *_: None)
+        trained = train_softmax(
+            np.ascontiguousarray(tx), ty, vx, vy, 10, params, log=lambda *_: None
+        )
         layer = trained.layer
-        print(f"{text:>4s} {tx.shape[1]:6d} {accuracy(layer, vx, vy):7.1%} "
-              f"{accuracy(layer, sx[:1000], sy[:1000]):7.1%} {accuracy(layer, sx, sy):7.1%} "
-              f"{trained.best_step:6d} {time.perf_counter() - t:8.1f}", flush=True)
+        print(
+            f"{text:>4s} {tx.shape[1]:6d} {accuracy(layer, vx, vy):7.1%} "
+            f"{accuracy(layer, sx[:1000], sy[:1000]):7.1%} {accuracy(layer, sx, sy):7.1%} "
+            f"{trained.best_step:6d} {time.perf_counter() - t:8.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

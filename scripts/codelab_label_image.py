@@ -38,8 +38,9 @@ def main() -> None:
             image = v1.image.decode_bmp(data)
         else:
             image = v1.image.decode_jpeg(data, channels=3)
-        resized = v1.image.resize_bilinear(v1.expand_dims(v1.cast(image, tf.float32), 0),
-                                           [args.input_size, args.input_size])
+        resized = v1.image.resize_bilinear(
+            v1.expand_dims(v1.cast(image, tf.float32), 0), [args.input_size, args.input_size]
+        )
         pixels = session.run((resized - args.input_mean) / args.input_std)
     with v1.Session(graph=graph) as session:
         scores = session.run("final_result:0", {"input:0": pixels})[0]

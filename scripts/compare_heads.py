@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+
 import click
 import numpy as np
+from _common import cifar10_bottlenecks, cifar10_options
 
 from poetslearn.config import RetrainConfig
-from _common import cifar10_bottlenecks, cifar10_options
 from poetslearn.train.head import HeadParams, SoftmaxLayer, accuracy, softmax, train_softmax
 
 
@@ -37,15 +38,23 @@ def codelab_head(x, y, n_classes, steps=4000, lr=0.01, batch=100, seed=0) -> Sof
 @click.command()
 @cifar10_options
 def main(architecture, weights, model_dir, data_dir, bottleneck_dir) -> None:
-    vectors, splits, arch, info = cifar10_bottlenecks(architecture, weights, model_dir, data_dir,
-                                                      bottleneck_dir)
+    vectors, splits, arch, info = cifar10_bottlenecks(
+        architecture, weights, model_dir, data_dir, bottleneck_dir
+    )
     tx, ty = vectors["train"], splits["train"].labels
     vx, vy = vectors["validation"], splits["validation"].labels
     sx, sy = vectors["test"], splits["test"].labels
 
     d = RetrainConfig()
-    base = HeadParams(d.how_many_training_steps, d.learning_rate, d.train_batch_size,
-                      d.eval_step_interval, -1, d.weight_decay, 0)
+    base = HeadParams(
+        d.how_many_training_steps,
+        d.learning_rate,
+        d.train_batch_size,
+        d.eval_step_interval,
+        -1,
+        d.weight_decay,
+        0,
+    )
     variants = {
         "default": base,
         "Adam, 4,000 x 100": replace(base, steps=4000, batch_size=100),
@@ -64,13 +73,18 @@ def main(architecture, weights, model_dir, data_dir, bottleneck_dir) -> None:
         t = time.perf_counter()
         layer = train_softmax(tx, ty, vx, vy, 10, params, log=lambda *_: None).layer
         s = time.perf_counter() - t
-        print(f"{name:28s} {accuracy(layer, vx, vy):7.1%} {accuracy(layer, sx, sy):7.1%} "
-              f"{accuracy(layer, sx[:1000], sy[:1000]):7.1%} {s:8.1f}")
+        print(
+            f"{name:28s} {accuracy(layer, vx, vy):7.1%} {accuracy(layer, sx, sy):7.1%} "
+            f"{accuracy(layer, sx[:1000], sy[:1000]):7.1%} {s:8.1f}"
+        )
     t = time.perf_counter()
     layer = codelab_head(tx, ty, 10)
     s = time.perf_counter() - t
-    print(f"{'codelab (SGD 0.01, 4000x100)':28s} {accuracy(layer, vx, vy):7.1%} {accuracy(layer, sx, sy):7.1%} "
-          f"{accuracy(layer, sx[:1000], sy[:1000]):7.1%} {s:8.1f}")
+    print(
+        f"{'codelab (SGD 0.01, 4000x100)':28s} {accuracy(layer, vx, vy):7.1%} "
+        f"{accuracy(layer, sx, sy):7.1%} "
+        f"{accuracy(layer, sx[:1000], sy[:1000]):7.1%} {s:8.1f}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ import numpy as np
 
 from poetslearn.backbone.architectures import get_architecture
 from poetslearn.backbone.split import split_backbone
-from poetslearn.memory import peak_memory_mb
 from poetslearn.backbone.weights import build_backbone
+from poetslearn.memory import peak_memory_mb
 
 
 @click.command()
@@ -28,8 +28,10 @@ def main(architecture: str, blocks: int, batch: int) -> None:
     before = peak_memory_mb()
     for _ in range(3):
         split.top(x, training=False).numpy()
-    print(f"{architecture} K={blocks}, {batch} activations a pass: peak {before:.0f} MB before, "
-          f"{peak_memory_mb():.0f} MB after")
+    print(
+        f"{architecture} K={blocks}, {batch} activations a pass: peak {before:.0f} MB before, "
+        f"{peak_memory_mb():.0f} MB after"
+    )
 
 
 if __name__ == "__main__":

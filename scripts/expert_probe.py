@@ -10,11 +10,12 @@ with scikit-learn). The head must come within 0.5 points of it; the test set is 
 from __future__ import annotations
 
 import time
+
 import click
 import numpy as np
+from _common import cifar10_bottlenecks, cifar10_options
 from scipy.optimize import minimize
 
-from _common import cifar10_bottlenecks, cifar10_options
 from poetslearn.config import RetrainConfig
 from poetslearn.train.head import HeadParams, softmax, train_softmax
 
@@ -34,8 +35,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float) -> np.
         return loss, grad.ravel()
 
     w0 = np.zeros((xb.shape[1], n_classes))
-    result = minimize(loss_grad, w0.ravel(), jac=True, method="L-BFGS-B",
-                      options={"maxiter": 1000})
+    result = minimize(loss_grad, w0.ravel(), jac=True, method="L-BFGS-B", options={"maxiter": 1000})
     return result.x.reshape(-1, n_classes)
 
 
@@ -46,8 +46,9 @@ def accuracy_of(w: np.ndarray, x: np.ndarray, y: np.ndarray) -> float:
 @click.command()
 @cifar10_options
 def main(architecture, weights, model_dir, data_dir, bottleneck_dir) -> None:
-    vectors, splits, arch, info = cifar10_bottlenecks(architecture, weights, model_dir, data_dir,
-                                                      bottleneck_dir)
+    vectors, splits, arch, info = cifar10_bottlenecks(
+        architecture, weights, model_dir, data_dir, bottleneck_dir
+    )
     tx, vx, sx = (vectors[s] for s in ("train", "validation", "test"))
     ty, vy, sy = (splits[s].labels for s in ("train", "validation", "test"))
     mean, std = tx.mean(0), tx.std(0) + 1e-6
@@ -61,23 +62,45 @@ def main(architecture, weights, model_dir, data_dir, bottleneck_dir) -> None:
         w = fit_logistic(tz, ty, 10, l2)
         seconds = time.perf_counter() - t
         row = (accuracy_of(w, vz, vy), accuracy_of(w, sz, sy), accuracy_of(w, sz[:1000], sy[:1000]))
-        print(f"{'probe, L2 ' + format(l2, 'g'):34s} {row[0]:7.1%} {row[1]:7.1%} {row[2]:7.1%} "
-              f"{seconds:8.1f}")
+        print(
+            f"{'probe, L2 ' + format(l2, 'g'):34s} {row[0]:7.1%} {row[1]:7.1%} {row[2]:7.1%} "
+            f"{seconds:8.1f}"
+        )
         if best is None or row[0] > best[1][0]:
             best = (l2, row)
     d = RetrainConfig()
     t = time.perf_counter()
-    layer = train_softmax(tx, ty, vx, vy, 10, HeadParams(
-        d.how_many_training_steps, d.learning_rate, d.train_batch_size, d.eval_step_interval, -1,
-        d.weight_decay, d.seed), log=lambda *_: None).layer
+    layer = train_softmax(
+        tx,
+        ty,
+        vx,
+        vy,
+        10,
+        HeadParams(
+            d.how_many_training_steps,
+            d.learning_rate,
+            d.train_batch_size,
+            d.eval_step_interval,
+            -1,
+            d.weight_decay,
+            d.seed,
+        ),
+        log=lambda *_: None,
+    ).layer
     seconds = time.perf_counter() - t
-    head = [float((layer.logits(a).argmax(1) == b).mean())
-            for a, b in ((vx, vy), (sx, sy), (sx[:1000], sy[:1000]))]
-    print(f"{'poetslearn default head':34s} {head[0]:7.1%} {head[1]:7.1%} {head[2]:7.1%} "
-          f"{seconds:8.1f}")
-    print(f"expert probe (L2 {best[0]:g}, chosen on validation): test {best[1][1]:.1%}; "
-          f"head minus probe on test: {100 * (head[1] - best[1][1]):+.1f} points, "
-          f"on validation: {100 * (head[0] - best[1][0]):+.1f} points")
+    head = [
+        float((layer.logits(a).argmax(1) == b).mean())
+        for a, b in ((vx, vy), (sx, sy), (sx[:1000], sy[:1000]))
+    ]
+    print(
+        f"{'poetslearn default head':34s} {head[0]:7.1%} {head[1]:7.1%} {head[2]:7.1%} "
+        f"{seconds:8.1f}"
+    )
+    print(
+        f"expert probe (L2 {best[0]:g}, chosen on validation): test {best[1][1]:.1%}; "
+        f"head minus probe on test: {100 * (head[1] - best[1][1]):+.1f} points, "
+        f"on validation: {100 * (head[0] - best[1][0]):+.1f} points"
+    )
 
 
 if __name__ == "__main__":

@@ -41,15 +41,18 @@ def steps_per_second(step, x, y, min_seconds: float) -> float:
 @click.option("--architecture", default="mobilenet_0.50_224")
 @click.option("--weights", default="imagenet")
 @click.option("--model_dir", type=click.Path(path_type=Path), default=Path("../shared/models"))
-@click.option("--blocks", default="1,2,4", help="Values of K, comma-separated ('all': the "
-              "whole network, as --fine_tune_blocks all).")
+@click.option(
+    "--blocks",
+    default="1,2,4",
+    help="Values of K, comma-separated ('all': the whole network, as --fine_tune_blocks all).",
+)
 @click.option("--batch", default=64, show_default=True, help="--fine_tune_batch_size")
 @click.option("--seconds", default=10.0, show_default=True, help="Timing per K.")
 def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
     import keras
 
-    from poetslearn.backbone.split import split_backbone, whole_network
     from poetslearn.backbone.load import load_backbone
+    from poetslearn.backbone.split import split_backbone, whole_network
     from poetslearn.train.fine_tuning import _build, make_train_step
     from poetslearn.train.head import SoftmaxLayer
 
@@ -60,31 +63,55 @@ def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
     rng = np.random.default_rng(0)
     rows = []
     for k in (b if b == "all" else int(b) for b in blocks.split(",")):
-        split = (whole_network(backbone.model) if k == "all"
-                 else split_backbone(backbone.arch, backbone.model, k))
+        split = (
+            whole_network(backbone.model)
+            if k == "all"
+            else split_backbone(backbone.arch, backbone.model, k)
+        )
         dim = backbone.arch.feature_dim
-        start = SoftmaxLayer(rng.normal(0, 0.01, (dim, 10)).astype(np.float32),
-                             np.zeros(10, np.float32), np.zeros(dim, np.float32),
-                             np.ones(dim, np.float32))
+        start = SoftmaxLayer(
+            rng.normal(0, 0.01, (dim, 10)).astype(np.float32),
+            np.zeros(10, np.float32),
+            np.zeros(dim, np.float32),
+            np.ones(dim, np.float32),
+        )
         model = _build(split, start)
         step = make_train_step(model, keras.optimizers.AdamW(1e-4))
         x = rng.uniform(0, 6, (batch, *split.activation_shape)).astype(np.float32)
         y = rng.integers(0, 10, batch)
         rate = steps_per_second(step, x, y, seconds) * batch
         gflops = rate * 3 * 2 * count_macs(split.top) / 1e9
-        rows.append({"blocks": k, "cut": split.cut, "images_per_s": round(rate, 1),
-                     "gflops": round(gflops, 1),
-                     "share_of_fma_peak": round(gflops / fma, 3) if fma else None,
-                     "share_of_matmul_peak": round(gflops / matmul, 3)})
-    print(f"{architecture}, batch {batch}, {threads} cores; FP32 peak: FMA loop "
-          f"{fma or float('nan'):.0f} GFLOP/s, TensorFlow matmul {matmul:.0f} GFLOP/s")
+        rows.append(
+            {
+                "blocks": k,
+                "cut": split.cut,
+                "images_per_s": round(rate, 1),
+                "gflops": round(gflops, 1),
+                "share_of_fma_peak": round(gflops / fma, 3) if fma else None,
+                "share_of_matmul_peak": round(gflops / matmul, 3),
+            }
+        )
+    print(
+        f"{architecture}, batch {batch}, {threads} cores; FP32 peak: FMA loop "
+        f"{fma or float('nan'):.0f} GFLOP/s, TensorFlow matmul {matmul:.0f} GFLOP/s"
+    )
     for r in rows:
         fma_share = f"{r['share_of_fma_peak']:.0%}" if fma else "n/a"
-        print(f"K={r['blocks']} (cut {r['cut']}): {r['images_per_s']:,.0f} images/s, "
-              f"{r['gflops']:.0f} GFLOP/s = {fma_share} of the FMA peak, "
-              f"{r['share_of_matmul_peak']:.0%} of the matmul peak")
-    print(json.dumps({"architecture": architecture, "fma_peak_gflops": fma,
-                      "matmul_peak_gflops": matmul, "rows": rows}))
+        print(
+            f"K={r['blocks']} (cut {r['cut']}): {r['images_per_s']:,.0f} images/s, "
+            f"{r['gflops']:.0f} GFLOP/s = {fma_share} of the FMA peak, "
+            f"{r['share_of_matmul_peak']:.0%} of the matmul peak"
+        )
+    print(
+        json.dumps(
+            {
+                "architecture": architecture,
+                "fma_peak_gflops": fma,
+                "matmul_peak_gflops": matmul,
+                "rows": rows,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -63,26 +63,70 @@ def main(architecture, model_dir, data_dir, weights, rounds) -> None:
     photo = work / "cat.jpg"
     Image.fromarray(data.chelsea()).save(photo)  # 451x300, larger than any input size
     poetslearn = [sys.executable, "-m", "poetslearn"]
-    common = ["retrain", "--architecture", architecture, "--weights", weights, "--model_dir",
-              str(model_dir.resolve()), "--image_dir", str(folder), "--bottleneck_dir",
-              str(work / "b"), "--summaries_dir", "", "--how_many_training_steps", "100",
-              "--quiet"]
-    subprocess.run(poetslearn + common + [
-        "--output_graph", str(work / "graph.pb"), "--output_labels", str(work / "labels.txt"),
-        "--tflite_output", str(work / "model.tflite")], check=True, capture_output=True)
-    subprocess.run(poetslearn + common + [
-        "--input_format", "codelab", "--output_graph", str(work / "codelab.pb"),
-        "--output_labels", str(work / "labels.txt")], check=True, capture_output=True)
+    common = [
+        "retrain",
+        "--architecture",
+        architecture,
+        "--weights",
+        weights,
+        "--model_dir",
+        str(model_dir.resolve()),
+        "--image_dir",
+        str(folder),
+        "--bottleneck_dir",
+        str(work / "b"),
+        "--summaries_dir",
+        "",
+        "--how_many_training_steps",
+        "100",
+        "--quiet",
+    ]
+    subprocess.run(
+        poetslearn
+        + common
+        + [
+            "--output_graph",
+            str(work / "graph.pb"),
+            "--output_labels",
+            str(work / "labels.txt"),
+            "--tflite_output",
+            str(work / "model.tflite"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        poetslearn
+        + common
+        + [
+            "--input_format",
+            "codelab",
+            "--output_graph",
+            str(work / "codelab.pb"),
+            "--output_labels",
+            str(work / "labels.txt"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     size = json.loads((work / "graph.pb.json").read_text())["input_size"][0]
     commands = {
-        "poetslearn label, .tflite": poetslearn + ["label", "--graph", str(work / "model.tflite"),
-                                                   "--image", str(photo)],
-        "poetslearn label, .pb": poetslearn + ["label", "--graph", str(work / "graph.pb"),
-                                               "--image", str(photo)],
+        "poetslearn label, .tflite": poetslearn
+        + ["label", "--graph", str(work / "model.tflite"), "--image", str(photo)],
+        "poetslearn label, .pb": poetslearn
+        + ["label", "--graph", str(work / "graph.pb"), "--image", str(photo)],
         "codelab label_image.py steps, .pb": [
-            sys.executable, str(ROOT / "scripts" / "codelab_label_image.py"), "--graph",
-            str(work / "codelab.pb"), "--labels", str(work / "labels.txt"), "--image",
-            str(photo), "--input_size", str(size)],
+            sys.executable,
+            str(ROOT / "scripts" / "codelab_label_image.py"),
+            "--graph",
+            str(work / "codelab.pb"),
+            "--labels",
+            str(work / "labels.txt"),
+            "--image",
+            str(photo),
+            "--input_size",
+            str(size),
+        ],
     }
     for command in commands.values():  # warm the disk cache; not counted
         timed(command)
@@ -96,8 +140,10 @@ def main(architecture, model_dir, data_dir, weights, rounds) -> None:
     print("| command | median wall s | readings | vs .tflite |")
     print("|---|---|---|---|")
     for name, median in medians.items():
-        print(f"| {name} | {median:.2f} | {', '.join(f'{r:.2f}' for r in readings[name])} | "
-              f"{median / fastest:.1f}x |")
+        print(
+            f"| {name} | {median:.2f} | {', '.join(f'{r:.2f}' for r in readings[name])} | "
+            f"{median / fastest:.1f}x |"
+        )
     print(json.dumps({"architecture": architecture, "median_s": medians, "readings_s": readings}))
 
 

@@ -55,8 +55,9 @@ def _kind(param: click.Parameter) -> str:
     if isinstance(param.type, (click.IntRange, click.FloatRange)):
         low, high = param.type.min, param.type.max
         bounds = [f">= {low}" if low is not None else "", f"<= {high}" if high is not None else ""]
-        return f"{'integer' if isinstance(param.type, click.IntRange) else 'number'} " + \
-            " ".join(b for b in bounds if b)
+        return f"{'integer' if isinstance(param.type, click.IntRange) else 'number'} " + " ".join(
+            b for b in bounds if b
+        )
     if isinstance(param.type, click.Choice):
         return " \\| ".join(f"`{c}`" for c in param.type.choices)
     if isinstance(param, click.Option) and param.is_flag:
@@ -67,9 +68,18 @@ def _kind(param: click.Parameter) -> str:
 def describe_command(name: str, command: click.Command) -> list[str]:
     ctx = click.Context(command, info_name=f"poetslearn {name}")
     help_text = _help_markdown(command.help or "")
-    lines = [f"## `poetslearn {name}`", "", "```", command.get_usage(ctx), "```", "",
-             help_text.strip(), "", "| option | takes | default | what it does |",
-             "|---|---|---|---|"]
+    lines = [
+        f"## `poetslearn {name}`",
+        "",
+        "```",
+        command.get_usage(ctx),
+        "```",
+        "",
+        help_text.strip(),
+        "",
+        "| option | takes | default | what it does |",
+        "|---|---|---|---|",
+    ]
     for param in command.params:
         if not isinstance(param, click.Option) or param.hidden:
             continue

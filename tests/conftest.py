@@ -17,8 +17,10 @@ def shared() -> Path:
     the reason, on a developer's machine; in CI (CI set) it fails: CI must run everything."""
     path = shared_dir()
     if not (path / "README.md").is_file():
-        message = (f"needs the shared data folder {path} (genuine weights, CIFAR-10); set "
-                   f"POETSLEARN_SHARED_DIR")
+        message = (
+            f"needs the shared data folder {path} (genuine weights, CIFAR-10); set "
+            f"POETSLEARN_SHARED_DIR"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

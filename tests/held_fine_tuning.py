@@ -8,8 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from poetslearn.cli import main as cli
-
+from poetslearn.cli.main import cli
 from poetslearn.train import fine_tuning
 
 
@@ -28,4 +27,4 @@ def hold_after_first_epoch(held_file: Path) -> None:
 if __name__ == "__main__":
     hold_after_first_epoch(Path(sys.argv[1]))
     sys.argv = ["poetslearn", *sys.argv[2:]]
-    cli.main()
+    cli()

@@ -15,10 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
-from poetslearn.cli import main as cli
-
 from poetslearn.cli import retrain as cli_retrain
-
+from poetslearn.cli.main import cli
 from poetslearn.data import sources
 
 HOLD_LIMIT_S = 600  # a guard only: a test that never signals does not leave a process behind
@@ -48,4 +46,4 @@ def hold_extraction(held_file: Path, hold_after: int) -> None:
 if __name__ == "__main__":
     hold_extraction(Path(sys.argv[1]), int(sys.argv[2]))
     sys.argv = ["poetslearn", *sys.argv[3:]]
-    cli.main()
+    cli()

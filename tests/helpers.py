@@ -17,8 +17,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Solid colours, one per class; small noise so no two images are byte-identical.
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 50), "blue": (40, 40, 230)}
-CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                 "truck"]
+CIFAR_CLASSES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
 
 
 def shared_dir() -> Path:
@@ -40,7 +50,8 @@ def make_colour_folder(root: Path, per_class: int = 10, colours=COLOURS) -> Path
         for i in range(per_class):
             fmt, ext = formats[i % len(formats)]
             Image.fromarray(noisy_colour(colour, seed=100 * c + i)).save(
-                folder / f"img_{i}.{ext}", format=fmt)
+                folder / f"img_{i}.{ext}", format=fmt
+            )
     return root
 
 
@@ -55,9 +66,12 @@ def make_tiny_cifar(folder: Path, per_batch: int = 20, test_size: int = 30) -> P
             base = np.array([label * 25, 255 - label * 25, (label * 70) % 256])
             img = np.clip(base + rng.integers(-5, 6, (32, 32, 3)), 0, 255).astype(np.uint8)
             rows.append(img.transpose(2, 0, 1).reshape(-1))  # R plane, G plane, B plane
-        return {b"data": np.stack(rows), b"labels": labels,
-                b"filenames": [f"img_{offset + i}.png".encode() for i in range(n)],
-                b"batch_label": b"tiny"}
+        return {
+            b"data": np.stack(rows),
+            b"labels": labels,
+            b"filenames": [f"img_{offset + i}.png".encode() for i in range(n)],
+            b"batch_label": b"tiny",
+        }
 
     members = {f"data_batch_{k}": batch(per_batch, k * per_batch) for k in range(1, 6)}
     members["test_batch"] = batch(test_size, 7)
@@ -85,17 +99,33 @@ def randomise_batch_norm(backbone, seed: int = 3) -> None:
             for variable in layer.weights:
                 kind = variable.path.split("/")[-1]
                 low, high = {"moving_variance": (0.5, 2.0), "gamma": (0.5, 1.5)}.get(
-                    kind, (-0.5, 0.5))
+                    kind, (-0.5, 0.5)
+                )
                 variable.assign(rng.uniform(low, high, variable.shape).astype(np.float32))
 
 
 def retrain_args(tmp_path: Path, *extra: str) -> list[str]:
-    return ["retrain", "--architecture", "test_tiny", "--weights", "none",
-            "--bottleneck_dir", str(tmp_path / "bottlenecks"),
-            "--output_graph", str(tmp_path / "out" / "graph.pb"),
-            "--output-labels", str(tmp_path / "out" / "labels.txt"),
-            "--summaries_dir", str(tmp_path / "summaries"),
-            "--how_many_training_steps", "300", "--eval_step_interval", "50", "--quiet", *extra]
+    return [
+        "retrain",
+        "--architecture",
+        "test_tiny",
+        "--weights",
+        "none",
+        "--bottleneck_dir",
+        str(tmp_path / "bottlenecks"),
+        "--output_graph",
+        str(tmp_path / "out" / "graph.pb"),
+        "--output-labels",
+        str(tmp_path / "out" / "labels.txt"),
+        "--summaries_dir",
+        str(tmp_path / "summaries"),
+        "--how_many_training_steps",
+        "300",
+        "--eval_step_interval",
+        "50",
+        "--quiet",
+        *extra,
+    ]
 
 
 def graph_probabilities(graph_path, pixels: np.ndarray) -> np.ndarray:

@@ -34,9 +34,14 @@ class GatedFiles(FileImages):
         self.positions = list(positions) if positions is not None else list(range(len(paths)))
 
     def subset(self, indices: list[int]) -> GatedFiles:
-        return GatedFiles([self.paths[i] for i in indices], [self.names[i] for i in indices],
-                          [self.keys()[i] for i in indices], self.gate, self.hold_from,
-                          [self.positions[i] for i in indices])
+        return GatedFiles(
+            [self.paths[i] for i in indices],
+            [self.names[i] for i in indices],
+            [self.keys()[i] for i in indices],
+            self.gate,
+            self.hold_from,
+            [self.positions[i] for i in indices],
+        )
 
     def load_batch(self, indices, size):
         first = self.positions[indices[0]]
@@ -50,15 +55,19 @@ class GatedFiles(FileImages):
 
 def gated_splits(image_dir: Path, gate: Path, hold_from: int):
     """Every image of the folder as one split, loaded through the gate."""
-    from poetslearn.data.image_folder import load_image_folder
     import numpy as np
 
+    from poetslearn.data.image_folder import load_image_folder
     from poetslearn.data.sources import Split
 
     dataset = load_image_folder(image_dir, show_progress=False)
-    images = [(p, n, k, label) for split in dataset.splits.values()
-              for p, n, k, label in zip(split.images.paths, split.images.names,
-                                        split.images.keys(), split.labels)]
+    images = [
+        (p, n, k, label)
+        for split in dataset.splits.values()
+        for p, n, k, label in zip(
+            split.images.paths, split.images.names, split.images.keys(), split.labels
+        )
+    ]
     paths, names, keys, labels = map(list, zip(*images))
     return {"train": Split(GatedFiles(paths, names, keys, gate, hold_from), np.array(labels))}
 
@@ -71,18 +80,21 @@ def tiny_extractor():
 
 
 def main(address, image_dir, cache_dir, gate, hold_from, batch) -> None:
+    from poetslearn.extract.backends.ray import RayExtraction
     from poetslearn.extract.bottleneck_cache import BottleneckCache
     from poetslearn.extract.bottlenecks import compute_bottlenecks
-    from poetslearn.extract.backends.ray import RayExtraction
 
     extractor = tiny_extractor()
-    cache = BottleneckCache(Path(cache_dir), "test_tiny", extractor.fingerprint,
-                            extractor.feature_dim)
+    cache = BottleneckCache(
+        Path(cache_dir), "test_tiny", extractor.fingerprint, extractor.feature_dim
+    )
     splits = gated_splits(Path(image_dir), Path(gate), int(hold_from))
-    _, _, stats = compute_bottlenecks(splits, extractor, cache, int(batch), show_progress=False,
-                                      backend=RayExtraction(address))
-    print(json.dumps({"cached": stats.cached, "computed": stats.computed,
-                      "by_node": stats.by_node}))
+    _, _, stats = compute_bottlenecks(
+        splits, extractor, cache, int(batch), show_progress=False, backend=RayExtraction(address)
+    )
+    print(
+        json.dumps({"cached": stats.cached, "computed": stats.computed, "by_node": stats.by_node})
+    )
 
 
 if __name__ == "__main__":

@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from poetslearn.backbone.architectures import ARCHITECTURES, get_architecture
-from poetslearn.backbone.split import (ActivationCodec, cut_layer, split_backbone,
-                                       valid_block_counts)
-from poetslearn.errors import PoetslearnError
-from poetslearn.backbone.weights import build_backbone
 from helpers import randomise_batch_norm
+from poetslearn.backbone.architectures import ARCHITECTURES, get_architecture
+from poetslearn.backbone.split import ActivationCodec, cut_layer, split_backbone, valid_block_counts
+from poetslearn.backbone.weights import build_backbone
+from poetslearn.errors import PoetslearnError
 
 
 def test_every_architecture_names_its_blocks_and_they_exist():
@@ -29,10 +28,16 @@ def test_every_architecture_names_its_blocks_and_they_exist():
         cut_layer(get_architecture("mobilenet_0.50_224"), 14)
 
 
-@pytest.mark.parametrize("name, blocks, shape", [
-    ("mobilenet_0.25_128", 1, (4, 4, 256)), ("mobilenet_0.25_128", 2, (8, 8, 128)),
-    ("mobilenet_0.25_128", 13, (64, 64, 8)), ("inception_v3", 3, (17, 17, 768)),
-    ("test_tiny", 1, (32, 32, 3))])
+@pytest.mark.parametrize(
+    "name, blocks, shape",
+    [
+        ("mobilenet_0.25_128", 1, (4, 4, 256)),
+        ("mobilenet_0.25_128", 2, (8, 8, 128)),
+        ("mobilenet_0.25_128", 13, (64, 64, 8)),
+        ("inception_v3", 3, (17, 17, 768)),
+        ("test_tiny", 1, (32, 32, 3)),
+    ],
+)
 def test_top_of_bottom_is_the_whole_backbone(name, blocks, shape):
     arch = get_architecture(name)
     backbone, _ = build_backbone(arch, "none")

@@ -44,8 +44,17 @@ def test_retrain_then_label_each_colour(tmp_path, colour_dir):
         assert re.fullmatch(rf"{name} \(score=0\.\d{{5}}\)", first), out.output
         assert len(out.output.splitlines()) == 3  # top_k 5 capped at the 3 classes
 
-    out = run(["label", "--graph", str(tmp_path / "out" / "graph.pb"), "--json", "--top_k", "1",
-               *[str(p) for _, p in images]])
+    out = run(
+        [
+            "label",
+            "--graph",
+            str(tmp_path / "out" / "graph.pb"),
+            "--json",
+            "--top_k",
+            "1",
+            *[str(p) for _, p in images],
+        ]
+    )
     doc = json.loads(out.output)
     assert [r["predictions"][0]["label"] for r in doc["results"]] == [n for n, _ in images]
     assert all(len(r["predictions"]) == 1 for r in doc["results"])
@@ -56,8 +65,9 @@ def test_label_bad_image_fails_but_labels_the_others(tmp_path, colour_dir):
     bad = tmp_path / "notes.jpg"
     bad.write_text("not an image")
     good = colour_dir / "red" / "img_0.png"
-    result = CliRunner().invoke(cli, ["label", "--graph", str(tmp_path / "out" / "graph.pb"),
-                                      str(bad), str(good)])
+    result = CliRunner().invoke(
+        cli, ["label", "--graph", str(tmp_path / "out" / "graph.pb"), str(bad), str(good)]
+    )
     assert result.exit_code == 1
     assert f"Error: {bad} is not a readable image" in result.stderr
     assert f"{good}:" in result.stdout and "red (score=" in result.stdout
@@ -91,8 +101,9 @@ def test_different_weights_never_share_vectors(tmp_path, colour_dir):
     model.set_weights([w * 2 for w in model.get_weights()])
     weights_file = tmp_path / "doubled.weights.h5"
     model.save_weights(weights_file)
-    doubled = run(retrain_args(tmp_path, "--image_dir", str(colour_dir), "--weights",
-                               str(weights_file)))
+    doubled = run(
+        retrain_args(tmp_path, "--image_dir", str(colour_dir), "--weights", str(weights_file))
+    )
     assert doubled.exit_code == 0, doubled.output
     assert "Computed 30 bottlenecks" in doubled.output
     assert "weights file" in doubled.output and "sha256" in doubled.output
@@ -100,8 +111,9 @@ def test_different_weights_never_share_vectors(tmp_path, colour_dir):
 
 
 def test_retrain_on_tiny_cifar10(tmp_path, tiny_cifar):
-    result = run(retrain_args(tmp_path, "--data_dir", str(tiny_cifar),
-                              "--print_misclassified_test_images"))
+    result = run(
+        retrain_args(tmp_path, "--data_dir", str(tiny_cifar), "--print_misclassified_test_images")
+    )
     assert result.exit_code == 0, result.output
     assert "CIFAR-10: 10 classes; train 90, validation 10, test 30" in result.output
     accuracy = float(re.search(r"Final test accuracy = ([\d.]+)% \(N=30\)", result.output)[1])
@@ -114,12 +126,12 @@ def test_retrain_on_tiny_cifar10(tmp_path, tiny_cifar):
 def test_deterministic_with_seed(tmp_path, colour_dir):
     outputs = []
     for run_id in range(2):
-        args = retrain_args(tmp_path / str(run_id), "--image_dir", str(colour_dir),
-                            "--seed", "3")
+        args = retrain_args(tmp_path / str(run_id), "--image_dir", str(colour_dir), "--seed", "3")
         result = run(args)
         # Everything but timings, rates and memory must be identical.
-        timeless = re.sub(r"[\d.]+ s\b|\([\d,]+ img/s\)|memory [\d,]+ MB|run-[\d-]+", "",
-                          result.output)
+        timeless = re.sub(
+            r"[\d.]+ s\b|\([\d,]+ img/s\)|memory [\d,]+ MB|run-[\d-]+", "", result.output
+        )
         outputs.append(timeless.replace(str(tmp_path / str(run_id)), ""))
         outputs.append(graph_constants(tmp_path / str(run_id) / "out" / "graph.pb"))
     assert outputs[0] == outputs[2]
@@ -143,20 +155,26 @@ def graph_constants(path: Path) -> dict[str, np.ndarray]:
 
 
 def test_kebab_and_snake_spellings_are_the_same_option(tmp_path, colour_dir):
-    args = retrain_args(tmp_path, "--image-dir", str(colour_dir), "--how-many-training-steps",
-                        "20")
+    args = retrain_args(tmp_path, "--image-dir", str(colour_dir), "--how-many-training-steps", "20")
     result = run(args)
     assert result.exit_code == 0, result.output
     assert "Step 20:" in result.output and "Step 300" not in result.output
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["--architecture", "resnet_50"], 2, "'resnet_50' is not one of"),
-    (["--image_dir", "/no/such/folder"], 2, "does not exist"),
-    (["--how_many_training_steps", "0"], 1, "--how_many_training_steps must be greater than 0"),
-    (["--validation_percentage", "60", "--testing_percentage", "40"], 1, "sum to less than 100"),
-    (["--dataset", "cifar10", "--image_dir", "."], 2, "not both"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--architecture", "resnet_50"], 2, "'resnet_50' is not one of"),
+        (["--image_dir", "/no/such/folder"], 2, "does not exist"),
+        (["--how_many_training_steps", "0"], 1, "--how_many_training_steps must be greater than 0"),
+        (
+            ["--validation_percentage", "60", "--testing_percentage", "40"],
+            1,
+            "sum to less than 100",
+        ),
+        (["--dataset", "cifar10", "--image_dir", "."], 2, "not both"),
+    ],
+)
 def test_bad_usage(tmp_path, args, code, message):
     result = CliRunner().invoke(cli, retrain_args(tmp_path, *args))
     assert result.exit_code == code, result.output
@@ -187,7 +205,8 @@ def test_class_too_small_to_split_is_an_error_before_any_work(tmp_path):
     result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(folder)))
     assert result.exit_code == 1
     assert "Class 'blue'" in result.output and "has 2 image(s); at least 3 are needed" in (
-        result.output)
+        result.output
+    )
     assert not (tmp_path / "bottlenecks").exists()
 
 
@@ -200,8 +219,9 @@ def test_missing_cifar_without_download_names_the_folder(tmp_path, monkeypatch):
 
 
 def test_retrain_json_goes_to_stdout_and_text_to_stderr(tmp_path, colour_dir):
-    result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
-                                                  "--json"))
+    result = CliRunner().invoke(
+        cli, retrain_args(tmp_path, "--image_dir", str(colour_dir), "--json")
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["test_accuracy"] == 1.0 and report["dataset"]["classes"] == sorted(COLOURS)
@@ -211,21 +231,34 @@ def test_retrain_json_goes_to_stdout_and_text_to_stderr(tmp_path, colour_dir):
 
 
 def test_assert_accuracy_at_least(tmp_path, colour_dir):
-    ok = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
-                                              "--assert_accuracy_at_least", "0.9"))
+    ok = CliRunner().invoke(
+        cli,
+        retrain_args(tmp_path, "--image_dir", str(colour_dir), "--assert_accuracy_at_least", "0.9"),
+    )
     assert ok.exit_code == 0, ok.output
     # Random weights on CIFAR-like noise cannot reach 99%: the gate fails and nothing is written.
     from helpers import make_tiny_cifar
 
     data = make_tiny_cifar(tmp_path / "cifar")
     out = tmp_path / "gated"
-    failed = CliRunner().invoke(cli, retrain_args(
-        out, "--data_dir", str(data), "--assert_accuracy_at_least", "0.999",
-        "--how_many_training_steps", "1"))
+    failed = CliRunner().invoke(
+        cli,
+        retrain_args(
+            out,
+            "--data_dir",
+            str(data),
+            "--assert_accuracy_at_least",
+            "0.999",
+            "--how_many_training_steps",
+            "1",
+        ),
+    )
     assert failed.exit_code == 1 and "ACCURACY FAILED" in failed.output
     assert list((out / "out").iterdir()) == []  # the folder was checked for writing, no more
-    bad = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
-                                               "--assert_accuracy_at_least", "80"))
+    bad = CliRunner().invoke(
+        cli,
+        retrain_args(tmp_path, "--image_dir", str(colour_dir), "--assert_accuracy_at_least", "80"),
+    )
     assert bad.exit_code == 1 and "a fraction between 0 and 1" in bad.output
 
 
@@ -245,15 +278,25 @@ def test_tensorboard_summaries_one_folder_per_run(tmp_path, colour_dir):
                     tags.setdefault(split, set()).add(value.tag)
     assert {"accuracy", "cross_entropy", "final_layer/weights"} <= tags["train"]
     assert {"accuracy", "cross_entropy"} <= tags["validation"]
-    off = run(retrain_args(tmp_path / "off", "--image_dir", str(colour_dir), "--summaries_dir",
-                           ""))
+    off = run(retrain_args(tmp_path / "off", "--image_dir", str(colour_dir), "--summaries_dir", ""))
     assert off.exit_code == 0 and "TensorBoard" not in off.output
 
 
 def test_distorted_copies_are_cached_and_trained_on(tmp_path, colour_dir):
-    args = retrain_args(tmp_path, "--image_dir", str(colour_dir), "--flip_left_right",
-                        "--random_crop", "10", "--random_scale", "20", "--random_brightness", "10",
-                        "--distorted_copies", "3")
+    args = retrain_args(
+        tmp_path,
+        "--image_dir",
+        str(colour_dir),
+        "--flip_left_right",
+        "--random_crop",
+        "10",
+        "--random_scale",
+        "20",
+        "--random_brightness",
+        "10",
+        "--distorted_copies",
+        "3",
+    )
     first = run(args)
     assert first.exit_code == 0, first.output
     train = int(re.search(r"train (\d+),", first.output)[1])
@@ -266,8 +309,8 @@ def test_distorted_copies_are_cached_and_trained_on(tmp_path, colour_dir):
 
 
 def test_distortions_change_pixels_reproducibly(colour_dir):
-    from poetslearn.data.image_folder import load_image_folder
     from poetslearn.data.distortions import DistortedImages, Distortions
+    from poetslearn.data.image_folder import load_image_folder
 
     data = load_image_folder(colour_dir, show_progress=False, warn=lambda *_: None)
     base = data.splits["train"].images
@@ -299,8 +342,10 @@ def test_int8_engine_trains_on_its_own_cached_vectors(tmp_path, colour_dir):
 
 
 def test_whole_output_of_retrain_and_label_is_pinned(tmp_path, colour_dir):
-    result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
-                                                  "--how_many_training_steps", "100"))
+    result = CliRunner().invoke(
+        cli,
+        retrain_args(tmp_path, "--image_dir", str(colour_dir), "--how_many_training_steps", "100"),
+    )
     assert result.exit_code == 0, result.output
     t = str(tmp_path)
     number = r"[\d,]+(\.\d)?"
@@ -327,9 +372,11 @@ def test_whole_output_of_retrain_and_label_is_pinned(tmp_path, colour_dir):
     assert len(lines) == len(expected), result.stdout
     for line, pattern in zip(lines, expected):
         assert re.fullmatch(pattern, line), (line, pattern)
-    assert result.stderr == ("Warning: --weights none uses random weights; the classifier will "
-                             "be far worse than with ImageNet weights. Use it for quick tests "
-                             "only.\n")
+    assert result.stderr == (
+        "Warning: --weights none uses random weights; the classifier will "
+        "be far worse than with ImageNet weights. Use it for quick tests "
+        "only.\n"
+    )
 
     from poetslearn.config import LabelConfig
     from poetslearn.inference.label import load_classifier
@@ -339,8 +386,9 @@ def test_whole_output_of_retrain_and_label_is_pinned(tmp_path, colour_dir):
     red, blue = colour_dir / "red" / "img_0.png", colour_dir / "blue" / "img_1.jpg"
 
     def block(path: Path, indent: str) -> str:
-        return "".join(f"{indent}{p.label} (score={p.score:.5f})\n"
-                       for p in classifier.classify(path, 5))
+        return "".join(
+            f"{indent}{p.label} (score={p.score:.5f})\n" for p in classifier.classify(path, 5)
+        )
 
     one = CliRunner().invoke(cli, ["label", "--graph", graph, "--image", str(red)])
     assert one.exit_code == 0 and one.stderr == ""

@@ -14,15 +14,15 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from helpers import COLOURS, noisy_colour
+from helpers import COLOURS, noisy_colour, retrain_args
 from poetslearn.cli.main import cli
-from helpers import retrain_args
 
 CODELAB_GRAPH = "models/mobilenet_v1_1.0_224_poets_retrained/retrained_graph.pb"
 
 
-def label_image_py(graph: Path, image: Path, size: int, mean: float = 128.0,
-                   std: float = 128.0) -> np.ndarray:
+def label_image_py(
+    graph: Path, image: Path, size: int, mean: float = 128.0, std: float = 128.0
+) -> np.ndarray:
     """The codelab's scripts/label_image.py, step for step, in TF1 graph mode: decoder chosen by
     the file name, float cast, expand_dims, tf.image.resize_bilinear (TF1), (x - mean) / std,
     then the graph's `input` -> `final_result`. Written here, independent of poetslearn."""
@@ -40,8 +40,9 @@ def label_image_py(graph: Path, image: Path, size: int, mean: float = 128.0,
             decoded = v1.image.decode_bmp(data)
         else:
             decoded = v1.image.decode_jpeg(data, channels=3)
-        resized = v1.image.resize_bilinear(v1.expand_dims(v1.cast(decoded, tf.float32), 0),
-                                           [size, size])
+        resized = v1.image.resize_bilinear(
+            v1.expand_dims(v1.cast(decoded, tf.float32), 0), [size, size]
+        )
         normalized = session.run(v1.divide(v1.subtract(resized, [mean]), [std]))
     graph_def = v1.GraphDef.FromString(Path(graph).read_bytes())
     with tf.Graph().as_default() as g:
@@ -52,8 +53,9 @@ def label_image_py(graph: Path, image: Path, size: int, mean: float = 128.0,
 
 def label_json(graph: Path, images: list[Path], *extra: str) -> list[list[float]]:
     """Scores per image from `poetslearn label --json`, in the graph's label order."""
-    result = CliRunner().invoke(cli, ["label", "--graph", str(graph), "--json", "--top_k",
-                                      "100", *extra, *map(str, images)])
+    result = CliRunner().invoke(
+        cli, ["label", "--graph", str(graph), "--json", "--top_k", "100", *extra, *map(str, images)]
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)["results"]
 
@@ -71,9 +73,14 @@ def photos(tmp_path) -> list[Path]:
     cat, coffee = data.chelsea(), data.coffee()  # 300x451 and 400x600
     out = tmp_path / "photos"
     out.mkdir()
-    files = [(cat, "cat.jpg", "JPEG"), (coffee, "coffee.jpg", "JPEG"), (cat, "cat.png", "PNG"),
-             (cat[::4, ::4], "small_cat.bmp", "BMP"), (coffee[100:260, 200:380], "crop.gif", "GIF"),
-             (cat[60:150, 100:220], "small.jpg", "JPEG")]
+    files = [
+        (cat, "cat.jpg", "JPEG"),
+        (coffee, "coffee.jpg", "JPEG"),
+        (cat, "cat.png", "PNG"),
+        (cat[::4, ::4], "small_cat.bmp", "BMP"),
+        (coffee[100:260, 200:380], "crop.gif", "GIF"),
+        (cat[60:150, 100:220], "small.jpg", "JPEG"),
+    ]
     for pixels, name, fmt in files:
         Image.fromarray(np.ascontiguousarray(pixels)).save(out / name, format=fmt)
     return [out / name for _, name, _ in files]
@@ -83,8 +90,9 @@ def test_label_on_a_codelab_graph_reproduces_label_image_py(shared, tmp_path, ph
     graph = shared / CODELAB_GRAPH
     labels = tmp_path / "labels.txt"
     labels.write_text("first\nsecond\n")
-    results = label_json(graph, photos, "--labels", str(labels), "--input_mean", "128",
-                         "--input_std", "128")
+    results = label_json(
+        graph, photos, "--labels", str(labels), "--input_mean", "128", "--input_std", "128"
+    )
     for image, result in zip(photos, results):
         expected = label_image_py(graph, image, 224)
         got = scores_by_label(result, ["first", "second"])
@@ -95,9 +103,17 @@ def test_label_on_a_codelab_graph_reproduces_label_image_py(shared, tmp_path, ph
 def codelab_format(tmp_path, colour_dir):
     """test_tiny trained twice on the same colours: pixels format and --input_format codelab."""
     for fmt in ("pixels", "codelab"):
-        args = retrain_args(tmp_path, "--image_dir", str(colour_dir), "--input_format", fmt,
-                            "--output_graph", str(tmp_path / fmt / "graph.pb"),
-                            "--tflite_output", str(tmp_path / fmt / "model.tflite"))
+        args = retrain_args(
+            tmp_path,
+            "--image_dir",
+            str(colour_dir),
+            "--input_format",
+            fmt,
+            "--output_graph",
+            str(tmp_path / fmt / "graph.pb"),
+            "--tflite_output",
+            str(tmp_path / fmt / "model.tflite"),
+        )
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
     images = []
@@ -125,16 +141,20 @@ def test_codelab_format_graph_is_fed_like_label_image_py(codelab_format):
 def test_codelab_format_is_the_same_classifier_as_the_pixels_format(codelab_format):
     """One model, two doors: pixels resized to 32x32, fed as 0..255 to the pixels graph and as
     (x - 128) / 128 to the codelab graph (and to its .tflite), give the same scores."""
-    from poetslearn.extract.engines import interpreter_class
-    from poetslearn.data.images import load_image
     from helpers import graph_probabilities
+    from poetslearn.data.images import load_image
+    from poetslearn.extract.engines import interpreter_class
 
     tmp_path, images = codelab_format
     pixels = np.stack([load_image(p, 32) for _, p in images])
     by_pixels = graph_probabilities(tmp_path / "pixels" / "graph.pb", pixels)
     scaled = (pixels - 128.0) / 128.0
-    by_codelab = np.concatenate([graph_probabilities(tmp_path / "codelab" / "graph.pb",
-                                                     image[np.newaxis]) for image in scaled])
+    by_codelab = np.concatenate(
+        [
+            graph_probabilities(tmp_path / "codelab" / "graph.pb", image[np.newaxis])
+            for image in scaled
+        ]
+    )
     np.testing.assert_allclose(by_codelab, by_pixels, atol=1e-5)
     interpreter = interpreter_class()(model_path=str(tmp_path / "codelab" / "model.tflite"))
     interpreter.allocate_tensors()
@@ -147,8 +167,17 @@ def test_codelab_format_is_the_same_classifier_as_the_pixels_format(codelab_form
         np.testing.assert_allclose(got, expected, atol=1e-4)
     # `evaluate` reads the format from the metadata too.
     for fmt in ("pixels", "codelab"):
-        result = CliRunner().invoke(cli, ["evaluate", "--graph", str(tmp_path / fmt / "graph.pb"),
-                                          "--image_dir", str(tmp_path / "colours"), "--quiet"])
+        result = CliRunner().invoke(
+            cli,
+            [
+                "evaluate",
+                "--graph",
+                str(tmp_path / fmt / "graph.pb"),
+                "--image_dir",
+                str(tmp_path / "colours"),
+                "--quiet",
+            ],
+        )
         assert result.exit_code == 0 and "accuracy = 100.0%" in result.output, result.output
 
 
@@ -158,9 +187,14 @@ def test_numpy_resize_equals_tensorflows_antialiased_resize():
     from poetslearn.data.images import resize_antialiased
 
     rng = np.random.default_rng(0)
-    for (h, w), (oh, ow) in [((480, 640), (224, 224)), ((32, 32), (224, 224)),
-                             ((100, 37), (128, 128)), ((300, 451), (299, 299)), ((7, 3), (32, 32)),
-                             ((224, 224), (224, 224))]:
+    for (h, w), (oh, ow) in [
+        ((480, 640), (224, 224)),
+        ((32, 32), (224, 224)),
+        ((100, 37), (128, 128)),
+        ((300, 451), (299, 299)),
+        ((7, 3), (32, 32)),
+        ((224, 224), (224, 224)),
+    ]:
         x = rng.uniform(0, 255, (h, w, 3)).astype(np.float32)
         expected = tf.image.resize(x[None], (oh, ow), method="bilinear", antialias=True)
         got = resize_antialiased(x, oh, ow)
@@ -183,23 +217,24 @@ finally:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", RUN_CLI, *args], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", RUN_CLI, *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_label_with_a_tflite_model_never_imports_tensorflow(tmp_path, colour_dir):
     from poetslearn.config import LabelConfig
     from poetslearn.inference.label import load_classifier
 
-    args = retrain_args(tmp_path, "--image_dir", str(colour_dir), "--tflite_output",
-                        str(tmp_path / "m.tflite"))
+    args = retrain_args(
+        tmp_path, "--image_dir", str(colour_dir), "--tflite_output", str(tmp_path / "m.tflite")
+    )
     assert CliRunner().invoke(cli, args).exit_code == 0
     photo = tmp_path / "photo.jpg"
     Image.fromarray(noisy_colour(COLOURS["green"], size=(300, 200), seed=3)).save(photo)
     done = run_cli("label", "--graph", str(tmp_path / "m.tflite"), "--json", str(photo))
     assert done.returncode == 0 and done.stderr == "NO TENSORFLOW\n", done.stderr
-    scores = {p["label"]: p["score"]
-              for p in json.loads(done.stdout)["results"][0]["predictions"]}
+    scores = {p["label"]: p["score"] for p in json.loads(done.stdout)["results"][0]["predictions"]}
     # The same image through the frozen graph (TensorFlow's resize inside): the same scores.
     graph = load_classifier(LabelConfig(graph=tmp_path / "out" / "graph.pb"))
     for prediction in graph.classify(photo, 3):
@@ -210,27 +245,46 @@ POETSLEARN_LINE = re.compile(
     r"(Scanning images|Computing bottlenecks|Training|Evaluating): \d+% \([\d,]+/[\d,]+\), "
     r"[\d,.]+ \w+/s(, [\d,]+ s left)?"
     r"|Warning: --weights none uses random weights; .*"
-    r"|TENSORFLOW IMPORTED|NO TENSORFLOW")
+    r"|TENSORFLOW IMPORTED|NO TENSORFLOW"
+)
 
 
 def test_every_stderr_line_is_poetslearns_own(tmp_path, colour_dir):
     out = tmp_path / "out"
-    args = retrain_args(tmp_path, "--image_dir", str(colour_dir), "--flip_left_right",
-                        "--engine", "tflite_int8", "--saved_model_dir", str(out / "saved"),
-                        "--tflite_output", str(out / "m.tflite"), "--tflite_quantize", "int8")
+    args = retrain_args(
+        tmp_path,
+        "--image_dir",
+        str(colour_dir),
+        "--flip_left_right",
+        "--engine",
+        "tflite_int8",
+        "--saved_model_dir",
+        str(out / "saved"),
+        "--tflite_output",
+        str(out / "m.tflite"),
+        "--tflite_quantize",
+        "int8",
+    )
     retrain = run_cli(*[a for a in args if a != "--quiet"])  # progress lines on
-    runs = [retrain,
-            run_cli("label", "--graph", str(out / "graph.pb"), str(colour_dir / "red" /
-                                                                   "img_0.png")),
-            run_cli("label", "--graph", str(out / "m.tflite"), str(colour_dir / "red" /
-                                                                   "img_0.png")),
-            run_cli("evaluate", "--graph", str(out / "graph.pb"), "--image_dir",
-                    str(colour_dir)),
-            run_cli("evaluate", "--graph", str(out / "m.tflite"), "--image_dir",
-                    str(colour_dir), "--plot", str(tmp_path / "p.png"))]
+    runs = [
+        retrain,
+        run_cli("label", "--graph", str(out / "graph.pb"), str(colour_dir / "red" / "img_0.png")),
+        run_cli("label", "--graph", str(out / "m.tflite"), str(colour_dir / "red" / "img_0.png")),
+        run_cli("evaluate", "--graph", str(out / "graph.pb"), "--image_dir", str(colour_dir)),
+        run_cli(
+            "evaluate",
+            "--graph",
+            str(out / "m.tflite"),
+            "--image_dir",
+            str(colour_dir),
+            "--plot",
+            str(tmp_path / "p.png"),
+        ),
+    ]
     for run in runs:
         assert run.returncode == 0, run.stderr
-        strangers = [line for line in run.stderr.splitlines()
-                     if not POETSLEARN_LINE.fullmatch(line)]
+        strangers = [
+            line for line in run.stderr.splitlines() if not POETSLEARN_LINE.fullmatch(line)
+        ]
         assert strangers == [], strangers
     assert "Computing bottlenecks: 100%" in retrain.stderr  # progress did come through

@@ -25,7 +25,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Length", str(len(self.payload)))
         self.end_headers()
-        body = self.payload if self.drop_after is None else self.payload[:self.drop_after]
+        body = self.payload if self.drop_after is None else self.payload[: self.drop_after]
         self.wfile.write(body)
         self.wfile.flush()
         self.close_connection = True
@@ -48,8 +48,9 @@ def server(shared):
 
 
 def test_download_succeeds_and_is_hash_checked(tmp_path, server):
-    dest = fetch_file(server, tmp_path / "cache" / "m.tgz", sha256=SHARED_SHA256,
-                      show_progress=False)
+    dest = fetch_file(
+        server, tmp_path / "cache" / "m.tgz", sha256=SHARED_SHA256, show_progress=False
+    )
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == SHARED_SHA256
     # A second call finds the verified file and does not download again.
     fetch_file(server, dest, sha256=SHARED_SHA256, show_progress=False)
@@ -83,24 +84,25 @@ def test_unreachable_server_says_what_to_do(tmp_path):
         fetch_file("http://127.0.0.1:9/nothing", tmp_path / "x", show_progress=False, timeout=5)
 
 
-def test_imagenet_weights_fall_back_to_the_codelab_tarball_download(tmp_path, server,
-                                                                    monkeypatch):
+def test_imagenet_weights_fall_back_to_the_codelab_tarball_download(tmp_path, server, monkeypatch):
     """No local weights, Keras download fails: the codelab's tarball is fetched and imported."""
-    from poetslearn.backbone import weights
+    from poetslearn.backbone import codelab_graphs, weights
     from poetslearn.backbone.architectures import get_architecture
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setenv("POETSLEARN_CACHE_DIR", str(tmp_path / "cache"))
     base = server.rsplit("/", 1)[0] + "/"
     keras_spec = get_architecture("mobilenet_0.25_128").keras_weights
-    monkeypatch.setattr(weights, "CODELAB_MOBILENET_URL", base)
+    monkeypatch.setattr(codelab_graphs, "CODELAB_MOBILENET_URL", base)
     # The Keras URL points at a path our server answers with the wrong bytes for an h5 file;
     # make it unreachable instead so the codelab tarball is the one that succeeds.
-    monkeypatch.setattr(type(keras_spec), "url", property(lambda self: "http://127.0.0.1:9/x.h5"),
-                        raising=False)
+    monkeypatch.setattr(
+        type(keras_spec), "url", property(lambda self: "http://127.0.0.1:9/x.h5"), raising=False
+    )
     models = tmp_path / "models"
-    backbone, info = weights.build_backbone(get_architecture("mobilenet_0.25_128"), "imagenet",
-                                            models)
+    backbone, info = weights.build_backbone(
+        get_architecture("mobilenet_0.25_128"), "imagenet", models
+    )
     assert (models / "mobilenet_v1_0.25_128_frozen.tgz").is_file()
     assert info.sha256 == SHARED_SHA256 and "frozen.tgz" in info.path
     assert any("127.0.0.1:9" in place for place in info.looked_in)

@@ -9,17 +9,22 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from helpers import COLOURS, noisy_colour, graph_probabilities
+from helpers import COLOURS, graph_probabilities, noisy_colour, retrain_args
 from poetslearn.cli.main import cli
 from poetslearn.data.images import load_image
-from helpers import retrain_args
 
 
 @pytest.fixture
 def exported(tmp_path, colour_dir):
-    args = retrain_args(tmp_path, "--image_dir", str(colour_dir),
-                        "--saved_model_dir", str(tmp_path / "saved"),
-                        "--tflite_output", str(tmp_path / "model.tflite"))
+    args = retrain_args(
+        tmp_path,
+        "--image_dir",
+        str(colour_dir),
+        "--saved_model_dir",
+        str(tmp_path / "saved"),
+        "--tflite_output",
+        str(tmp_path / "model.tflite"),
+    )
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     images = []
@@ -47,20 +52,40 @@ def test_saved_model_matches_the_frozen_graph(exported):
     assert [s.decode() for s in by_bytes["labels"].numpy()] == [n for n, _ in images]
     # tensorflow_hub.load reads the same folder.
     via_hub = hub.load(str(tmp_path / "saved"))
-    np.testing.assert_allclose(via_hub.classify_images(pixels)["probabilities"].numpy(), expected,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        via_hub.classify_images(pixels)["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_tflite_matches_the_frozen_graph_and_label_reads_it(exported):
     tmp_path, images = exported
-    result = CliRunner().invoke(cli, ["label", "--graph", str(tmp_path / "model.tflite"),
-                                      "--json", *[str(p) for _, p in images]])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "label",
+            "--graph",
+            str(tmp_path / "model.tflite"),
+            "--json",
+            *[str(p) for _, p in images],
+        ],
+    )
     assert result.exit_code == 0, result.output
     got = json.loads(result.stdout)["results"]
     assert [r["predictions"][0]["label"] for r in got] == [n for n, _ in images]
-    graph = json.loads(CliRunner().invoke(cli, ["label", "--graph",
-                                                str(tmp_path / "out" / "graph.pb"), "--json",
-                                                *[str(p) for _, p in images]]).stdout)["results"]
+    graph = json.loads(
+        CliRunner()
+        .invoke(
+            cli,
+            [
+                "label",
+                "--graph",
+                str(tmp_path / "out" / "graph.pb"),
+                "--json",
+                *[str(p) for _, p in images],
+            ],
+        )
+        .stdout
+    )["results"]
     for a, b in zip(got, graph):
         scores_a = {p["label"]: p["score"] for p in a["predictions"]}
         scores_b = {p["label"]: p["score"] for p in b["predictions"]}
@@ -77,7 +102,7 @@ def cifar_folder(shared, root, classes=(0, 6, 9), per_class=40, offset=0):
     for c in classes:
         folder = root / data.class_names[c]
         folder.mkdir(parents=True, exist_ok=True)
-        rows = np.flatnonzero(train.labels == c)[offset:offset + per_class]
+        rows = np.flatnonzero(train.labels == c)[offset : offset + per_class]
         for i in rows:
             Image.fromarray(train.images.pixels[i]).save(folder / f"{i}.png")
     return root
@@ -85,17 +110,29 @@ def cifar_folder(shared, root, classes=(0, 6, 9), per_class=40, offset=0):
 
 def test_int8_tflite_agrees_with_float_on_real_images(tmp_path, shared, monkeypatch):
     """Full-integer model vs float model on held-out real photos, genuine ImageNet weights."""
-    from poetslearn.inference.label import TFLiteClassifier
     from poetslearn.config import LabelConfig
+    from poetslearn.inference.label import TFLiteClassifier
 
     monkeypatch.setenv("POETSLEARN_CACHE_DIR", str(tmp_path / "cache"))
     train_dir = cifar_folder(shared, tmp_path / "train")
     held_out = cifar_folder(shared, tmp_path / "held_out", per_class=15, offset=100)
     weights = str(shared / "models" / "mobilenet_v1_0.25_128_frozen.tgz")
     for name, extra in (("f", []), ("q", ["--tflite_quantize", "int8"])):
-        result = CliRunner().invoke(cli, retrain_args(
-            tmp_path, "--image_dir", str(train_dir), "--architecture", "mobilenet_0.25_128",
-            "--weights", weights, "--tflite_output", str(tmp_path / f"{name}.tflite"), *extra))
+        result = CliRunner().invoke(
+            cli,
+            retrain_args(
+                tmp_path,
+                "--image_dir",
+                str(train_dir),
+                "--architecture",
+                "mobilenet_0.25_128",
+                "--weights",
+                weights,
+                "--tflite_output",
+                str(tmp_path / f"{name}.tflite"),
+                *extra,
+            ),
+        )
         assert result.exit_code == 0, result.output
     meta = json.loads((tmp_path / "q.tflite.json").read_text())
     assert meta["quantization"] == "int8"
@@ -107,8 +144,9 @@ def test_int8_tflite_agrees_with_float_on_real_images(tmp_path, shared, monkeypa
 
 
 def test_tflite_quantize_without_output_is_an_error(tmp_path, colour_dir):
-    result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
-                                                  "--tflite_quantize", "int8"))
+    result = CliRunner().invoke(
+        cli, retrain_args(tmp_path, "--image_dir", str(colour_dir), "--tflite_quantize", "int8")
+    )
     assert result.exit_code == 1 and "--tflite_quantize needs --tflite_output" in result.output
 
 
@@ -133,30 +171,40 @@ def tiny_hub_module(path, size=24):
 
 def test_retrain_on_a_local_tfhub_module(tmp_path, colour_dir):
     module = tiny_hub_module(tmp_path / "module")
-    result = CliRunner().invoke(cli, retrain_args(
-        tmp_path, "--image_dir", str(colour_dir), "--tfhub_module", str(module)))
+    result = CliRunner().invoke(
+        cli, retrain_args(tmp_path, "--image_dir", str(colour_dir), "--tfhub_module", str(module))
+    )
     assert result.exit_code == 0, result.output
     assert "24x24 input, 15 features; weights: TF Hub module" in result.output
     assert "Final test accuracy = 100.0%" in result.output
     image = sorted((colour_dir / "blue").iterdir())[0]
-    out = CliRunner().invoke(cli, ["label", "--graph", str(tmp_path / "out" / "graph.pb"),
-                                   "--top_k", "1", str(image)])
+    out = CliRunner().invoke(
+        cli, ["label", "--graph", str(tmp_path / "out" / "graph.pb"), "--top_k", "1", str(image)]
+    )
     assert out.output.startswith("blue (score="), out.output
 
 
 def test_our_saved_model_is_itself_a_tfhub_module(exported, colour_dir):
     tmp_path, images = exported
     again = tmp_path / "again"
-    result = CliRunner().invoke(cli, retrain_args(
-        again, "--image_dir", str(colour_dir), "--tfhub_module", str(tmp_path / "saved")))
+    result = CliRunner().invoke(
+        cli,
+        retrain_args(
+            again, "--image_dir", str(colour_dir), "--tfhub_module", str(tmp_path / "saved")
+        ),
+    )
     assert result.exit_code == 0, result.output
     assert "32x32 input, 16 features" in result.output  # test_tiny's size and bottleneck
     assert "Final test accuracy = 100.0%" in result.output
 
 
 def test_tfhub_module_that_is_missing_says_so(tmp_path, colour_dir):
-    result = CliRunner().invoke(cli, retrain_args(
-        tmp_path, "--image_dir", str(colour_dir), "--tfhub_module", str(tmp_path / "nothing")))
+    result = CliRunner().invoke(
+        cli,
+        retrain_args(
+            tmp_path, "--image_dir", str(colour_dir), "--tfhub_module", str(tmp_path / "nothing")
+        ),
+    )
     assert result.exit_code == 1 and "no such folder, and not a URL" in result.output
 
 
@@ -170,11 +218,18 @@ def test_classify_bytes_lays_transparency_on_white_like_label(exported):
 
     tmp_path, _ = exported
     rng = np.random.default_rng(9)
-    rgba = np.concatenate([np.full((40, 48, 3), (30, 200, 50), np.uint8),
-                           rng.integers(0, 256, (40, 48, 1), dtype=np.uint8)], axis=2)
-    files = {"alpha.png": Image.fromarray(rgba, "RGBA"),
-             "gray.png": Image.fromarray(rng.integers(0, 256, (40, 48), dtype=np.uint8), "L"),
-             "gray_alpha.png": Image.fromarray(rgba[..., 2:], "LA")}
+    rgba = np.concatenate(
+        [
+            np.full((40, 48, 3), (30, 200, 50), np.uint8),
+            rng.integers(0, 256, (40, 48, 1), dtype=np.uint8),
+        ],
+        axis=2,
+    )
+    files = {
+        "alpha.png": Image.fromarray(rgba, "RGBA"),
+        "gray.png": Image.fromarray(rng.integers(0, 256, (40, 48), dtype=np.uint8), "L"),
+        "gray_alpha.png": Image.fromarray(rgba[..., 2:], "LA"),
+    }
     loaded = tf.saved_model.load(str(tmp_path / "saved"))
     classifier = load_classifier(LabelConfig(graph=tmp_path / "out" / "graph.pb"))
     for name, image in files.items():
@@ -183,5 +238,4 @@ def test_classify_bytes_lays_transparency_on_white_like_label(exported):
         (tmp_path / name).write_bytes(buffer.getvalue())
         out = loaded.signatures["classify_bytes"](image_bytes=tf.constant([buffer.getvalue()]))
         expected = classifier.probabilities(classifier.load_pixels(tmp_path / name)[None])
-        np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=2e-3,
-                                   err_msg=name)
+        np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=2e-3, err_msg=name)

@@ -10,8 +10,11 @@ from poetslearn.data.image_folder import load_image_folder
 
 
 def keys_of(dataset) -> dict[str, bytes]:
-    return {name: key for split in dataset.splits.values()
-            for name, key in zip(split.images.names, split.images.keys())}
+    return {
+        name: key
+        for split in dataset.splits.values()
+        for name, key in zip(split.images.names, split.images.keys())
+    }
 
 
 def count_reads(monkeypatch) -> list:
@@ -53,8 +56,9 @@ def test_a_file_rewritten_with_its_old_size_and_mtime_gets_its_new_key(tmp_path,
     after = keys_of(load_image_folder(folder, show_progress=False))
     assert reads == [target]
     assert after["red/img_0.png"] != before["red/img_0.png"]
-    assert {k: v for k, v in after.items() if k != "red/img_0.png"} == \
-        {k: v for k, v in before.items() if k != "red/img_0.png"}
+    assert {k: v for k, v in after.items() if k != "red/img_0.png"} == {
+        k: v for k, v in before.items() if k != "red/img_0.png"
+    }
 
 
 def test_a_memo_that_cannot_be_written_costs_only_the_speed_up(tmp_path, monkeypatch):

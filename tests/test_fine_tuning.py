@@ -4,8 +4,8 @@ the activation cache reused, checked, sized and resumed from."""
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,23 +16,33 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import REPO_ROOT, bottleneck_of
+from helpers import REPO_ROOT, bottleneck_of, graph_probabilities, retrain_args
 from poetslearn.cli.main import cli
-from helpers import retrain_args
-from helpers import graph_probabilities
 
 
 def fine_tune_args(tmp_path: Path, colour_dir: Path, *extra: str) -> list[str]:
-    return retrain_args(tmp_path, "--image_dir", str(colour_dir), "--fine_tune_blocks", "1",
-                        "--fine_tune_epochs", "3", "--fine_tune_batch_size", "8",
-                        "--fine_tune_learning_rate", "0.003", "--json", *extra)
+    return retrain_args(
+        tmp_path,
+        "--image_dir",
+        str(colour_dir),
+        "--fine_tune_blocks",
+        "1",
+        "--fine_tune_epochs",
+        "3",
+        "--fine_tune_batch_size",
+        "8",
+        "--fine_tune_learning_rate",
+        "0.003",
+        "--json",
+        *extra,
+    )
 
 
 def test_fine_tuning_trains_the_backbone_exports_it_and_label_agrees(tmp_path, colour_dir):
     from poetslearn.backbone.architectures import get_architecture
-    from poetslearn.extract.extractor import FeatureExtractor
-    from poetslearn.data.images import load_image
     from poetslearn.backbone.weights import build_backbone
+    from poetslearn.data.images import load_image
+    from poetslearn.extract.extractor import FeatureExtractor
 
     result = CliRunner().invoke(cli, fine_tune_args(tmp_path, colour_dir))
     assert result.exit_code == 0, result.output
@@ -43,8 +53,10 @@ def test_fine_tuning_trains_the_backbone_exports_it_and_label_agrees(tmp_path, c
     assert meta["fine_tuning"]["blocks"] == 1 and meta["fine_tuning"]["cut"] == "image"
     assert meta["fine_tuning"]["epochs"] == 3
     # The kept epoch is the one with the best validation accuracy (epoch 0: the new layer alone).
-    by_epoch = {int(m[0]): float(m[1]) for m in re.findall(
-        r"Epoch (\d)/3[^\n]*?Validation accuracy = ([\d.]+)%", result.stderr)}
+    by_epoch = {
+        int(m[0]): float(m[1])
+        for m in re.findall(r"Epoch (\d)/3[^\n]*?Validation accuracy = ([\d.]+)%", result.stderr)
+    }
     assert sorted(by_epoch) == [0, 1, 2, 3], result.stderr
     assert by_epoch[meta["best_step"]] == max(by_epoch.values())
     assert f"Kept the weights of epoch {meta['best_step']} " in result.stderr
@@ -56,12 +68,23 @@ def test_fine_tuning_trains_the_backbone_exports_it_and_label_agrees(tmp_path, c
     exported = bottleneck_of(tmp_path / "out" / "graph.pb", pixels)
     assert np.abs(exported - fresh).max() > 1e-3
     # `evaluate` on the export reproduces the test accuracy retrain reported.
-    evaluated = CliRunner().invoke(cli, ["evaluate", "--graph", str(tmp_path / "out" / "graph.pb"),
-                                         "--image_dir", str(colour_dir), "--json", "--quiet"])
+    evaluated = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            "--graph",
+            str(tmp_path / "out" / "graph.pb"),
+            "--image_dir",
+            str(colour_dir),
+            "--json",
+            "--quiet",
+        ],
+    )
     assert json.loads(evaluated.stdout)["accuracy"] == report["test_accuracy"] == 1.0
     for path in images[:4]:
-        label = CliRunner().invoke(cli, ["label", "--graph", str(tmp_path / "out" / "graph.pb"),
-                                         "--top_k", "1", str(path)])
+        label = CliRunner().invoke(
+            cli, ["label", "--graph", str(tmp_path / "out" / "graph.pb"), "--top_k", "1", str(path)]
+        )
         assert label.output.startswith(path.parent.name + " (score=")
 
 
@@ -78,8 +101,9 @@ def test_activation_cache_is_reused_and_a_damaged_segment_recomputed(tmp_path, c
     assert json.loads(third.stdout)["test_accuracy"] == json.loads(again.stdout)["test_accuracy"]
 
 
-def test_not_enough_disk_for_the_activations_stops_before_computing_them(tmp_path, colour_dir,
-                                                                        monkeypatch):
+def test_not_enough_disk_for_the_activations_stops_before_computing_them(
+    tmp_path, colour_dir, monkeypatch
+):
     from collections import namedtuple
 
     from poetslearn.extract import activation_cache
@@ -97,8 +121,7 @@ def test_not_enough_disk_for_the_activations_stops_before_computing_them(tmp_pat
 def test_same_seed_same_fine_tuned_network(tmp_path, colour_dir):
     runs = []
     for name in ("a", "b"):
-        result = CliRunner().invoke(cli, fine_tune_args(tmp_path / name, colour_dir,
-                                                        "--seed", "5"))
+        result = CliRunner().invoke(cli, fine_tune_args(tmp_path / name, colour_dir, "--seed", "5"))
         assert result.exit_code == 0, result.output
         runs.append(tmp_path / name / "out" / "graph.pb")
     pixels = np.random.default_rng(0).uniform(0, 255, (4, 40, 48, 3)).astype(np.float32)
@@ -106,23 +129,29 @@ def test_same_seed_same_fine_tuned_network(tmp_path, colour_dir):
 
 
 def test_impossible_block_count_is_a_usage_error(tmp_path, colour_dir):
-    result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
-                                                  "--fine_tune_blocks", "2"))
+    result = CliRunner().invoke(
+        cli, retrain_args(tmp_path, "--image_dir", str(colour_dir), "--fine_tune_blocks", "2")
+    )
     assert result.exit_code == 2
     assert "--fine_tune_blocks 2 is not possible for test_tiny; it can train the top 1 to 1." in (
-        result.output)
+        result.output
+    )
 
 
 @pytest.mark.slow
 def test_a_run_killed_during_fine_tuning_resumes_and_ends_as_an_uninterrupted_one(
-        tmp_path, colour_dir):
+    tmp_path, colour_dir
+):
     whole = CliRunner().invoke(cli, fine_tune_args(tmp_path / "whole", colour_dir))
     assert whole.exit_code == 0, whole.output
     held = tmp_path / "held"
     args = fine_tune_args(tmp_path / "killed", colour_dir)
-    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "tests" / "held_fine_tuning.py"),
-                                str(held), *args], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "tests" / "held_fine_tuning.py"), str(held), *args],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 600  # a hang guard, not a timing assumption
         while not held.exists():
@@ -142,7 +171,8 @@ def test_a_run_killed_during_fine_tuning_resumes_and_ends_as_an_uninterrupted_on
     pixels = np.random.default_rng(1).uniform(0, 255, (5, 40, 48, 3)).astype(np.float32)
     np.testing.assert_array_equal(
         graph_probabilities(tmp_path / "killed" / "out" / "graph.pb", pixels),
-        graph_probabilities(tmp_path / "whole" / "out" / "graph.pb", pixels))
+        graph_probabilities(tmp_path / "whole" / "out" / "graph.pb", pixels),
+    )
     assert not list((tmp_path / "killed" / "bottlenecks" / "checkpoints").glob("*.npz"))
 
 
@@ -158,13 +188,18 @@ def cifar10_subset(shared: Path, folder: Path, per_batch: int, test_size: int) -
     test = data.splits["test"]
 
     def batch(rows: np.ndarray, row_labels: np.ndarray) -> dict:
-        return {b"data": rows.transpose(0, 3, 1, 2).reshape(len(rows), -1),
-                b"labels": row_labels.tolist(),
-                b"filenames": [f"{i}.png".encode() for i in range(len(rows))]}
+        return {
+            b"data": rows.transpose(0, 3, 1, 2).reshape(len(rows), -1),
+            b"labels": row_labels.tolist(),
+            b"filenames": [f"{i}.png".encode() for i in range(len(rows))],
+        }
 
-    members = {f"data_batch_{k + 1}": batch(pixels[k * 10000:k * 10000 + per_batch],
-                                            labels[k * 10000:k * 10000 + per_batch])
-               for k in range(5)}
+    members = {
+        f"data_batch_{k + 1}": batch(
+            pixels[k * 10000 : k * 10000 + per_batch], labels[k * 10000 : k * 10000 + per_batch]
+        )
+        for k in range(5)
+    }
     members["test_batch"] = batch(test.images.pixels[:test_size], test.labels[:test_size])
     members["batches.meta"] = {b"label_names": [n.encode() for n in data.class_names]}
     return write_cifar_archive(folder, members)
@@ -176,11 +211,32 @@ def test_fine_tuning_genuine_weights_beats_the_new_layer_alone(shared, tmp_path,
     4 blocks, fine-tuned, score above the linear layer on the same frozen features."""
     monkeypatch.setenv("POETSLEARN_CACHE_DIR", str(tmp_path / "cache"))
     data = cifar10_subset(shared, tmp_path / "cifar", per_batch=2000, test_size=1000)
-    result = CliRunner().invoke(cli, [
-        "retrain", "--architecture", "mobilenet_0.25_128", "--model_dir", str(shared / "models"),
-        "--data_dir", str(data), "--bottleneck_dir", str(tmp_path / "b"), "--summaries_dir", "",
-        "--output_graph", str(tmp_path / "g.pb"), "--output_labels", str(tmp_path / "l.txt"),
-        "--how_many_training_steps", "2000", "--fine_tune_blocks", "4", "--quiet", "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "retrain",
+            "--architecture",
+            "mobilenet_0.25_128",
+            "--model_dir",
+            str(shared / "models"),
+            "--data_dir",
+            str(data),
+            "--bottleneck_dir",
+            str(tmp_path / "b"),
+            "--summaries_dir",
+            "",
+            "--output_graph",
+            str(tmp_path / "g.pb"),
+            "--output_labels",
+            str(tmp_path / "l.txt"),
+            "--how_many_training_steps",
+            "2000",
+            "--fine_tune_blocks",
+            "4",
+            "--quiet",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     meta = json.loads((tmp_path / "g.pb.json").read_text())
@@ -193,14 +249,25 @@ def test_fine_tuning_genuine_weights_beats_the_new_layer_alone(shared, tmp_path,
 def test_fine_tuning_all_trains_the_whole_network_on_the_images(tmp_path):
     from helpers import make_colour_folder
     from poetslearn.backbone.architectures import get_architecture
-    from poetslearn.extract.extractor import FeatureExtractor
-    from poetslearn.data.images import load_image
     from poetslearn.backbone.weights import build_backbone
+    from poetslearn.data.images import load_image
+    from poetslearn.extract.extractor import FeatureExtractor
 
     images_dir = make_colour_folder(tmp_path / "colours", per_class=100)  # 300 images
-    args = retrain_args(tmp_path, "--image_dir", str(images_dir), "--fine_tune_blocks", "all",
-                        "--fine_tune_epochs", "2", "--fine_tune_batch_size", "16",
-                        "--fine_tune_learning_rate", "0.003", "--json")
+    args = retrain_args(
+        tmp_path,
+        "--image_dir",
+        str(images_dir),
+        "--fine_tune_blocks",
+        "all",
+        "--fine_tune_epochs",
+        "2",
+        "--fine_tune_batch_size",
+        "16",
+        "--fine_tune_learning_rate",
+        "0.003",
+        "--json",
+    )
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -215,8 +282,18 @@ def test_fine_tuning_all_trains_the_whole_network_on_the_images(tmp_path):
     arch = get_architecture("test_tiny")
     fresh = FeatureExtractor(arch, build_backbone(arch, "none")[0], "tf")(pixels)
     assert np.abs(bottleneck_of(tmp_path / "out" / "graph.pb", pixels) - fresh).max() > 1e-3
-    evaluated = CliRunner().invoke(cli, ["evaluate", "--graph", str(tmp_path / "out" / "graph.pb"),
-                                         "--image_dir", str(images_dir), "--json", "--quiet"])
+    evaluated = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            "--graph",
+            str(tmp_path / "out" / "graph.pb"),
+            "--image_dir",
+            str(images_dir),
+            "--json",
+            "--quiet",
+        ],
+    )
     assert json.loads(evaluated.stdout)["accuracy"] == report["test_accuracy"]
 
 

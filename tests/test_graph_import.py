@@ -9,15 +9,18 @@ import pytest
 from click.testing import CliRunner
 
 from poetslearn.backbone.architectures import get_architecture
+from poetslearn.backbone.graph_import import read_graph_bytes
+from poetslearn.backbone.weights import build_backbone
 from poetslearn.cli.main import cli
 from poetslearn.errors import WeightsError
-from poetslearn.backbone.graph_import import read_graph_bytes
 from poetslearn.train.head import softmax
-from poetslearn.backbone.weights import build_backbone
 
 FLOAT_TGZ = [f"mobilenet_v1_0.25_{s}_frozen.tgz" for s in (128, 160, 192, 224)]
-QUANTIZED = [f"mobilenet_v1_{a}_{s}/quantized_graph.pb" for a in ("0.50", "0.75")
-             for s in (128, 160, 192, 224)]
+QUANTIZED = [
+    f"mobilenet_v1_{a}_{s}/quantized_graph.pb"
+    for a in ("0.50", "0.75")
+    for s in (128, 160, 192, 224)
+]
 RETRAINED = "mobilenet_v1_1.0_224_poets_retrained/retrained_graph.pb"
 
 
@@ -37,7 +40,7 @@ def photos() -> list[np.ndarray]:
         h, w = img.shape[:2]
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2
-        out.append(img[top:top + side, left:left + side])
+        out.append(img[top : top + side, left : left + side])
     return out
 
 
@@ -52,9 +55,10 @@ def original_outputs(graph_bytes: bytes, inputs: np.ndarray) -> tuple[np.ndarray
     probs, feats = [], []
     with tf.compat.v1.Session(graph=graph) as session:
         for x in inputs:  # the graphs take a batch of exactly one
-            logits, f = session.run(["MobilenetV1/Logits/SpatialSqueeze:0",
-                                     "MobilenetV1/Logits/AvgPool_1a/AvgPool:0"],
-                                    {"input:0": x[np.newaxis]})
+            logits, f = session.run(
+                ["MobilenetV1/Logits/SpatialSqueeze:0", "MobilenetV1/Logits/AvgPool_1a/AvgPool:0"],
+                {"input:0": x[np.newaxis]},
+            )
             probs.append(softmax(logits)[0])
             feats.append(f.reshape(-1))
     return np.stack(probs), np.stack(feats)
@@ -63,15 +67,19 @@ def original_outputs(graph_bytes: bytes, inputs: np.ndarray) -> tuple[np.ndarray
 def check_graph(shared: Path, relative: str) -> None:
     import tensorflow as tf
 
-    from poetslearn.backbone.weights import _import_graph_cached
+    from poetslearn.backbone.codelab_graphs import _import_graph_cached
     from poetslearn.download import hash_file
 
     path = shared / "models" / relative
     arch = get_architecture(arch_of(relative))
     size = arch.input_size
     # The same resize for both: plain bilinear to the input size, then scaling to [-1, 1].
-    inputs = np.stack([tf.image.resize(p[np.newaxis].astype(np.float32), (size, size)).numpy()[0]
-                       for p in photos()])
+    inputs = np.stack(
+        [
+            tf.image.resize(p[np.newaxis].astype(np.float32), (size, size)).numpy()[0]
+            for p in photos()
+        ]
+    )
     inputs = (inputs - 127.5) / 127.5
     expected_probs, expected_feats = original_outputs(read_graph_bytes(path), inputs)
 
@@ -106,8 +114,10 @@ def test_all_13_graphs(shared, relative, tmp_path, monkeypatch):
 
 def test_imagenet_weights_are_found_in_the_codelab_layout(shared, tmp_path, monkeypatch):
     monkeypatch.setenv("POETSLEARN_CACHE_DIR", str(tmp_path / "cache"))
-    for name, expected in (("mobilenet_0.25_160", "mobilenet_v1_0.25_160_frozen.tgz"),
-                           ("mobilenet_0.75_128", "quantized_graph.pb")):
+    for name, expected in (
+        ("mobilenet_0.25_160", "mobilenet_v1_0.25_160_frozen.tgz"),
+        ("mobilenet_0.75_128", "quantized_graph.pb"),
+    ):
         _, info = build_backbone(get_architecture(name), "imagenet", shared / "models")
         assert info.path.endswith(expected)
     # The converted weights were cached (the share is read-only, so in the user cache).
@@ -122,8 +132,12 @@ def test_alpha_and_size_mismatches_are_refused(shared, tmp_path, monkeypatch):
     with pytest.raises(WeightsError, match="--allow_size_mismatch"):
         build_backbone(get_architecture("mobilenet_0.25_224"), graph)
     warnings = []
-    _, info = build_backbone(get_architecture("mobilenet_0.25_224"), graph,
-                             allow_size_mismatch=True, warn=warnings.append)
+    _, info = build_backbone(
+        get_architecture("mobilenet_0.25_224"),
+        graph,
+        allow_size_mismatch=True,
+        warn=warnings.append,
+    )
     assert info.kind == "imagenet" and "trained at 128x128" in warnings[0]
 
 
@@ -136,23 +150,39 @@ def test_missing_weights_error_says_where_it_looked(tmp_path, monkeypatch):
     def offline(url, *args, **kwargs):
         raise download.DownloadError("no network")
 
-    monkeypatch.setattr("poetslearn.backbone.weights.fetch_file", offline)
+    monkeypatch.setattr("poetslearn.backbone.keras_weights.fetch_file", offline)
+    monkeypatch.setattr("poetslearn.backbone.codelab_graphs.fetch_file", offline)
     make_tiny_cifar(tmp_path / "data")  # the data is there: only the weights are missing
-    result = CliRunner().invoke(cli, ["retrain", "--architecture", "mobilenet_0.25_128",
-                                      "--model_dir", str(tmp_path / "models"), "--data_dir",
-                                      str(tmp_path / "data"), "--quiet", "--output_graph",
-                                      str(tmp_path / "g.pb"), "--output_labels",
-                                      str(tmp_path / "l.txt")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "retrain",
+            "--architecture",
+            "mobilenet_0.25_128",
+            "--model_dir",
+            str(tmp_path / "models"),
+            "--data_dir",
+            str(tmp_path / "data"),
+            "--quiet",
+            "--output_graph",
+            str(tmp_path / "g.pb"),
+            "--output_labels",
+            str(tmp_path / "l.txt"),
+        ],
+    )
     assert result.exit_code == 1
-    assert result.output.startswith("Dataset CIFAR-10: 10 classes; train 90, validation 10, "
-                                     "test 30 (from ")
+    assert result.output.startswith(
+        "Dataset CIFAR-10: 10 classes; train 90, validation 10, test 30 (from "
+    )
     assert "Error: No ImageNet weights for mobilenet_0.25_128 were found" in result.output
     models, keras = tmp_path / "models", tmp_path / "keras" / "models"
-    for place in (models / "mobilenet_v1_0.25_128" / "frozen_graph.pb",
-                  models / "mobilenet_v1_0.25_128_frozen.tgz",
-                  keras / "mobilenet_2_5_128_tf_no_top.h5",
-                  "http://download.tensorflow.org/models/mobilenet_v1_0.25_128_frozen.tgz "
-                  "(download failed: no network)"):
+    for place in (
+        models / "mobilenet_v1_0.25_128" / "frozen_graph.pb",
+        models / "mobilenet_v1_0.25_128_frozen.tgz",
+        keras / "mobilenet_2_5_128_tf_no_top.h5",
+        "http://download.tensorflow.org/models/mobilenet_v1_0.25_128_frozen.tgz "
+        "(download failed: no network)",
+    ):
         assert f"  {place}" in result.output
     assert "copy the codelab's tf_files/models/" in result.output
     assert not (tmp_path / "g.pb").exists()
@@ -187,6 +217,8 @@ def test_keras_file_in_the_cache_is_checked_against_its_published_hash(tmp_path,
     damaged = tmp_path / "keras" / "models" / arch.keras_weights.filename
     damaged.parent.mkdir(parents=True)
     damaged.write_bytes(b"not the weights")
-    with pytest.raises(WeightsError, match=f"{damaged} is not the published .*expected "
-                                           f"{arch.keras_weights.md5}.*delete it"):
+    with pytest.raises(
+        WeightsError,
+        match=f"{damaged} is not the published .*expected {arch.keras_weights.md5}.*delete it",
+    ):
         build_backbone(arch, "imagenet", tmp_path / "models")

@@ -10,18 +10,18 @@ import pytest
 from PIL import Image
 
 from helpers import make_colour_folder, randomise_batch_norm
-from poetslearn.extract import bottleneck_cache
 from poetslearn.backbone.architectures import get_architecture
-from poetslearn.extract.bottleneck_cache import BottleneckCache
-from poetslearn.extract.bottlenecks import compute_bottlenecks
+from poetslearn.backbone.weights import build_backbone
 from poetslearn.config import RetrainConfig
 from poetslearn.data.cifar10 import load_cifar10
 from poetslearn.data.image_folder import load_image_folder, split_of
-from poetslearn.errors import DataError, EngineError, ImageError
-from poetslearn.extract.extractor import FeatureExtractor
 from poetslearn.data.images import decode_image, load_image
+from poetslearn.errors import DataError, EngineError, ImageError
+from poetslearn.extract import bottleneck_cache
+from poetslearn.extract.bottleneck_cache import BottleneckCache
+from poetslearn.extract.bottlenecks import compute_bottlenecks
+from poetslearn.extract.extractor import FeatureExtractor
 from poetslearn.pipeline import retrain
-from poetslearn.backbone.weights import build_backbone
 
 
 def quiet(*_):
@@ -29,12 +29,16 @@ def quiet(*_):
 
 
 def tiny_config(tmp_path: Path, **overrides) -> RetrainConfig:
-    settings = dict(architecture="test_tiny", weights="none",
-                    bottleneck_dir=tmp_path / "bottlenecks",
-                    output_graph=tmp_path / "out" / "graph.pb",
-                    output_labels=tmp_path / "out" / "labels.txt",
-                    how_many_training_steps=200, show_progress=False,
-                    summaries_dir=tmp_path / "summaries")
+    settings = dict(
+        architecture="test_tiny",
+        weights="none",
+        bottleneck_dir=tmp_path / "bottlenecks",
+        output_graph=tmp_path / "out" / "graph.pb",
+        output_labels=tmp_path / "out" / "labels.txt",
+        how_many_training_steps=200,
+        show_progress=False,
+        summaries_dir=tmp_path / "summaries",
+    )
     settings.update(overrides)
     return RetrainConfig(**settings)
 
@@ -90,34 +94,40 @@ def open_cache(root: Path, extractor) -> BottleneckCache:
 
 
 def assert_same_as_a_fresh_computation(vectors, data, root: Path, extractor) -> None:
-    fresh, _, _ = compute_bottlenecks(data.splits, extractor, open_cache(root, extractor), 4,
-                                      False, quiet)
+    fresh, _, _ = compute_bottlenecks(
+        data.splits, extractor, open_cache(root, extractor), 4, False, quiet
+    )
     for split in fresh:
         np.testing.assert_allclose(vectors[split], fresh[split], rtol=1e-6)
 
 
-def test_interrupted_extraction_resumes_where_it_stopped(tmp_path, colour_dir, tiny_extractor,
-                                                        monkeypatch):
+def test_interrupted_extraction_resumes_where_it_stopped(
+    tmp_path, colour_dir, tiny_extractor, monkeypatch
+):
     monkeypatch.setattr(bottleneck_cache, "SHARD_ROWS", 4)
     data = load_image_folder(colour_dir, show_progress=False, warn=quiet)
     interrupted = CountingExtractor(tiny_extractor, interrupt_after=3)
     with pytest.raises(KeyboardInterrupt):
-        compute_bottlenecks(data.splits, interrupted, open_cache(tmp_path, tiny_extractor), 4,
-                            False, quiet)
+        compute_bottlenecks(
+            data.splits, interrupted, open_cache(tmp_path, tiny_extractor), 4, False, quiet
+        )
     assert interrupted.images == 12
     resumed = CountingExtractor(tiny_extractor)
-    vectors, _, stats = compute_bottlenecks(data.splits, resumed,
-                                            open_cache(tmp_path, tiny_extractor), 4, False, quiet)
+    vectors, _, stats = compute_bottlenecks(
+        data.splits, resumed, open_cache(tmp_path, tiny_extractor), 4, False, quiet
+    )
     assert resumed.images == 30 - 12 and stats.cached == 12 and stats.computed == 18
     assert_same_as_a_fresh_computation(vectors, data, tmp_path / "fresh", tiny_extractor)
 
 
-def test_damaged_cache_shard_is_reported_and_recomputed(tmp_path, colour_dir, tiny_extractor,
-                                                       monkeypatch):
+def test_damaged_cache_shard_is_reported_and_recomputed(
+    tmp_path, colour_dir, tiny_extractor, monkeypatch
+):
     monkeypatch.setattr(bottleneck_cache, "SHARD_ROWS", 10)
     data = load_image_folder(colour_dir, show_progress=False, warn=quiet)
-    compute_bottlenecks(data.splits, tiny_extractor, open_cache(tmp_path, tiny_extractor), 10,
-                        False, quiet)
+    compute_bottlenecks(
+        data.splits, tiny_extractor, open_cache(tmp_path, tiny_extractor), 10, False, quiet
+    )
     shards = sorted(tmp_path.glob("test_tiny_*/shard-*.npz"))
     assert len(shards) == 3
     raw = bytearray(shards[0].read_bytes())
@@ -137,17 +147,18 @@ def test_damaged_cache_shard_is_reported_and_recomputed(tmp_path, colour_dir, ti
     assert_same_as_a_fresh_computation(vectors, data, tmp_path / "fresh", tiny_extractor)
 
 
-def test_every_row_gets_its_own_images_vector(tmp_path, colour_dir, tiny_extractor,
-                                              monkeypatch):
+def test_every_row_gets_its_own_images_vector(tmp_path, colour_dir, tiny_extractor, monkeypatch):
     """Repeated images (one key, several rows and splits), failed images, cold and warm cache."""
     monkeypatch.setattr(bottleneck_cache, "SHARD_ROWS", 7)
     source = colour_dir / "red" / "img_1.jpg"
     for i in range(6):  # the same image under other names: several splits, several rows
         (colour_dir / ("red", "green", "blue")[i % 3] / f"copy_{i}.jpg").write_bytes(
-            source.read_bytes())
+            source.read_bytes()
+        )
     # A PNG cut short: it passes the folder scan (its header is right) and fails to decode.
     (colour_dir / "green" / "broken.png").write_bytes(
-        (colour_dir / "green" / "img_0.png").read_bytes()[:80])
+        (colour_dir / "green" / "img_0.png").read_bytes()[:80]
+    )
     data = load_image_folder(colour_dir, show_progress=False, warn=quiet)
 
     def check(vectors, splits):
@@ -157,15 +168,20 @@ def test_every_row_gets_its_own_images_vector(tmp_path, colour_dir, tiny_extract
             np.testing.assert_allclose(vectors[name], expected, rtol=1e-5, atol=1e-6)
 
     cold = CountingExtractor(tiny_extractor)
-    vectors, splits, stats = compute_bottlenecks(data.splits, cold,
-                                                 open_cache(tmp_path, tiny_extractor), 4, False,
-                                                 quiet)
+    vectors, splits, stats = compute_bottlenecks(
+        data.splits, cold, open_cache(tmp_path, tiny_extractor), 4, False, quiet
+    )
     assert stats.failed == 1 and cold.images == 30  # the 6 copies share one computation
     check(vectors, splits)
     next(iter(sorted(tmp_path.glob("test_tiny_*/shard-*.npz")))).unlink()  # part-warm
-    vectors, splits, stats = compute_bottlenecks(data.splits, CountingExtractor(tiny_extractor),
-                                                 open_cache(tmp_path, tiny_extractor), 4, False,
-                                                 quiet)
+    vectors, splits, stats = compute_bottlenecks(
+        data.splits,
+        CountingExtractor(tiny_extractor),
+        open_cache(tmp_path, tiny_extractor),
+        4,
+        False,
+        quiet,
+    )
     assert 0 < stats.cached < 36 and stats.failed == 1 and stats.computed > 0
     check(vectors, splits)
 
@@ -199,8 +215,9 @@ def test_every_class_gets_a_validation_and_a_test_image(tmp_path):
 
 
 def test_labels_are_normalised_and_collisions_rejected(tmp_path):
-    folder = make_colour_folder(tmp_path / "data", per_class=3,
-                                colours={"Red Roses": (255, 0, 0), "blåbär": (0, 0, 255)})
+    folder = make_colour_folder(
+        tmp_path / "data", per_class=3, colours={"Red Roses": (255, 0, 0), "blåbär": (0, 0, 255)}
+    )
     data = load_image_folder(folder, show_progress=False, warn=quiet)
     assert data.class_names == ["red roses", "blåbär"]  # in folder-name order
     (folder / "red_roses").mkdir()
@@ -227,9 +244,18 @@ def encode(img: Image.Image, fmt: str, **kw) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("mode, fmt, tolerance", [
-    ("L", "PNG", 0), ("P", "GIF", 0), ("RGBA", "PNG", 0), ("RGB", "BMP", 0), ("CMYK", "JPEG", 3),
-    ("CMYK", "TIFF", 0), ("YCbCr", "JPEG", 3)])
+@pytest.mark.parametrize(
+    "mode, fmt, tolerance",
+    [
+        ("L", "PNG", 0),
+        ("P", "GIF", 0),
+        ("RGBA", "PNG", 0),
+        ("RGB", "BMP", 0),
+        ("CMYK", "JPEG", 3),
+        ("CMYK", "TIFF", 0),
+        ("YCbCr", "JPEG", 3),
+    ],
+)
 def test_decode_any_mode_to_rgb_keeps_the_colour(mode, fmt, tolerance):
     img = Image.new("RGB", (20, 10), (200, 100, 50)).convert(mode)
     # What the mode itself holds, in RGB: gray for L, the palette's colour for P, the original
@@ -278,8 +304,9 @@ def test_real_cifar10_from_shared(shared):
     assert train.images.pixels.shape == (45000, 32, 32, 3) and len(val) == 5000
     assert test.images.pixels.shape == (10000, 32, 32, 3)
     assert np.bincount(test.labels).tolist() == [1000] * 10
-    assert (np.bincount(train.labels, minlength=10) + np.bincount(val.labels, minlength=10)
-            ).tolist() == [5000] * 10
+    assert (
+        np.bincount(train.labels, minlength=10) + np.bincount(val.labels, minlength=10)
+    ).tolist() == [5000] * 10
     # The official first labels: frog, truck, truck, deer, automobile (train); cat, ship (test).
     assert train.labels[:5].tolist() == [6, 9, 9, 4, 1]
     assert test.labels[:4].tolist() == [3, 8, 8, 0]
@@ -293,8 +320,16 @@ def test_damaged_cifar_archive_is_a_clear_error(tmp_path, tiny_cifar):
         load_cifar10(tiny_cifar, download=False)
 
 
-@pytest.mark.parametrize("name", ["mobilenet_1.0_224", "mobilenet_0.75_192", "mobilenet_0.50_160",
-                                  "mobilenet_0.25_128", "inception_v3"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mobilenet_1.0_224",
+        "mobilenet_0.75_192",
+        "mobilenet_0.50_160",
+        "mobilenet_0.25_128",
+        "inception_v3",
+    ],
+)
 def test_architectures_give_their_penultimate_features(name):
     arch = get_architecture(name)
     backbone, info = build_backbone(arch, "none")
@@ -371,8 +406,9 @@ def test_int8_engine_is_near_float_and_keyed_by_its_calibration():
     assert int8.engine_name == "tflite_int8"
     error = np.linalg.norm(approximate - reference) / np.linalg.norm(reference)
     assert 0 < error < 0.05  # quantized, so not equal; calibrated, so close
-    other = FeatureExtractor(arch, backbone, engine="tflite_int8",
-                             int8_calibration=calibration[:10])
+    other = FeatureExtractor(
+        arch, backbone, engine="tflite_int8", int8_calibration=calibration[:10]
+    )
     fingerprints = {int8.fingerprint, exact.fingerprint, other.fingerprint}
     assert len(fingerprints) == 3
     assert exact.fingerprint == FeatureExtractor(arch, backbone, engine="onnxruntime").fingerprint
@@ -472,20 +508,26 @@ def test_head_trains_on_standardised_features_without_copying_them():
     scale = rng.uniform(0.1, 10, 12).astype(np.float32)
     offset = rng.uniform(-20, 20, 12).astype(np.float32)
     moved = (x * scale + offset).astype(np.float32)
-    params = HeadParams(steps=300, learning_rate=0.01, batch_size=64, eval_step_interval=50,
-                        validation_batch_size=-1, weight_decay=1e-3, seed=0)
+    params = HeadParams(
+        steps=300,
+        learning_rate=0.01,
+        batch_size=64,
+        eval_step_interval=50,
+        validation_batch_size=-1,
+        weight_decay=1e-3,
+        seed=0,
+    )
     a = train_softmax(x[:500], y[:500], x[500:], y[500:], 4, params, log=quiet)
     b = train_softmax(moved[:500], y[:500], moved[500:], y[500:], 4, params, log=quiet)
     assert a.best_step == b.best_step and a.best_validation_accuracy > 0.8
-    np.testing.assert_allclose(a.layer.probabilities(x), b.layer.probabilities(moved),
-                               atol=2e-3)
-    assert [r.validation_accuracy for r in a.history] == \
-        [r.validation_accuracy for r in b.history]
+    np.testing.assert_allclose(a.layer.probabilities(x), b.layer.probabilities(moved), atol=2e-3)
+    assert [r.validation_accuracy for r in a.history] == [r.validation_accuracy for r in b.history]
     assert accuracy(b.layer, moved[500:], y[500:]) == b.best_validation_accuracy
     # The layer keeps its standardisation for 8-bit exports: unfolded, it gives the same logits.
     mean, std, w, bias = b.layer.standardised()
-    np.testing.assert_allclose(((moved - mean) / std) @ w + bias, b.layer.logits(moved),
-                               rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(
+        ((moved - mean) / std) @ w + bias, b.layer.logits(moved), rtol=1e-3, atol=1e-3
+    )
 
 
 def test_line_progress_prints_each_tenth_once_when_threads_update_it(capsys):
@@ -498,4 +540,5 @@ def test_line_progress_prints_each_tenth_once_when_threads_update_it(capsys):
         list(pool.map(lambda _: bar.update(1), range(1000)))
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(":")[1].split("%")[0].strip() for line in lines] == [
-        str(p) for p in range(10, 101, 10)]
+        str(p) for p in range(10, 101, 10)
+    ]

@@ -9,11 +9,10 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from helpers import make_colour_folder
+from helpers import make_colour_folder, retrain_args
 from poetslearn.cli.main import cli
 from poetslearn.errors import GraphError
 from poetslearn.export.metadata import metadata_path_for, read_metadata
-from helpers import retrain_args
 
 
 def invoke(*args: str):
@@ -25,8 +24,16 @@ def side_by_side(tmp_path):
     """`--output_graph model.pb --tflite_output model.tflite`, the names a new user picks, on a
     folder cut 30% test / 20% validation."""
     images = make_colour_folder(tmp_path / "photos", per_class=20)
-    args = retrain_args(tmp_path, "--image_dir", str(images), "--testing_percentage", "30",
-                        "--validation_percentage", "20", "--json")
+    args = retrain_args(
+        tmp_path,
+        "--image_dir",
+        str(images),
+        "--testing_percentage",
+        "30",
+        "--validation_percentage",
+        "20",
+        "--json",
+    )
     args[args.index("--output_graph") + 1] = str(tmp_path / "model.pb")
     result = invoke(*args, "--tflite_output", str(tmp_path / "model.tflite"))
     assert result.exit_code == 0, result.output
@@ -52,8 +59,15 @@ def test_evaluate_cuts_the_same_test_split_for_the_graph_and_the_tflite(side_by_
     assert (facts["testing_percentage"], facts["validation_percentage"]) == (30, 20)
     sizes = []
     for model in ("model.pb", "model.tflite"):
-        result = invoke("evaluate", "--graph", str(tmp_path / model), "--image_dir", str(images),
-                        "--json", "--quiet")
+        result = invoke(
+            "evaluate",
+            "--graph",
+            str(tmp_path / model),
+            "--image_dir",
+            str(images),
+            "--json",
+            "--quiet",
+        )
         assert result.exit_code == 0, result.output
         sizes.append(json.loads(result.stdout)["n"])
     assert sizes == [reported["test_size"]] * 2, sizes

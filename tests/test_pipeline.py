@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from poetslearn.backbone.load import fetch_backbone
-from poetslearn.context import RunContext
 from poetslearn.config import RetrainConfig
+from poetslearn.context import RunContext
 from poetslearn.data.datasets import load_dataset
-from poetslearn.extract.engines import ENGINE_CHOICES, ENGINES, build_engine, is_exact
 from poetslearn.errors import PoetslearnError, WeightsError
+from poetslearn.extract.engines import ENGINE_CHOICES, ENGINES, build_engine, is_exact
 from poetslearn.extract.extractor import ExtractorSpec, build_extractor
 
 # Another process: unpickle a spec from stdin, build the extractor, print its fingerprint and
@@ -32,8 +32,13 @@ sys.stdout.buffer.write(pickle.dumps((extractor.fingerprint, extractor(pixels),
 
 
 def build_elsewhere(spec: ExtractorSpec):
-    done = subprocess.run([sys.executable, "-c", OTHER_PROCESS], input=pickle.dumps(spec),
-                          capture_output=True, check=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", OTHER_PROCESS],
+        input=pickle.dumps(spec),
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
     return pickle.loads(done.stdout)
 
 
@@ -45,8 +50,9 @@ def extractor_for(config: RetrainConfig):
 
 @pytest.mark.parametrize("engine", ["tflite", "tflite_int8"])
 def test_spec_builds_the_same_extractor_in_another_process(colour_dir, engine):
-    config = RetrainConfig(architecture="test_tiny", weights="none", image_dir=colour_dir,
-                           engine=engine, seed=3)
+    config = RetrainConfig(
+        architecture="test_tiny", weights="none", image_dir=colour_dir, engine=engine, seed=3
+    )
     extractor = extractor_for(config)
     spec = extractor.description
     assert spec.engine == engine and spec.weights == "none" and spec.seed == 3
@@ -65,13 +71,15 @@ def test_spec_pins_a_weights_file_by_its_hash(shared, tmp_path, monkeypatch, col
     models = tmp_path / "models"
     models.mkdir()
     shutil.copy(shared / "models" / "mobilenet_v1_0.25_128_frozen.tgz", models)
-    config = RetrainConfig(architecture="mobilenet_0.25_128", image_dir=colour_dir,
-                           model_dir=models, engine="tf")
+    config = RetrainConfig(
+        architecture="mobilenet_0.25_128", image_dir=colour_dir, model_dir=models, engine="tf"
+    )
     extractor = extractor_for(config)
     spec = extractor.description
     assert spec.weights == str(models / "mobilenet_v1_0.25_128_frozen.tgz")
-    assert spec.weights_sha256 == ("30af63cf9039861bc03f86c7b8092fab754d51b27f042830c456ddbfa2b7"
-                                   "2fce")
+    assert spec.weights_sha256 == (
+        "30af63cf9039861bc03f86c7b8092fab754d51b27f042830c456ddbfa2b72fce"
+    )
     assert spec.build().fingerprint == extractor.fingerprint  # no --model_dir needed
     with pytest.raises(WeightsError, match="the file changed"):
         dataclasses.replace(spec, weights_sha256="0" * 64).build()
@@ -111,27 +119,40 @@ class SpecBuiltOutOfOrder:
 
 
 def test_an_extraction_backend_registers_beside_local_and_gives_the_same_run(
-        tmp_path, colour_dir, monkeypatch):
+    tmp_path, colour_dir, monkeypatch
+):
     from poetslearn.extract.backends import registry as extraction
     from poetslearn.pipeline import retrain
 
-    monkeypatch.setitem(extraction.EXTRACTION_BACKENDS, "elsewhere",
-                        lambda config: SpecBuiltOutOfOrder())
+    monkeypatch.setitem(
+        extraction.EXTRACTION_BACKENDS, "elsewhere", lambda config: SpecBuiltOutOfOrder()
+    )
     results = {}
     for name in ("local", "elsewhere"):
-        config = RetrainConfig(architecture="test_tiny", weights="none", image_dir=colour_dir,
-                               bottleneck_dir=tmp_path / name / "b", summaries_dir="",
-                               output_graph=tmp_path / name / "g.pb",
-                               output_labels=tmp_path / name / "l.txt",
-                               how_many_training_steps=60, bottleneck_batch_size=4,
-                               show_progress=False, extraction=name)
+        config = RetrainConfig(
+            architecture="test_tiny",
+            weights="none",
+            image_dir=colour_dir,
+            bottleneck_dir=tmp_path / name / "b",
+            summaries_dir="",
+            output_graph=tmp_path / name / "g.pb",
+            output_labels=tmp_path / name / "l.txt",
+            how_many_training_steps=60,
+            bottleneck_batch_size=4,
+            show_progress=False,
+            extraction=name,
+        )
         results[name] = retrain(config, log=lambda m: None, warn=lambda m: None)
     assert SpecBuiltOutOfOrder.used == 1
     local, elsewhere = results["local"], results["elsewhere"]
     assert elsewhere.extraction.computed == local.extraction.computed == 30
-    np.testing.assert_allclose(elsewhere.trained.layer.weights, local.trained.layer.weights,
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        elsewhere.trained.layer.weights, local.trained.layer.weights, rtol=1e-4, atol=1e-6
+    )
     assert elsewhere.trained.best_step == local.trained.best_step
     with pytest.raises(PoetslearnError, match="Unknown extraction backend .nowhere."):
-        retrain(dataclasses.replace(config, extraction="nowhere", image_dir=tmp_path / "none"),
-                log=lambda m: None, warn=lambda m: None)  # refused before the data is read
+        retrain(
+            dataclasses.replace(config, extraction="nowhere", image_dir=tmp_path / "none"),
+            log=lambda m: None,
+            warn=lambda m: None,
+        )  # refused before the data is read

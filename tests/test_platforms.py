@@ -23,17 +23,39 @@ main()
 
 
 def test_cli_runs_where_the_resource_module_does_not_exist(tmp_path, colour_dir):
-    args = ["retrain", "--architecture", "test_tiny", "--weights", "none", "--image_dir",
-            str(colour_dir), "--bottleneck_dir", str(tmp_path / "b"), "--output_graph",
-            str(tmp_path / "g.pb"), "--output_labels", str(tmp_path / "l.txt"),
-            "--summaries_dir", "", "--how_many_training_steps", "20", "--quiet", "--json"]
-    done = subprocess.run([sys.executable, "-c", WITHOUT_RESOURCE, *args], capture_output=True,
-                          text=True, timeout=300)
+    args = [
+        "retrain",
+        "--architecture",
+        "test_tiny",
+        "--weights",
+        "none",
+        "--image_dir",
+        str(colour_dir),
+        "--bottleneck_dir",
+        str(tmp_path / "b"),
+        "--output_graph",
+        str(tmp_path / "g.pb"),
+        "--output_labels",
+        str(tmp_path / "l.txt"),
+        "--summaries_dir",
+        "",
+        "--how_many_training_steps",
+        "20",
+        "--quiet",
+        "--json",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_RESOURCE, *args], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["peak_memory_mb"] is None
     assert "peak memory unknown." in done.stderr
-    help_text = subprocess.run([sys.executable, "-c", WITHOUT_RESOURCE, "--help"],
-                               capture_output=True, text=True, timeout=60)
+    help_text = subprocess.run(
+        [sys.executable, "-c", WITHOUT_RESOURCE, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert help_text.returncode == 0 and "retrain" in help_text.stdout
 
 
@@ -93,6 +115,5 @@ with ThreadPoolExecutor(8) as pool:
 assert all(hasattr(m, "image") and m is modules[0] for m in modules)
 print("ok")
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout == "ok\n", done.stderr

@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 
 from helpers import make_colour_folder
-from poetslearn.extract.bottleneck_cache import BottleneckCache
-from poetslearn.extract.bottlenecks import compute_bottlenecks
 from poetslearn.config import RetrainConfig
 from poetslearn.errors import PoetslearnError
 from poetslearn.extract.backends import LocalExtraction
 from poetslearn.extract.backends.ray import LOOPBACK_VARIABLE, RayExtraction, pool_shape
+from poetslearn.extract.bottleneck_cache import BottleneckCache
+from poetslearn.extract.bottlenecks import compute_bottlenecks
 from poetslearn.pipeline import retrain
 from ray_gate import gated_splits, tiny_extractor
 
@@ -47,16 +47,18 @@ def wait_until(condition, what: str):
 @pytest.fixture(scope="module")
 def ray_cluster():
     """Two 1-CPU nodes on loopback; their workers find ray_gate.py on the PYTHONPATH."""
-    settings = {LOOPBACK_VARIABLE: "0",
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS),
-                                                            os.environ.get("PYTHONPATH")]))}
+    settings = {
+        LOOPBACK_VARIABLE: "0",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+    }
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)  # read by Ray at import, inherited by the nodes started here
     import ray
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True,
-                      head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1"})
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1"}
+    )
     try:
         cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
         cluster.wait_for_nodes()
@@ -87,55 +89,79 @@ def assert_same_vectors(ours: dict, reference: dict) -> None:
 
 
 def tiny_retrain_config(tmp_path: Path, images: Path, name: str, **changes) -> RetrainConfig:
-    return RetrainConfig(architecture="test_tiny", weights="none", image_dir=images,
-                         how_many_training_steps=60, eval_step_interval=10, summaries_dir="",
-                         show_progress=False, bottleneck_batch_size=4,
-                         bottleneck_dir=tmp_path / f"bottlenecks_{name}",
-                         output_graph=tmp_path / f"{name}.pb",
-                         output_labels=tmp_path / f"{name}.txt", **changes)
+    return RetrainConfig(
+        architecture="test_tiny",
+        weights="none",
+        image_dir=images,
+        how_many_training_steps=60,
+        eval_step_interval=10,
+        summaries_dir="",
+        show_progress=False,
+        bottleneck_batch_size=4,
+        bottleneck_dir=tmp_path / f"bottlenecks_{name}",
+        output_graph=tmp_path / f"{name}.pb",
+        output_labels=tmp_path / f"{name}.txt",
+        **changes,
+    )
 
 
 def test_image_folder_on_two_nodes_equals_a_local_run(ray_cluster, tmp_path):
     images = make_colour_folder(tmp_path / "colours", per_class=16)
     local = retrain(tiny_retrain_config(tmp_path, images, "local"), log=lambda m: None)
     lines = []
-    on_ray = retrain(tiny_retrain_config(tmp_path, images, "ray", extraction="ray",
-                                         ray_address=ray_cluster.address), log=lines.append)
+    on_ray = retrain(
+        tiny_retrain_config(
+            tmp_path, images, "ray", extraction="ray", ray_address=ray_cluster.address
+        ),
+        log=lines.append,
+    )
 
     assert on_ray.extraction.computed == local.extraction.computed == 48
     assert len(on_ray.extraction.by_node) == 2  # both nodes computed vectors
     assert sum(on_ray.extraction.by_node.values()) == 48
     assert any(line.startswith("Vectors computed per node (2): 127.0.0.1") for line in lines)
-    assert_same_vectors(cached_vectors(tmp_path / "bottlenecks_ray"),
-                        cached_vectors(tmp_path / "bottlenecks_local"))
+    assert_same_vectors(
+        cached_vectors(tmp_path / "bottlenecks_ray"), cached_vectors(tmp_path / "bottlenecks_local")
+    )
     assert on_ray.trained.best_step == local.trained.best_step
     assert on_ray.score.accuracy == local.score.accuracy
     assert on_ray.trained.best_validation_accuracy == local.trained.best_validation_accuracy
 
 
-def test_a_worker_killed_during_extraction_is_replaced_and_every_vector_is_right(ray_cluster,
-                                                                                  tmp_path):
+def test_a_worker_killed_during_extraction_is_replaced_and_every_vector_is_right(
+    ray_cluster, tmp_path
+):
     images = make_colour_folder(tmp_path / "colours", per_class=12)
     gate = tmp_path / "gate"
     gate.mkdir()
     extractor = tiny_extractor()
-    cache = BottleneckCache(tmp_path / "bn", "test_tiny", extractor.fingerprint,
-                            extractor.feature_dim)
+    cache = BottleneckCache(
+        tmp_path / "bn", "test_tiny", extractor.fingerprint, extractor.feature_dim
+    )
     outcome = {}
 
     def run():
         try:
             outcome["result"] = compute_bottlenecks(
-                gated_splits(images, gate, hold_from=0), extractor, cache, 3,
-                show_progress=False, backend=RayExtraction(ray_cluster.address))
+                gated_splits(images, gate, hold_from=0),
+                extractor,
+                cache,
+                3,
+                show_progress=False,
+                backend=RayExtraction(ray_cluster.address),
+            )
         except BaseException as e:  # noqa: BLE001 - reported by the test below
             outcome["error"] = e
 
     driver = threading.Thread(target=run, daemon=True)
     driver.start()
     # Both actors are inside their first batch, waiting at the gate: kill one of them there.
-    held = wait_until(lambda: (lambda p: p if len(p) >= 2 else None)(
-        {int(f.name.split("-")[1]) for f in gate.glob("started-*")}), "both actors to start")
+    held = wait_until(
+        lambda: (lambda p: p if len(p) >= 2 else None)(
+            {int(f.name.split("-")[1]) for f in gate.glob("started-*")}
+        ),
+        "both actors to start",
+    )
     victim = min(held)
     os.kill(victim, getattr(signal, "SIGKILL", signal.SIGTERM))
     (gate / "open").touch()
@@ -145,10 +171,15 @@ def test_a_worker_killed_during_extraction_is_replaced_and_every_vector_is_right
     assert stats.computed == 36 and stats.failed == 0
 
     reference, _, _ = compute_bottlenecks(
-        gated_splits(images, gate, hold_from=10**9), tiny_extractor(),
-        BottleneckCache(tmp_path / "local", "test_tiny", extractor.fingerprint,
-                        extractor.feature_dim), 3, show_progress=False,
-        backend=LocalExtraction())
+        gated_splits(images, gate, hold_from=10**9),
+        tiny_extractor(),
+        BottleneckCache(
+            tmp_path / "local", "test_tiny", extractor.fingerprint, extractor.feature_dim
+        ),
+        3,
+        show_progress=False,
+        backend=LocalExtraction(),
+    )
     np.testing.assert_allclose(vectors["train"], reference["train"], rtol=1e-5, atol=1e-6)
     assert_same_vectors(cached_vectors(tmp_path / "bn"), cached_vectors(tmp_path / "local"))
 
@@ -159,15 +190,28 @@ def test_a_driver_killed_mid_extraction_resumes_from_the_cache(ray_cluster, tmp_
     gate.mkdir()
     # Each batch of 3 becomes its own shard on disk as it arrives.
     env = {**os.environ, "POETSLEARN_SHARD_ROWS": "3"}
-    command = [sys.executable, str(TESTS / "ray_gate.py"), ray_cluster.address, str(images),
-               str(tmp_path / "bn"), str(gate), "18", "3"]
+    command = [
+        sys.executable,
+        str(TESTS / "ray_gate.py"),
+        ray_cluster.address,
+        str(images),
+        str(tmp_path / "bn"),
+        str(gate),
+        "18",
+        "3",
+    ]
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         # The batches of images 0-17 pass the gate and are stored as they arrive (Ray Data may
         # still hold the last one or two of them); the others wait at the gate.
-        wait_until(lambda: len(list((tmp_path / "bn").glob("*/shard-*.npz"))) >= 4
-                   and len(list(gate.glob("started-*"))) >= 2 or first.poll() is not None,
-                   "four shards on disk and both actors held")
+        wait_until(
+            lambda: (
+                len(list((tmp_path / "bn").glob("*/shard-*.npz"))) >= 4
+                and len(list(gate.glob("started-*"))) >= 2
+                or first.poll() is not None
+            ),
+            "four shards on disk and both actors held",
+        )
         assert first.poll() is None, first.communicate()[1].decode()[-3000:]
         first.kill()  # SIGKILL: no handler runs, nothing is flushed on the way out
     finally:
@@ -180,22 +224,28 @@ def test_a_driver_killed_mid_extraction_resumes_from_the_cache(ray_cluster, tmp_
     second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=WAIT_S)
     assert second.returncode == 0, second.stderr[-3000:]
     # Ray may print its own messages (a worker of the killed driver died) after the JSON line.
-    counts = json.loads(next(line for line in reversed(second.stdout.splitlines())
-                             if line.startswith("{")))
+    counts = json.loads(
+        next(line for line in reversed(second.stdout.splitlines()) if line.startswith("{"))
+    )
     assert counts == {"cached": stored, "computed": 36 - stored, "by_node": counts["by_node"]}
 
     reference, _, _ = compute_bottlenecks(
-        gated_splits(images, gate, hold_from=10**9), tiny_extractor(),
-        BottleneckCache(tmp_path / "local", "test_tiny", tiny_extractor().fingerprint, 16), 3,
-        show_progress=False, backend=LocalExtraction())
+        gated_splits(images, gate, hold_from=10**9),
+        tiny_extractor(),
+        BottleneckCache(tmp_path / "local", "test_tiny", tiny_extractor().fingerprint, 16),
+        3,
+        show_progress=False,
+        backend=LocalExtraction(),
+    )
     assert_same_vectors(cached_vectors(tmp_path / "bn"), cached_vectors(tmp_path / "local"))
 
 
 def run_cli(args: list[str], prelude: str = "pass") -> subprocess.CompletedProcess:
     """The command in a fresh process: exactly what a user sees, whatever ran before here."""
     code = f"import sys; {prelude}; from poetslearn.cli.main import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          timeout=WAIT_S)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=WAIT_S
+    )
 
 
 def test_an_unreachable_cluster_is_a_one_line_error_before_any_work(tmp_path, colour_dir):
@@ -204,9 +254,23 @@ def test_an_unreachable_cluster_is_a_one_line_error_before_any_work(tmp_path, co
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result = run_cli(["retrain", "--architecture", "test_tiny", "--weights", "none",
-                      "--image_dir", str(colour_dir), "--bottleneck_dir", str(tmp_path / "bn"),
-                      "--output_graph", str(tmp_path / "g.pb"), "--ray", f"127.0.0.1:{port}"])
+    result = run_cli(
+        [
+            "retrain",
+            "--architecture",
+            "test_tiny",
+            "--weights",
+            "none",
+            "--image_dir",
+            str(colour_dir),
+            "--bottleneck_dir",
+            str(tmp_path / "bn"),
+            "--output_graph",
+            str(tmp_path / "g.pb"),
+            "--ray",
+            f"127.0.0.1:{port}",
+        ]
+    )
     assert result.returncode == 1
     assert result.stderr.startswith(f"Error: Cannot reach a Ray cluster at 127.0.0.1:{port}")
     assert "ray start --head" in result.stderr and len(result.stderr.splitlines()) == 1
@@ -215,10 +279,24 @@ def test_an_unreachable_cluster_is_a_one_line_error_before_any_work(tmp_path, co
 
 
 def test_ray_missing_is_a_one_line_error_naming_the_extra(tmp_path, colour_dir):
-    result = run_cli(["retrain", "--architecture", "test_tiny", "--weights", "none",
-                      "--image_dir", str(colour_dir), "--bottleneck_dir", str(tmp_path / "bn"),
-                      "--output_graph", str(tmp_path / "g.pb"), "--ray", "auto"],
-                     prelude="sys.modules['ray'] = None")  # `import ray` fails: not installed
+    result = run_cli(
+        [
+            "retrain",
+            "--architecture",
+            "test_tiny",
+            "--weights",
+            "none",
+            "--image_dir",
+            str(colour_dir),
+            "--bottleneck_dir",
+            str(tmp_path / "bn"),
+            "--output_graph",
+            str(tmp_path / "g.pb"),
+            "--ray",
+            "auto",
+        ],
+        prelude="sys.modules['ray'] = None",
+    )  # `import ray` fails: not installed
     assert result.returncode == 1
     assert 'pip install "poetslearn[ray]"' in result.stderr
     assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "bn").exists()
@@ -237,22 +315,42 @@ def test_the_pool_fits_the_nodes():
 
 
 @pytest.mark.slow
-def test_genuine_mobilenet_on_cifar10_on_two_nodes_equals_a_local_run(ray_cluster, shared,
-                                                                       tmp_path):
-    settings = dict(architecture="mobilenet_0.25_128", data_dir=shared / "data",
-                    model_dir=shared / "models", how_many_training_steps=600,
-                    summaries_dir="", show_progress=False)
-    local = retrain(RetrainConfig(**settings, bottleneck_dir=tmp_path / "bottlenecks_local",
-                                  output_graph=tmp_path / "local.pb",
-                                  output_labels=tmp_path / "local.txt"), log=lambda m: None)
-    on_ray = retrain(RetrainConfig(**settings, bottleneck_dir=tmp_path / "bottlenecks_ray",
-                                   output_graph=tmp_path / "ray.pb",
-                                   output_labels=tmp_path / "ray.txt", extraction="ray",
-                                   ray_address=ray_cluster.address), log=lambda m: None)
+def test_genuine_mobilenet_on_cifar10_on_two_nodes_equals_a_local_run(
+    ray_cluster, shared, tmp_path
+):
+    settings = dict(
+        architecture="mobilenet_0.25_128",
+        data_dir=shared / "data",
+        model_dir=shared / "models",
+        how_many_training_steps=600,
+        summaries_dir="",
+        show_progress=False,
+    )
+    local = retrain(
+        RetrainConfig(
+            **settings,
+            bottleneck_dir=tmp_path / "bottlenecks_local",
+            output_graph=tmp_path / "local.pb",
+            output_labels=tmp_path / "local.txt",
+        ),
+        log=lambda m: None,
+    )
+    on_ray = retrain(
+        RetrainConfig(
+            **settings,
+            bottleneck_dir=tmp_path / "bottlenecks_ray",
+            output_graph=tmp_path / "ray.pb",
+            output_labels=tmp_path / "ray.txt",
+            extraction="ray",
+            ray_address=ray_cluster.address,
+        ),
+        log=lambda m: None,
+    )
     assert on_ray.extraction.computed == local.extraction.computed == 60000
     assert len(on_ray.extraction.by_node) == 2 and min(on_ray.extraction.by_node.values()) > 0
-    assert_same_vectors(cached_vectors(tmp_path / "bottlenecks_ray"),
-                        cached_vectors(tmp_path / "bottlenecks_local"))
+    assert_same_vectors(
+        cached_vectors(tmp_path / "bottlenecks_ray"), cached_vectors(tmp_path / "bottlenecks_local")
+    )
     assert on_ray.trained.best_step == local.trained.best_step
     assert on_ray.score.accuracy == local.score.accuracy
 
@@ -262,13 +360,19 @@ def test_fine_tuning_activations_on_two_nodes_equal_a_local_run(ray_cluster, tmp
     tuning = dict(fine_tune_blocks=1, fine_tune_epochs=2)
     local = retrain(tiny_retrain_config(tmp_path, images, "local", **tuning), log=lambda m: None)
     lines = []
-    on_ray = retrain(tiny_retrain_config(tmp_path, images, "ray", extraction="ray",
-                                         ray_address=ray_cluster.address, **tuning),
-                     log=lines.append)
-    assert any(line.startswith("Activations computed per node (2): 127.0.0.1")
-               for line in lines), lines
-    recorded = [json.loads((tmp_path / f"{name}.pb.json").read_text())["fine_tuning"]
-                for name in ("local", "ray")]
+    on_ray = retrain(
+        tiny_retrain_config(
+            tmp_path, images, "ray", extraction="ray", ray_address=ray_cluster.address, **tuning
+        ),
+        log=lines.append,
+    )
+    assert any(line.startswith("Activations computed per node (2): 127.0.0.1") for line in lines), (
+        lines
+    )
+    recorded = [
+        json.loads((tmp_path / f"{name}.pb.json").read_text())["fine_tuning"]
+        for name in ("local", "ray")
+    ]
     assert recorded[0] == recorded[1] and recorded[0]["blocks"] == 1
     assert on_ray.score.accuracy == local.score.accuracy
     assert on_ray.trained.best_validation_accuracy == local.trained.best_validation_accuracy
@@ -280,8 +384,9 @@ def test_a_pool_that_cannot_start_in_time_is_a_clear_error(ray_cluster, tmp_path
 
     images = make_colour_folder(tmp_path / "colours", per_class=4)
     extractor = tiny_extractor()
-    cache = BottleneckCache(tmp_path / "bn", "test_tiny", extractor.fingerprint,
-                            extractor.feature_dim)
+    cache = BottleneckCache(
+        tmp_path / "bn", "test_tiny", extractor.fingerprint, extractor.feature_dim
+    )
     backend = RayExtraction(ray_cluster.address)
     # Every CPU of the cluster is taken, so no extraction actor can start, however fast the
     # machine: the pool waits out its limit whatever the timing.
@@ -292,8 +397,14 @@ def test_a_pool_that_cannot_start_in_time_is_a_clear_error(ray_cluster, tmp_path
     limit, context.wait_for_min_actors_s = context.wait_for_min_actors_s, 2
     try:
         with pytest.raises(PoetslearnError, match="did not start 2 extraction actor"):
-            compute_bottlenecks(gated_splits(images, tmp_path, hold_from=10**9), extractor,
-                                cache, 3, show_progress=False, backend=backend)
+            compute_bottlenecks(
+                gated_splits(images, tmp_path, hold_from=10**9),
+                extractor,
+                cache,
+                3,
+                show_progress=False,
+                backend=backend,
+            )
     finally:
         context.wait_for_min_actors_s = limit
         for b in blockers:

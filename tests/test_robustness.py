@@ -19,12 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from helpers import REPO_ROOT, make_colour_folder, noisy_colour
-from poetslearn.data import images as images_module
+from helpers import REPO_ROOT, make_colour_folder, noisy_colour, retrain_args
 from poetslearn.cli.main import cli
-from poetslearn.errors import DataError, ImageError
+from poetslearn.data import images as images_module
 from poetslearn.data.images import decode_image
-from helpers import retrain_args
+from poetslearn.errors import DataError, ImageError
 
 
 def add_bad_files(folder: Path) -> dict[str, Path]:
@@ -50,7 +49,8 @@ def test_bad_files_are_skipped_and_the_run_goes_on(tmp_path):
     bad = add_bad_files(folder)
     (folder / "blue" / "nested" / "deeper").mkdir(parents=True)
     Image.fromarray(noisy_colour((40, 40, 230), seed=77)).save(
-        folder / "blue" / "nested" / "deeper" / "photo.gif")
+        folder / "blue" / "nested" / "deeper" / "photo.gif"
+    )
     result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(folder)))
     assert result.exit_code == 0, result.output
     for path in bad.values():
@@ -64,8 +64,7 @@ def test_bad_files_are_skipped_and_the_run_goes_on(tmp_path):
 def test_strict_stops_before_any_bottleneck(tmp_path):
     folder = make_colour_folder(tmp_path / "data", per_class=8)
     bad = add_bad_files(folder)
-    result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(folder),
-                                                  "--strict"))
+    result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(folder), "--strict"))
     assert result.exit_code == 1
     assert "--strict: 4 file(s)" in result.output
     assert all(str(p) in result.output for p in bad.values())
@@ -83,27 +82,39 @@ def test_empty_class_folder_is_an_error_naming_it(tmp_path):
 def test_unicode_and_space_labels_survive_to_label_json(tmp_path):
     import json
 
-    folder = make_colour_folder(tmp_path / "data", per_class=6,
-                                colours={"Pâte brisée": (200, 180, 60), "café noir": (40, 20, 10)})
+    folder = make_colour_folder(
+        tmp_path / "data",
+        per_class=6,
+        colours={"Pâte brisée": (200, 180, 60), "café noir": (40, 20, 10)},
+    )
     result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(folder)))
     assert result.exit_code == 0, result.output
     labels = (tmp_path / "out" / "labels.txt").read_text(encoding="utf-8").splitlines()
     assert labels == ["pâte brisée", "café noir"]
     image = next((folder / "café noir").iterdir())
-    out = CliRunner().invoke(cli, ["label", "--graph", str(tmp_path / "out" / "graph.pb"),
-                                   "--json", str(image)])
+    out = CliRunner().invoke(
+        cli, ["label", "--graph", str(tmp_path / "out" / "graph.pb"), "--json", str(image)]
+    )
     assert json.loads(out.stdout)["results"][0]["predictions"][0]["label"] == "café noir"
 
 
 def test_outputs_in_missing_folders_are_created_and_unwritable_ones_refused(tmp_path, colour_dir):
     deep = tmp_path / "new" / "deeper"
-    ok = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
-                                              "--output_graph", str(deep / "g.pb")))
+    ok = CliRunner().invoke(
+        cli,
+        retrain_args(
+            tmp_path, "--image_dir", str(colour_dir), "--output_graph", str(deep / "g.pb")
+        ),
+    )
     assert ok.exit_code == 0 and (deep / "g.pb").is_file()
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    bad = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
-                                               "--output_graph", str(blocker / "g.pb")))
+    bad = CliRunner().invoke(
+        cli,
+        retrain_args(
+            tmp_path, "--image_dir", str(colour_dir), "--output_graph", str(blocker / "g.pb")
+        ),
+    )
     assert bad.exit_code == 1 and f"Cannot write {blocker / 'g.pb'}" in bad.output
     assert "Computing" not in bad.output and "Step" not in bad.output
 
@@ -154,8 +165,9 @@ def test_disk_full_while_exporting_keeps_the_previous_outputs(tmp_path, colour_d
 
     real_fdopen = os.fdopen
     monkeypatch.setattr(outputs.os, "fdopen", lambda fd, mode: _FullDisk(real_fdopen(fd, mode)))
-    second = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
-                                                  "--seed", "9"))
+    second = CliRunner().invoke(
+        cli, retrain_args(tmp_path, "--image_dir", str(colour_dir), "--seed", "9")
+    )
     assert second.exit_code == 1
     assert "The disk is full" in second.output and "left intact" in second.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # no temp files either
@@ -165,12 +177,23 @@ def test_disk_full_on_a_real_tiny_filesystem(tmp_path, colour_dir):
     """A 1 MiB tmpfs: the first export fits; filled up, the second fails and loses nothing."""
     mount = tmp_path / "small"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here; test_disk_full_while_exporting_* simulates it")
     try:
-        args = retrain_args(tmp_path, "--image_dir", str(colour_dir), "--output_graph",
-                            str(mount / "g.pb"), "--output_labels", str(mount / "l.txt"))
+        args = retrain_args(
+            tmp_path,
+            "--image_dir",
+            str(colour_dir),
+            "--output_graph",
+            str(mount / "g.pb"),
+            "--output_labels",
+            str(mount / "l.txt"),
+        )
         assert CliRunner().invoke(cli, args).exit_code == 0
         before = {p.name: p.read_bytes() for p in mount.iterdir()}
         filler = mount / "filler"
@@ -195,11 +218,32 @@ def test_disk_full_on_a_real_tiny_filesystem(tmp_path, colour_dir):
 
 
 def retrain_command(tmp_path: Path, folder: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "poetslearn", "retrain", "--image_dir", str(folder),
-            "--architecture", "mobilenet_0.25_128", "--weights", "none", "--engine", "tf",
-            "--bottleneck_dir", str(tmp_path / "bottlenecks"), "--bottleneck_batch_size", "16",
-            "--output_graph", str(tmp_path / "out" / "g.pb"), "--output_labels",
-            str(tmp_path / "out" / "l.txt"), "--how_many_training_steps", "50", "--quiet", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "poetslearn",
+        "retrain",
+        "--image_dir",
+        str(folder),
+        "--architecture",
+        "mobilenet_0.25_128",
+        "--weights",
+        "none",
+        "--engine",
+        "tf",
+        "--bottleneck_dir",
+        str(tmp_path / "bottlenecks"),
+        "--bottleneck_batch_size",
+        "16",
+        "--output_graph",
+        str(tmp_path / "out" / "g.pb"),
+        "--output_labels",
+        str(tmp_path / "out" / "l.txt"),
+        "--how_many_training_steps",
+        "50",
+        "--quiet",
+        *extra,
+    ]
 
 
 def many_images(root: Path, per_class: int) -> Path:
@@ -214,10 +258,16 @@ def test_signal_during_extraction_then_resume(tmp_path, sig):
     folder = many_images(tmp_path / "data", per_class=100)
     env = dict(os.environ, POETSLEARN_SHARD_ROWS="64")
     held = tmp_path / "held"
-    command = [sys.executable, str(REPO_ROOT / "tests" / "held_run.py"), str(held), "6",
-               *retrain_command(tmp_path, folder)[3:]]
-    process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "tests" / "held_run.py"),
+        str(held),
+        "6",
+        *retrain_command(tmp_path, folder)[3:],
+    ]
+    process = subprocess.Popen(
+        command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 600  # a hang guard, not a timing assumption
         while not held.exists():
@@ -230,11 +280,16 @@ def test_signal_during_extraction_then_resume(tmp_path, sig):
         process.kill()
     assert process.returncode == 130, (out, err)
     assert "Interrupted" in err and "Traceback" not in err
-    assert not list(tmp_path.glob("bottlenecks/*/.tmp-*"))  # no temporary shard left behind
+    assert not list(tmp_path.glob("bottlenecks/*/.*"))  # no temporary shard left behind
     assert not (tmp_path / "out" / "g.pb").exists()
 
-    done = subprocess.run(retrain_command(tmp_path, folder), cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        retrain_command(tmp_path, folder),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     found = re.search(r"Computed ([\d,]+) bottlenecks .*; ([\d,]+) were cached", done.stdout)
     computed, cached = (int(g.replace(",", "")) for g in found.groups())
@@ -245,16 +300,27 @@ def test_signal_during_extraction_then_resume(tmp_path, sig):
 @pytest.mark.slow
 def test_two_runs_sharing_a_bottleneck_dir_both_finish(tmp_path):
     folder = many_images(tmp_path / "data", per_class=150)
-    runs = [subprocess.Popen(retrain_command(tmp_path, folder, "--output_graph",
-                                             str(tmp_path / f"out{i}" / "g.pb")),
-                             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True) for i in range(2)]
+    runs = [
+        subprocess.Popen(
+            retrain_command(tmp_path, folder, "--output_graph", str(tmp_path / f"out{i}" / "g.pb")),
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outputs = [r.communicate(timeout=300) for r in runs]
     assert [r.returncode for r in runs] == [0, 0], outputs
     accuracies = [o[0].split("Final test accuracy = ")[1].split("%")[0] for o in outputs]
     assert accuracies[0] == accuracies[1]
-    third = subprocess.run(retrain_command(tmp_path, folder), cwd=REPO_ROOT, capture_output=True,
-                           text=True, timeout=300)
+    third = subprocess.run(
+        retrain_command(tmp_path, folder),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert "All 450 bottlenecks were cached; computed none." in third.stdout
 
 
@@ -277,8 +343,14 @@ FORMATS = ["PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP"]
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(MODES), st.sampled_from(FORMATS), st.integers(1, 40), st.integers(1, 40),
-       st.integers(0, 2 ** 32 - 1), st.booleans())
+@given(
+    st.sampled_from(MODES),
+    st.sampled_from(FORMATS),
+    st.integers(1, 40),
+    st.integers(1, 40),
+    st.integers(0, 2**32 - 1),
+    st.booleans(),
+)
 def test_odd_valid_images_decode_or_raise_image_error(mode, fmt, width, height, seed, truncate):
     rng = np.random.default_rng(seed)
     img = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).convert(mode)
@@ -333,15 +405,16 @@ def test_dataset_error_for_missing_folder():
 
 
 def test_disk_full_while_writing_the_cache_is_a_clear_error(tmp_path, colour_dir, monkeypatch):
-    from poetslearn.extract import bottleneck_cache
+    from poetslearn import outputs
 
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(bottleneck_cache.np, "savez", full)
+    real_fdopen = outputs.os.fdopen  # every shard is written through outputs.write_files_atomic
+    monkeypatch.setattr(outputs.os, "fdopen", lambda fd, mode: _FullDisk(real_fdopen(fd, mode)))
     result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir)))
     assert result.exit_code == 1 and "The disk is full" in result.output
-    assert not list(tmp_path.glob("bottlenecks/*/.tmp-*"))
+    assert list(tmp_path.glob("bottlenecks/*"))  # the cache folder was being written
+    assert not list(tmp_path.glob("bottlenecks/*/*")) and not list(
+        tmp_path.glob("bottlenecks/*/.*")
+    )  # no shard, and no temporary file left behind
     assert not (tmp_path / "out" / "graph.pb").exists()
 
 
@@ -361,18 +434,25 @@ def test_unreadable_file_is_skipped(tmp_path, monkeypatch):
     assert f"Skipping {locked}: it cannot be read (Permission denied)." in result.stderr
 
 
-def test_disk_full_after_the_graph_was_written_says_what_was_written(tmp_path, colour_dir,
-                                                                    monkeypatch):
+def test_disk_full_after_the_graph_was_written_says_what_was_written(
+    tmp_path, colour_dir, monkeypatch
+):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "m.tflite"))
 
     monkeypatch.setattr("poetslearn.export.stage.export_tflite", full)
-    result = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir),
-                                                  "--tflite_output", str(tmp_path / "m.tflite")))
+    result = CliRunner().invoke(
+        cli,
+        retrain_args(
+            tmp_path, "--image_dir", str(colour_dir), "--tflite_output", str(tmp_path / "m.tflite")
+        ),
+    )
     assert result.exit_code == 1
     graph = tmp_path / "out" / "graph.pb"
-    assert (f"Error: The disk is full (writing {tmp_path / 'm.tflite'}). Free some space and run "
-            f"the command again; the new {graph}, ") in result.output
+    assert (
+        f"Error: The disk is full (writing {tmp_path / 'm.tflite'}). Free some space and run "
+        f"the command again; the new {graph}, "
+    ) in result.output
     assert "the later exports were not." in result.output
     assert "left intact" not in result.output  # it was not: the new graph is in place
     assert graph.is_file()

@@ -14,18 +14,45 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_benchmark_prints_a_table_and_json_with_every_engine(tmp_path, tiny_cifar):
     out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--architecture", "test_tiny",
-         "--weights", "none", "--data_dir", str(tiny_cifar), "--model_dir", str(tmp_path),
-         "--images", "16", "--batch", "8", "--seconds", "0.2", "--rounds", "2",
-         "--bottleneck_dir", str(tmp_path / "bottlenecks")],
-        check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "benchmark.py"),
+            "--architecture",
+            "test_tiny",
+            "--weights",
+            "none",
+            "--data_dir",
+            str(tiny_cifar),
+            "--model_dir",
+            str(tmp_path),
+            "--images",
+            "16",
+            "--batch",
+            "8",
+            "--seconds",
+            "0.2",
+            "--rounds",
+            "2",
+            "--bottleneck_dir",
+            str(tmp_path / "bottlenecks"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
     report = json.loads(out.splitlines()[-1])
     # test_tiny: 16 filters of 3x3x3 over a 15x15 output (32x32, stride 2, no padding).
     assert report["macs_per_image"] == 15 * 15 * 16 * 3 * 3 * 3
     assert report["engine"] == "tflite"
     assert set(report["img_per_s"]) == {
-        "poetslearn auto (tflite)", "poetslearn tflite", "poetslearn onnxruntime",
-        "poetslearn tf", "poetslearn tflite_int8", "keras predict"}
+        "poetslearn auto (tflite)",
+        "poetslearn tflite",
+        "poetslearn onnxruntime",
+        "poetslearn tf",
+        "poetslearn tflite_int8",
+        "keras predict",
+    }
     assert all(rate > 0 for rate in report["img_per_s"].values())
     assert report["matmul_peak_gflops"] > 0
     assert report["warm_run_s"] > 0 and report["first_run_peak_mb"] > 0
@@ -34,12 +61,31 @@ def test_benchmark_prints_a_table_and_json_with_every_engine(tmp_path, tiny_cifa
 
 def test_label_speed_times_the_three_ways_of_labelling(tmp_path, tiny_cifar):
     out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "label_speed.py"), "--architecture", "test_tiny",
-         "--weights", "none", "--data_dir", str(tiny_cifar), "--model_dir", str(tmp_path),
-         "--rounds", "1"], check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "label_speed.py"),
+            "--architecture",
+            "test_tiny",
+            "--weights",
+            "none",
+            "--data_dir",
+            str(tiny_cifar),
+            "--model_dir",
+            str(tmp_path),
+            "--rounds",
+            "1",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
     report = json.loads(out.splitlines()[-1])
-    assert set(report["median_s"]) == {"poetslearn label, .tflite", "poetslearn label, .pb",
-                                       "codelab label_image.py steps, .pb"}
+    assert set(report["median_s"]) == {
+        "poetslearn label, .tflite",
+        "poetslearn label, .pb",
+        "codelab label_image.py steps, .pb",
+    }
     assert all(seconds > 0 for seconds in report["median_s"].values())
     assert "| poetslearn label, .tflite |" in out
 
@@ -47,10 +93,27 @@ def test_label_speed_times_the_three_ways_of_labelling(tmp_path, tiny_cifar):
 @pytest.mark.slow  # starts Ray four times: about a minute
 def test_ray_benchmark_compares_local_ray_and_two_nodes(tmp_path, tiny_cifar):
     out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "ray_benchmark.py"), "--architecture",
-         "test_tiny", "--weights", "none", "--data_dir", str(tiny_cifar), "--model_dir",
-         str(tmp_path), "--images", "60", "--batch", "8"], check=True, capture_output=True, text=True,
-        cwd=tmp_path).stdout
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "ray_benchmark.py"),
+            "--architecture",
+            "test_tiny",
+            "--weights",
+            "none",
+            "--data_dir",
+            str(tiny_cifar),
+            "--model_dir",
+            str(tmp_path),
+            "--images",
+            "60",
+            "--batch",
+            "8",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
     report = json.loads(out.splitlines()[-1])
     ways = {r["mode"]: r for r in report["results"]}
     assert set(ways) == {"local", "ray_local", "two_nodes", "ray_ceiling"}
@@ -63,10 +126,27 @@ def test_ray_benchmark_compares_local_ray_and_two_nodes(tmp_path, tiny_cifar):
 
 def test_fine_tune_speed_reports_a_share_of_the_peak(tmp_path):
     out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "fine_tune_speed.py"), "--architecture",
-         "test_tiny", "--weights", "none", "--model_dir", str(tmp_path), "--blocks", "1",
-         "--batch", "8", "--seconds", "0.2"], check=True, capture_output=True, text=True,
-        cwd=tmp_path).stdout
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "fine_tune_speed.py"),
+            "--architecture",
+            "test_tiny",
+            "--weights",
+            "none",
+            "--model_dir",
+            str(tmp_path),
+            "--blocks",
+            "1",
+            "--batch",
+            "8",
+            "--seconds",
+            "0.2",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
     report = json.loads(out.splitlines()[-1])
     (row,) = report["rows"]
     assert row["blocks"] == 1 and row["images_per_s"] > 0 and row["gflops"] > 0
@@ -76,10 +156,27 @@ def test_fine_tune_speed_reports_a_share_of_the_peak(tmp_path):
 
 def test_bottleneck_blocks_compares_block_counts_on_one_extraction(tmp_path, tiny_cifar):
     out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bottleneck_blocks.py"), "--architecture",
-         "test_tiny", "--weights", "none", "--data_dir", str(tiny_cifar), "--model_dir",
-         str(tmp_path), "--bottleneck_dir", str(tmp_path / "bottlenecks"), "--blocks", "1,all"],
-        check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "bottleneck_blocks.py"),
+            "--architecture",
+            "test_tiny",
+            "--weights",
+            "none",
+            "--data_dir",
+            str(tiny_cifar),
+            "--model_dir",
+            str(tmp_path),
+            "--bottleneck_dir",
+            str(tmp_path / "bottlenecks"),
+            "--blocks",
+            "1,all",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
     rows = {line.split()[0]: line.split() for line in out.splitlines()[-2:]}
     # test_tiny: its conv's 16 channels alone, then the image's 3 beside them.
     assert rows["1"][1] == "16" and rows["all"][1] == "19"

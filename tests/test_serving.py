@@ -15,15 +15,20 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from helpers import COLOURS, noisy_colour
+from helpers import COLOURS, noisy_colour, retrain_args
 from poetslearn.cli.main import cli
 from poetslearn.data.images import load_image
-from helpers import retrain_args
 
 KINDS = {
     "plain": [],
-    "fine_tuned": ["--fine_tune_blocks", "1", "--fine_tune_epochs", "2",
-                   "--fine_tune_batch_size", "8"],
+    "fine_tuned": [
+        "--fine_tune_blocks",
+        "1",
+        "--fine_tune_epochs",
+        "2",
+        "--fine_tune_batch_size",
+        "8",
+    ],
     "block_features": ["--bottleneck_blocks", "2"],
 }
 
@@ -39,8 +44,10 @@ def new_images(folder: Path) -> list[Path]:
 
 def label_probabilities(graph: Path, images: list[Path], labels: list[str]) -> np.ndarray:
     """Every label's probability per image, from `poetslearn label --json`."""
-    result = CliRunner().invoke(cli, ["label", "--graph", str(graph), "--json", "--top_k",
-                                      str(len(labels)), *map(str, images)])
+    result = CliRunner().invoke(
+        cli,
+        ["label", "--graph", str(graph), "--json", "--top_k", str(len(labels)), *map(str, images)],
+    )
     assert result.exit_code == 0, result.output
     rows = []
     for entry in json.loads(result.stdout)["results"]:
@@ -68,9 +75,17 @@ def exported(request, tmp_path_factory):
 
     tmp_path = tmp_path_factory.mktemp(request.param)
     images = make_colour_folder(tmp_path / "colours")
-    result = CliRunner().invoke(cli, retrain_args(
-        tmp_path, "--image_dir", str(images), "--saved_model_dir", str(tmp_path / "saved"),
-        *KINDS[request.param]))
+    result = CliRunner().invoke(
+        cli,
+        retrain_args(
+            tmp_path,
+            "--image_dir",
+            str(images),
+            "--saved_model_dir",
+            str(tmp_path / "saved"),
+            *KINDS[request.param],
+        ),
+    )
     assert result.exit_code == 0, result.output
     return tmp_path, new_images(tmp_path)
 
@@ -88,8 +103,10 @@ def test_the_tf1_loader_runs_both_signatures_as_label_does(exported):
     np.testing.assert_allclose(by_bytes["probabilities"], expected, atol=1e-5)
     import tensorflow as tf
 
-    stored = [name for name, _ in tf.train.list_variables(str(tmp_path / "saved" / "variables"
-                                                              / "variables"))]
+    stored = [
+        name
+        for name, _ in tf.train.list_variables(str(tmp_path / "saved" / "variables" / "variables"))
+    ]
     assert stored == ["_CHECKPOINTABLE_OBJECT_GRAPH"], stored  # nothing to restore by name
 
 
@@ -101,10 +118,26 @@ def test_saved_model_cli_runs_the_export(exported):
     assert cli_path, "saved_model_cli ships with TensorFlow and must be found"
     labels = (tmp_path / "out" / "labels.txt").read_text().split()
     np.save(tmp_path / "batch.npy", np.stack([load_image(p, 32) for p in images]))
-    subprocess.run([str(cli_path), "run", "--dir", str(tmp_path / "saved"), "--tag_set", "serve",
-                    "--signature_def", "serving_default", "--inputs",
-                    f"images={tmp_path / 'batch.npy'}", "--outdir", str(tmp_path / "served"),
-                    "--overwrite"], check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            str(cli_path),
+            "run",
+            "--dir",
+            str(tmp_path / "saved"),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"images={tmp_path / 'batch.npy'}",
+            "--outdir",
+            str(tmp_path / "served"),
+            "--overwrite",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     served = np.load(tmp_path / "served" / "probabilities.npy")
     expected = label_probabilities(tmp_path / "out" / "graph.pb", images, labels)
     np.testing.assert_allclose(served, expected, atol=1e-5)

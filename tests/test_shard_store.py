@@ -70,8 +70,10 @@ def test_a_damaged_segment_is_found_when_first_used_and_removed(tmp_path):
     cache = activation_cache(tmp_path, warnings.append)
     assert all(key in cache for key in stored) and not warnings  # opening reads no rows
     assert cache.verify(stored) == 1
-    assert warnings == [f"Activation cache segment {rows} is damaged (checksum mismatch); "
-                        f"removing it, its activations will be recomputed."]
+    assert warnings == [
+        f"Activation cache segment {rows} is damaged (checksum mismatch); "
+        f"removing it, its activations will be recomputed."
+    ]
     assert not any(key in cache for key in stored) and not list(tmp_path.rglob("seg-*"))
 
 
@@ -109,8 +111,12 @@ def test_a_bottleneck_shard_in_the_0_1_format_is_read(tmp_path):
     digest = hashlib.blake2b(digest_size=16)
     digest.update(k.tobytes())
     digest.update(vectors.tobytes())
-    np.savez(folder / "shard-20260101000000-abcdef012345.npz", keys=k, vectors=vectors,
-             checksum=np.frombuffer(digest.digest(), np.uint8))
+    np.savez(
+        folder / "shard-20260101000000-abcdef012345.npz",
+        keys=k,
+        vectors=vectors,
+        checksum=np.frombuffer(digest.digest(), np.uint8),
+    )
     cache = BottleneckCache(tmp_path, "test_tiny", "d" * 64, 5)
     out = np.zeros((4, 5), np.float32)
     (found,) = cache.fill([(keys(4)[::-1], out)])
@@ -125,9 +131,11 @@ def test_a_damaged_bottleneck_shard_is_removed_when_read(tmp_path, damage):
     cache.flush()
     shard = next(tmp_path.rglob("shard-*.npz"))
     data = shard.read_bytes()
-    shard.write_bytes(data[:len(data) // 2] if damage == "truncate" else
-                      data.replace(np.ones(1, np.float32).tobytes(),
-                                   np.full(1, 2, np.float32).tobytes(), 1))
+    shard.write_bytes(
+        data[: len(data) // 2]
+        if damage == "truncate"
+        else data.replace(np.ones(1, np.float32).tobytes(), np.full(1, 2, np.float32).tobytes(), 1)
+    )
     warnings = []
     reopened = BottleneckCache(tmp_path, "test_tiny", "c" * 64, 5, warnings.append)
     (found,) = reopened.fill([(keys(6), np.zeros((6, 5), np.float32))])

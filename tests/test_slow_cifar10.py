@@ -13,10 +13,24 @@ from poetslearn.cli.main import cli
 
 @pytest.mark.slow
 def test_full_cifar10_with_mobilenet_random_weights(tmp_path, shared):
-    args = ["retrain", "--data_dir", str(shared / "data"), "--architecture", "mobilenet_0.25_128",
-            "--weights", "none", "--bottleneck_dir", str(tmp_path / "bottlenecks"),
-            "--output_graph", str(tmp_path / "graph.pb"), "--output_labels",
-            str(tmp_path / "labels.txt"), "--how_many_training_steps", "200", "--quiet"]
+    args = [
+        "retrain",
+        "--data_dir",
+        str(shared / "data"),
+        "--architecture",
+        "mobilenet_0.25_128",
+        "--weights",
+        "none",
+        "--bottleneck_dir",
+        str(tmp_path / "bottlenecks"),
+        "--output_graph",
+        str(tmp_path / "graph.pb"),
+        "--output_labels",
+        str(tmp_path / "labels.txt"),
+        "--how_many_training_steps",
+        "200",
+        "--quiet",
+    ]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "CIFAR-10: 10 classes; train 45,000, validation 5,000, test 10,000" in result.output

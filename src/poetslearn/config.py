@@ -27,10 +27,12 @@ class RetrainConfig:
     image_size: int | None = None  # the module's input size when it does not fix one
     image_dir: Path | None = None  # a folder of class sub-folders; None means CIFAR-10
     strict: bool = False  # unreadable images are an error (before any work) instead of skipped
-    data_dir: Path = field(default_factory=lambda: _env_path("POETSLEARN_DATA_DIR",
-                                                             WORK_DIR / "data"))
-    model_dir: Path = field(default_factory=lambda: _env_path("POETSLEARN_MODEL_DIR",
-                                                              WORK_DIR / "models"))
+    data_dir: Path = field(
+        default_factory=lambda: _env_path("POETSLEARN_DATA_DIR", WORK_DIR / "data")
+    )
+    model_dir: Path = field(
+        default_factory=lambda: _env_path("POETSLEARN_MODEL_DIR", WORK_DIR / "models")
+    )
     bottleneck_dir: Path = WORK_DIR / "bottlenecks"
     # TensorBoard summaries; None: tf_files/training_summaries/<architecture>. A run gets its own
     # sub-folder. Empty string (--summaries_dir "") turns them off.
@@ -44,7 +46,8 @@ class RetrainConfig:
     # (x - 128) / 128, for clients built around the codelab (label_image.py, its Android apps).
     input_format: str = "pixels"
     # The head: Adam on standardised bottlenecks, best validation step kept. The codelab's plain
-    # SGD at 0.01 for 4,000 steps of 100 is measurably worse; see README "Training defaults".
+    # SGD at 0.01 for 4,000 steps of 100 is measurably worse (docs/how-it-works.md, "Training
+    # defaults").
     how_many_training_steps: int = 8000
     learning_rate: float = 0.001
     train_batch_size: int = 256
@@ -105,32 +108,45 @@ DEFAULT_LABELS_FILE = WORK_DIR / "retrained_labels.txt"
 
 def check_settings(config: RetrainConfig) -> None:
     """Rejects impossible settings before any work starts."""
-    positive = ("how_many_training_steps", "learning_rate", "train_batch_size",
-                "eval_step_interval", "bottleneck_batch_size")
+    positive = (
+        "how_many_training_steps",
+        "learning_rate",
+        "train_batch_size",
+        "eval_step_interval",
+        "bottleneck_batch_size",
+    )
     for name in positive:
         if getattr(config, name) <= 0:
             raise PoetslearnError(f"--{name} must be greater than 0; got {getattr(config, name)}.")
     for name in ("validation_batch_size", "test_batch_size"):
         value = getattr(config, name)
         if value == 0 or value < -1:
-            raise PoetslearnError(f"--{name} must be a positive number or -1 (all images); "
-                                  f"got {value}.")
-    if config.assert_accuracy_at_least is not None and \
-            not 0 <= config.assert_accuracy_at_least <= 1:
-        raise PoetslearnError(f"--assert_accuracy_at_least is a fraction between 0 and 1 (0.8 "
-                              f"for 80%); got {config.assert_accuracy_at_least}.")
+            raise PoetslearnError(
+                f"--{name} must be a positive number or -1 (all images); got {value}."
+            )
+    if (
+        config.assert_accuracy_at_least is not None
+        and not 0 <= config.assert_accuracy_at_least <= 1
+    ):
+        raise PoetslearnError(
+            f"--assert_accuracy_at_least is a fraction between 0 and 1 (0.8 "
+            f"for 80%); got {config.assert_accuracy_at_least}."
+        )
     if config.input_format not in ("pixels", "codelab"):
-        raise PoetslearnError(f"--input_format is 'pixels' or 'codelab'; got "
-                              f"{config.input_format!r}.")
+        raise PoetslearnError(
+            f"--input_format is 'pixels' or 'codelab'; got {config.input_format!r}."
+        )
     if config.tflite_quantize and config.tflite_output is None:
         raise PoetslearnError("--tflite_quantize needs --tflite_output (where to write the model).")
     for name in ("random_crop", "random_scale", "random_brightness"):
         if not 0 <= getattr(config, name) < 100:
-            raise PoetslearnError(f"--{name} is a percentage from 0 to below 100; got "
-                                  f"{getattr(config, name)}.")
+            raise PoetslearnError(
+                f"--{name} is a percentage from 0 to below 100; got {getattr(config, name)}."
+            )
     if not 1 <= config.distorted_copies <= 50:
-        raise PoetslearnError(f"--distorted_copies must be between 1 and 50; got "
-                              f"{config.distorted_copies}.")
+        raise PoetslearnError(
+            f"--distorted_copies must be between 1 and 50; got {config.distorted_copies}."
+        )
     for name in ("fine_tune_epochs", "fine_tune_learning_rate", "fine_tune_batch_size"):
         if getattr(config, name) <= 0:
             raise PoetslearnError(f"--{name} must be greater than 0; got {getattr(config, name)}.")
@@ -142,4 +158,5 @@ def check_settings(config: RetrainConfig) -> None:
     if not 0 < v < 100 or not 0 < t < 100 or v + t >= 100:
         raise PoetslearnError(
             f"--validation_percentage ({v}) and --testing_percentage ({t}) must each be between "
-            f"0 and 100 (exclusive) and sum to less than 100, leaving images for training.")
+            f"0 and 100 (exclusive) and sum to less than 100, leaving images for training."
+        )

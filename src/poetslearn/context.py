@@ -4,8 +4,8 @@ The CLI prints to stderr; a library caller passes its own functions or `RunConte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from poetslearn.progress import progress as progress_bar
 

@@ -45,8 +45,50 @@ def file_matches(path: Path, sha256: str | None = None, md5: str | None = None) 
     return expected is None or hash_file(path, expected[0]) == expected[1]
 
 
-def fetch_file(url: str, dest: Path, sha256: str | None = None, md5: str | None = None,
-               show_progress: bool = True, timeout: float = 60.0) -> Path:
+def _open(url: str, timeout: float, dest: Path):
+    try:
+        return urllib.request.urlopen(url, timeout=timeout)
+    except (urllib.error.URLError, OSError) as e:
+        raise DownloadError(
+            f"Could not download {url}: {getattr(e, 'reason', e)}. Check the network "
+            f"connection, or download the file on a connected machine and put it at {dest}."
+        ) from e
+
+
+def _stream_to(
+    url: str, part: Path, digest, show_progress: bool, timeout: float, dest: Path
+) -> tuple[int, int]:
+    """Downloads `url` into `part` under a progress bar, hashing as it goes; returns (bytes
+    received, bytes announced or 0)."""
+    received = 0
+    with _open(url, timeout, dest) as response, open(part, "wb") as out:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else 0
+        with progress(total, f"Downloading {dest.name}", unit="B", enabled=show_progress) as bar:
+            while True:
+                try:
+                    chunk = response.read(_CHUNK)
+                except (OSError, ValueError, http.client.HTTPException) as e:  # reset, short
+                    raise DownloadError(
+                        f"The download of {url} broke off after {received:,} bytes ({e}). "
+                        f"Run the command again to retry."
+                    ) from e
+                if not chunk:
+                    return received, total
+                out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+
+
+def fetch_file(
+    url: str,
+    dest: Path,
+    sha256: str | None = None,
+    md5: str | None = None,
+    show_progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
     """Returns `dest`, downloading `url` there first unless a copy with the right hash is present.
 
     Raises DownloadError when the server cannot be reached, the connection drops before the
@@ -60,41 +102,19 @@ def fetch_file(url: str, dest: Path, sha256: str | None = None, md5: str | None 
     part = dest.with_name(dest.name + ".part")
     expected = _expected_hash(sha256, md5)
     digest = hashlib.new(expected[0] if expected else "sha256")
-    received = 0
     try:
-        try:
-            response = urllib.request.urlopen(url, timeout=timeout)
-        except (urllib.error.URLError, OSError) as e:
-            raise DownloadError(
-                f"Could not download {url}: {getattr(e, 'reason', e)}. Check the network connection, "
-                f"or download the file on a connected machine and put it at {dest}.") from e
-        with response, open(part, "wb") as out:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else 0
-            with progress(total, f"Downloading {dest.name}", unit="B",
-                          enabled=show_progress) as bar:
-                while True:
-                    try:
-                        chunk = response.read(_CHUNK)
-                    except (OSError, ValueError, http.client.HTTPException) as e:  # reset, IncompleteRead
-                        raise DownloadError(
-                            f"The download of {url} broke off after {received:,} bytes ({e}). "
-                            f"Run the command again to retry.") from e
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
+        received, total = _stream_to(url, part, digest, show_progress, timeout, dest)
         if total and received != total:
             raise DownloadError(
                 f"The download of {url} broke off: received {received:,} of {total:,} bytes. "
-                f"Run the command again to retry.")
+                f"Run the command again to retry."
+            )
         if expected and digest.hexdigest() != expected[1]:
             raise DownloadError(
                 f"The file downloaded from {url} has {expected[0]} {digest.hexdigest()}, expected "
                 f"{expected[1]}; it was discarded. The server may be serving a different or "
-                f"damaged file.")
+                f"damaged file."
+            )
         os.replace(part, dest)
     except BaseException:
         # KeyboardInterrupt included: a partial file must never be mistaken for a complete one.

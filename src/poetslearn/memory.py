@@ -27,12 +27,21 @@ def peak_memory_mb(platform: str = sys.platform) -> float | None:
 
 def _windows_peak_mb() -> float | None:
     """PeakWorkingSetSize from GetProcessMemoryInfo (psapi), the Windows analogue of ru_maxrss."""
+
     class Counters(ctypes.Structure):
         _fields_ = [("cb", ctypes.c_ulong), ("PageFaultCount", ctypes.c_ulong)] + [
-            (name, ctypes.c_size_t) for name in (
-                "PeakWorkingSetSize", "WorkingSetSize", "QuotaPeakPagedPoolUsage",
-                "QuotaPagedPoolUsage", "QuotaPeakNonPagedPoolUsage", "QuotaNonPagedPoolUsage",
-                "PagefileUsage", "PeakPagefileUsage")]
+            (name, ctypes.c_size_t)
+            for name in (
+                "PeakWorkingSetSize",
+                "WorkingSetSize",
+                "QuotaPeakPagedPoolUsage",
+                "QuotaPagedPoolUsage",
+                "QuotaPeakNonPagedPoolUsage",
+                "QuotaNonPagedPoolUsage",
+                "PagefileUsage",
+                "PeakPagefileUsage",
+            )
+        ]
 
     try:
         windll = ctypes.WinDLL  # type: ignore[attr-defined]
@@ -42,8 +51,9 @@ def _windows_peak_mb() -> float | None:
     counters = Counters()
     counters.cb = ctypes.sizeof(counters)
     kernel32.GetCurrentProcess.restype = ctypes.c_void_p
-    ok = psapi.GetProcessMemoryInfo(ctypes.c_void_p(kernel32.GetCurrentProcess()),
-                                    ctypes.byref(counters), counters.cb)
+    ok = psapi.GetProcessMemoryInfo(
+        ctypes.c_void_p(kernel32.GetCurrentProcess()), ctypes.byref(counters), counters.cb
+    )
     return counters.PeakWorkingSetSize / MIB if ok else None
 
 

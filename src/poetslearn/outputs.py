@@ -72,7 +72,9 @@ def check_writable(paths: list[Path]) -> None:
             with tempfile.TemporaryFile(dir=path.parent):
                 pass
         except OSError as e:
-            raise PoetslearnError(f"Cannot write {path}: {e.strerror or e}. Choose another "
-                                  f"location or fix the folder's permissions.") from e
+            raise PoetslearnError(
+                f"Cannot write {path}: {e.strerror or e}. Choose another "
+                f"location or fix the folder's permissions."
+            ) from e
         if path.is_dir():
             raise PoetslearnError(f"Cannot write {path}: it is a folder; give a file name.")

@@ -10,20 +10,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from poetslearn.backbone.load import fetch_backbone
-from poetslearn.extract.bottlenecks import ExtractionStats, get_or_create_bottlenecks
+from poetslearn.backbone.weights import WeightsInfo
 from poetslearn.config import RetrainConfig, check_settings
 from poetslearn.context import RunContext
 from poetslearn.data.datasets import load_dataset
-from poetslearn.inference.evaluate import TestScore, check_accuracy, score_on_test
+from poetslearn.data.sources import Dataset
 from poetslearn.export.stage import export_everything, plan_outputs
 from poetslearn.extract.backends import extraction_backend_for
+from poetslearn.extract.bottlenecks import ExtractionStats, get_or_create_bottlenecks
 from poetslearn.extract.extractor import FeatureExtractor, build_extractor
-from poetslearn.train.head import TrainResult
+from poetslearn.inference.evaluate import TestScore, check_accuracy, score_on_test
 from poetslearn.memory import return_freed_memory
 from poetslearn.progress import Timings
-from poetslearn.data.sources import Dataset
+from poetslearn.train.head import TrainResult
 from poetslearn.train.trainers import trainer_for
-from poetslearn.backbone.weights import WeightsInfo
 
 
 @dataclass
@@ -52,9 +52,15 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
             check_settings(config)
             train, backend = trainer_for(config), extraction_backend_for(config)
             plan_outputs(config)
-            dataset = load_dataset(config.image_dir, config.data_dir,
-                                   config.validation_percentage, config.testing_percentage,
-                                   ctx.show_progress, ctx.warn, config.strict)
+            dataset = load_dataset(
+                config.image_dir,
+                config.data_dir,
+                config.validation_percentage,
+                config.testing_percentage,
+                ctx.show_progress,
+                ctx.warn,
+                config.strict,
+            )
             log(f"Dataset {dataset.summary()} (from {dataset.source})")
         with timings("build_model"):
             backbone = fetch_backbone(config, ctx)
@@ -72,7 +78,9 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
         return_freed_memory()
         check_accuracy(score, config.assert_accuracy_at_least)
         with timings("export"):
-            outputs = export_everything(extractor, trained, dataset, bottlenecks.splits,
-                                        backbone.weights, score, config)
-    return RetrainResult(dataset, extractor, backbone.weights, bottlenecks.stats, trained,
-                         score, outputs, timings)
+            outputs = export_everything(
+                extractor, trained, dataset, bottlenecks.splits, backbone.weights, score, config
+            )
+    return RetrainResult(
+        dataset, extractor, backbone.weights, bottlenecks.stats, trained, score, outputs, timings
+    )

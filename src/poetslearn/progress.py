@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from tqdm import tqdm
 
@@ -37,9 +37,12 @@ class _LineProgress:
         if tenth >= self.next_tenth:
             rate = self.done / max(time.perf_counter() - self.start, 1e-9)
             eta = (self.total - self.done) / rate if rate > 0 else 0.0
-            print(f"{self.desc}: {tenth * 10}% ({self.done:,}/{self.total:,}), "
-                  f"{rate:,.1f} {self.unit}/s" + (f", {eta:,.0f} s left" if tenth < 10 else ""),
-                  file=sys.stderr, flush=True)
+            print(
+                f"{self.desc}: {tenth * 10}% ({self.done:,}/{self.total:,}), "
+                f"{rate:,.1f} {self.unit}/s" + (f", {eta:,.0f} s left" if tenth < 10 else ""),
+                file=sys.stderr,
+                flush=True,
+            )
             self.next_tenth = tenth + 1
 
     def close(self) -> None:
@@ -64,8 +67,9 @@ def progress(total: int, desc: str, unit: str = "img", enabled: bool = True) -> 
     if not enabled:
         bar = _LineProgress(0, desc, unit)
     elif sys.stderr.isatty():
-        bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr, dynamic_ncols=True
+        )
     else:
         bar = _LineProgress(total, desc, unit)
     try:

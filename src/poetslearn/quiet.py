@@ -14,8 +14,8 @@ import os
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 _native_output_wanted = False
 _tensorflow = None

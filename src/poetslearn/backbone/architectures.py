@@ -7,12 +7,13 @@ Callers resolve settings as: explicit argument > architecture's entry > constant
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 KERAS_MOBILENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
-KERAS_INCEPTION_V3_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/"
-                          "inception_v3/")
+KERAS_INCEPTION_V3_URL = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
+)
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,8 @@ def _mobilenet_builder(alpha: float, size: int) -> Callable[[], object]:
         import keras
 
         return keras.applications.MobileNet(
-            input_shape=(size, size, 3), alpha=alpha, include_top=False, weights=None,
-            pooling="avg")
+            input_shape=(size, size, 3), alpha=alpha, include_top=False, weights=None, pooling="avg"
+        )
 
     return build
 
@@ -91,7 +92,8 @@ def _inception_v3_builder() -> object:
     import keras
 
     return keras.applications.InceptionV3(
-        input_shape=(299, 299, 3), include_top=False, weights=None, pooling="avg")
+        input_shape=(299, 299, 3), include_top=False, weights=None, pooling="avg"
+    )
 
 
 def _tiny_test_builder() -> object:
@@ -103,10 +105,15 @@ def _tiny_test_builder() -> object:
     import keras
 
     inputs = keras.Input((32, 32, 3), name="image")
-    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu", name="conv",
-                            kernel_initializer=keras.initializers.GlorotUniform(seed=7),
-                            bias_initializer=keras.initializers.RandomUniform(-0.1, 0.1, seed=8))(
-        inputs)
+    x = keras.layers.Conv2D(
+        16,
+        3,
+        strides=2,
+        activation="relu",
+        name="conv",
+        kernel_initializer=keras.initializers.GlorotUniform(seed=7),
+        bias_initializer=keras.initializers.RandomUniform(-0.1, 0.1, seed=8),
+    )(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, x, name="test_tiny")
 
@@ -120,21 +127,39 @@ def _build_registry() -> dict[str, Architecture]:
             name = f"mobilenet_{alpha_text}_{size}"
             filename = f"mobilenet_{keras_alpha}_{size}_tf_no_top.h5"
             registry[name] = Architecture(
-                name=name, family="mobilenet_v1", input_size=size,
-                feature_dim=int(1024 * alpha), build_backbone=_mobilenet_builder(alpha, size),
-                alpha=alpha, keras_weights=KerasWeights(filename, KERAS_MOBILENET_URL + filename),
-                block_outputs=MOBILENET_BLOCK_OUTPUTS, activation_range=(0.0, 6.0))
+                name=name,
+                family="mobilenet_v1",
+                input_size=size,
+                feature_dim=int(1024 * alpha),
+                build_backbone=_mobilenet_builder(alpha, size),
+                alpha=alpha,
+                keras_weights=KerasWeights(filename, KERAS_MOBILENET_URL + filename),
+                block_outputs=MOBILENET_BLOCK_OUTPUTS,
+                activation_range=(0.0, 6.0),
+            )
     filename = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
     registry["inception_v3"] = Architecture(
-        name="inception_v3", family="inception_v3", input_size=299, feature_dim=2048,
-        build_backbone=_inception_v3_builder, engines=("onnxruntime", "tflite"),
+        name="inception_v3",
+        family="inception_v3",
+        input_size=299,
+        feature_dim=2048,
+        build_backbone=_inception_v3_builder,
+        engines=("onnxruntime", "tflite"),
         block_outputs=tuple(f"mixed{i}" for i in range(11)),
-        keras_weights=KerasWeights(filename, KERAS_INCEPTION_V3_URL + filename,
-                                   md5="bcbd6486424b2319ff4ef7d526e38f63"))
+        keras_weights=KerasWeights(
+            filename, KERAS_INCEPTION_V3_URL + filename, md5="bcbd6486424b2319ff4ef7d526e38f63"
+        ),
+    )
     registry["test_tiny"] = Architecture(
-        name="test_tiny", family="test", input_size=32, feature_dim=16,
-        build_backbone=_tiny_test_builder, for_tests=True, block_outputs=("image", "conv"),
-        activation_range=(-1.0, 1.0))
+        name="test_tiny",
+        family="test",
+        input_size=32,
+        feature_dim=16,
+        build_backbone=_tiny_test_builder,
+        for_tests=True,
+        block_outputs=("image", "conv"),
+        activation_range=(-1.0, 1.0),
+    )
     return registry
 
 
@@ -152,4 +177,5 @@ def get_architecture(name: str) -> Architecture:
     except KeyError:
         raise ValueError(
             f"Unknown architecture {name!r}. Valid names: "
-            f"{', '.join(architecture_names(include_tests=False))}.") from None
+            f"{', '.join(architecture_names(include_tests=False))}."
+        ) from None

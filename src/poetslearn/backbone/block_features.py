@@ -13,11 +13,12 @@ from __future__ import annotations
 from poetslearn.backbone.architectures import Architecture
 from poetslearn.errors import PoetslearnError
 
-
 # Fine-tuning trains the network above a cut, so blocks below it cannot also feed the bottleneck.
-NOT_WITH_FINE_TUNING = ("--bottleneck_blocks and --fine_tune_blocks cannot be combined: choose one "
-                        "of the two ways past the linear layer (README \"Fine-tuning\" compares "
-                        "them).")
+NOT_WITH_FINE_TUNING = (
+    "--bottleneck_blocks and --fine_tune_blocks cannot be combined: choose one "
+    "of the two ways past the linear layer (docs/fine-tuning.md compares "
+    "them)."
+)
 
 
 def valid_bottleneck_blocks(arch: Architecture) -> list[int]:
@@ -31,8 +32,10 @@ def resolve_bottleneck_blocks(arch: Architecture, blocks: int | str) -> int:
     if blocks == "all":
         return valid[-1]
     if blocks not in valid:
-        raise PoetslearnError(f"--bottleneck_blocks {blocks} is not possible for {arch.name}; "
-                              f"it can pool the top 1 to {valid[-1]} blocks (or 'all').")
+        raise PoetslearnError(
+            f"--bottleneck_blocks {blocks} is not possible for {arch.name}; "
+            f"it can pool the top 1 to {valid[-1]} blocks (or 'all')."
+        )
     return blocks
 
 
@@ -50,7 +53,9 @@ def with_block_features(arch: Architecture, backbone, blocks: int):
         return backbone
     import keras
 
-    pooled = [keras.layers.GlobalAveragePooling2D(name=f"pooled_{name}")(
-        backbone.get_layer(name).output) for name in pooled_layers(arch, blocks)[:-1]]
+    pooled = [
+        keras.layers.GlobalAveragePooling2D(name=f"pooled_{name}")(backbone.get_layer(name).output)
+        for name in pooled_layers(arch, blocks)[:-1]
+    ]
     features = keras.layers.Concatenate(name="block_features")([*pooled, backbone.output])
     return keras.Model(backbone.input, features, name=f"{backbone.name}_{blocks}_blocks")

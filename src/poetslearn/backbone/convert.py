@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -19,8 +19,7 @@ from poetslearn.quiet import native_stderr_silenced
 def freeze(function):
     """A tf.function with an input signature -> its concrete function with every variable folded
     into a constant."""
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     return convert_variables_to_constants_v2(function.get_concrete_function())
 
@@ -30,8 +29,9 @@ def frozen_graph_def(function):
     return freeze(function).graph.as_graph_def()
 
 
-def to_tflite(function, representative: Callable[[], Iterable[list[np.ndarray]]] | None = None
-              ) -> bytes:
+def to_tflite(
+    function, representative: Callable[[], Iterable[list[np.ndarray]]] | None = None
+) -> bytes:
     """A tf.function with a fixed input signature -> a TFLite model.
 
     With `representative` (a callable yielding [input batch] lists, as TFLite's converter

@@ -51,8 +51,9 @@ def read_graph_bytes(path: Path) -> bytes:
                     if wanted in members:
                         return tar.extractfile(members[wanted]).read()
         except (tarfile.TarError, OSError, EOFError) as e:
-            raise WeightsError(f"{path} is damaged or not a tar archive ({e}); download it "
-                               f"again.") from e
+            raise WeightsError(
+                f"{path} is damaged or not a tar archive ({e}); download it again."
+            ) from e
         raise WeightsError(f"{path} holds no frozen_graph.pb or quantized_graph.pb.")
     try:
         return path.read_bytes()
@@ -64,8 +65,10 @@ def _keras_layer_names() -> list[tuple[str, str]]:
     """(graph layer scope, Keras layer name) for every convolution of MobileNet v1."""
     names = [("Conv2d_0", "conv1")]
     for i in range(1, N_BLOCKS + 1):
-        names += [(f"Conv2d_{i}_depthwise", f"conv_dw_{i}"),
-                  (f"Conv2d_{i}_pointwise", f"conv_pw_{i}")]
+        names += [
+            (f"Conv2d_{i}_depthwise", f"conv_dw_{i}"),
+            (f"Conv2d_{i}_pointwise", f"conv_pw_{i}"),
+        ]
     return names
 
 
@@ -81,20 +84,28 @@ def read_mobilenet_graph(data: bytes, source: str) -> MobilenetGraphWeights:
         raise WeightsError(f"{source} is not a TensorFlow frozen graph (.pb).") from e
     nodes = {n.name: n for n in graph_def.node}
     if f"{SCOPE}/Conv2d_0/Relu6" not in nodes:
-        raise WeightsError(f"{source} holds no MobileNet v1 layers (no {SCOPE}/Conv2d_0/Relu6); "
-                           f"expected a codelab mobilenet_v1_* graph.")
+        raise WeightsError(
+            f"{source} holds no MobileNet v1 layers (no {SCOPE}/Conv2d_0/Relu6); "
+            f"expected a codelab mobilenet_v1_* graph."
+        )
     values = _evaluate_constants(graph_def, _weight_tensors(nodes, source), source)
     kernels = {k: v for (k, what), v in values.items() if what == "kernel" and k != "logits"}
-    channels = {k: kernel.shape[-1] if not k.startswith("conv_dw") else kernel.shape[-2]
-                for k, kernel in kernels.items()}
+    channels = {
+        k: kernel.shape[-1] if not k.startswith("conv_dw") else kernel.shape[-2]
+        for k, kernel in kernels.items()
+    }
     scales = {k: values.get((k, "scale"), np.ones(channels[k], np.float32)) for k in kernels}
     offsets = {k: values[(k, "offset")] for k in kernels}
     logits_w = values.get(("logits", "kernel"))
     return MobilenetGraphWeights(
-        alpha=kernels["conv1"].shape[-1] / 32.0, input_size=_input_size(nodes.get("input")),
-        kernels=kernels, scales=scales, offsets=offsets,
+        alpha=kernels["conv1"].shape[-1] / 32.0,
+        input_size=_input_size(nodes.get("input")),
+        kernels=kernels,
+        scales=scales,
+        offsets=offsets,
         logits_weights=None if logits_w is None else logits_w.reshape(logits_w.shape[-2], -1),
-        logits_biases=values.get(("logits", "bias")))
+        logits_biases=values.get(("logits", "bias")),
+    )
 
 
 def _weight_tensors(nodes: dict, source: str) -> dict[tuple[str, str], str]:
@@ -102,6 +113,7 @@ def _weight_tensors(nodes: dict, source: str) -> dict[tuple[str, str], str]:
 
     Each layer ends in Relu6 over (conv [* scale]) + offset: batch norm folded by the export.
     """
+
     def producer(name: str):
         return nodes[name.split(":")[0].lstrip("^")]
 
@@ -158,8 +170,10 @@ def apply_to_keras(weights: MobilenetGraphWeights, model) -> None:
     for keras_name, kernel in weights.kernels.items():
         conv = model.get_layer(keras_name)
         if tuple(conv.kernel.shape) != kernel.shape:
-            raise WeightsError(f"Layer {keras_name} has kernel shape {tuple(conv.kernel.shape)}, "
-                               f"the graph has {kernel.shape}.")
+            raise WeightsError(
+                f"Layer {keras_name} has kernel shape {tuple(conv.kernel.shape)}, "
+                f"the graph has {kernel.shape}."
+            )
         conv.kernel.assign(kernel)
         bn = model.get_layer(keras_name + "_bn")
         n = kernel.shape[-2] if keras_name.startswith("conv_dw") else kernel.shape[-1]
@@ -172,8 +186,7 @@ def apply_to_keras(weights: MobilenetGraphWeights, model) -> None:
 
 def to_npz_bytes(weights: MobilenetGraphWeights) -> bytes:
     """Serialises the imported arrays (the converted-weights cache)."""
-    arrays = {"alpha": np.float32(weights.alpha),
-              "input_size": np.int64(weights.input_size or 0)}
+    arrays = {"alpha": np.float32(weights.alpha), "input_size": np.int64(weights.input_size or 0)}
     for kind in ("kernels", "scales", "offsets"):
         for k, v in getattr(weights, kind).items():
             arrays[f"{kind}/{k}"] = np.asarray(v, np.float32)
@@ -193,6 +206,9 @@ def from_npz_bytes(data: bytes) -> MobilenetGraphWeights:
             if kind in parts:
                 parts[kind][name] = z[key]
         return MobilenetGraphWeights(
-            alpha=float(z["alpha"]), input_size=int(z["input_size"]) or None, **parts,
+            alpha=float(z["alpha"]),
+            input_size=int(z["input_size"]) or None,
+            **parts,
             logits_weights=z["logits/weights"] if "logits/weights" in z.files else None,
-            logits_biases=z["logits/biases"] if "logits/biases" in z.files else None)
+            logits_biases=z["logits/biases"] if "logits/biases" in z.files else None,
+        )

@@ -52,8 +52,9 @@ def _activation(graph: _Graph, name: str, tensor: str, activation: str) -> str:
 
 def _conv(graph: _Graph, layer, tensor: str) -> str:
     config = layer.get_config()
-    if config.get("data_format", "channels_last") != "channels_last" or \
-            tuple(config.get("dilation_rate", (1, 1))) != (1, 1):
+    if config.get("data_format", "channels_last") != "channels_last" or tuple(
+        config.get("dilation_rate", (1, 1))
+    ) != (1, 1):
         raise UnsupportedLayer(f"{layer.name}: only channels_last, undilated convolutions")
     kernel = np.asarray(layer.kernel)
     if type(layer).__name__ == "DepthwiseConv2D":  # [kh, kw, C, m] -> [C*m, 1, kh, kw]
@@ -63,12 +64,23 @@ def _conv(graph: _Graph, layer, tensor: str) -> str:
     else:  # [kh, kw, in, out] -> [out, in, kh, kw]
         weights, group = kernel.transpose(3, 2, 0, 1), int(config.get("groups", 1))
     bias = np.asarray(layer.bias) if layer.use_bias else np.zeros(weights.shape[0], np.float32)
-    attributes = {"kernel_shape": list(weights.shape[2:]), "strides": list(config["strides"]),
-                  "group": group}
+    attributes = {
+        "kernel_shape": list(weights.shape[2:]),
+        "strides": list(config["strides"]),
+        "group": group,
+    }
     if config["padding"] == "same":
         attributes["auto_pad"] = "SAME_UPPER"  # TensorFlow's SAME puts the extra pixel last
-    out = graph.node("Conv", [tensor, graph.constant(f"{layer.name}/W", weights),
-                              graph.constant(f"{layer.name}/b", bias)], layer.name, **attributes)
+    out = graph.node(
+        "Conv",
+        [
+            tensor,
+            graph.constant(f"{layer.name}/W", weights),
+            graph.constant(f"{layer.name}/b", bias),
+        ],
+        layer.name,
+        **attributes,
+    )
     return _activation(graph, layer.name, out, config.get("activation", "linear"))
 
 
@@ -100,9 +112,15 @@ def _layer(graph: _Graph, layer, inputs: list[str]) -> str:
             raise UnsupportedLayer(f"{name}: leaky or thresholded ReLU")
         if config.get("max_value") is None:
             return graph.node("Relu", inputs, name)
-        return graph.node("Clip", [inputs[0], graph.constant(f"{name}/lo", np.float32(0)),
-                                   graph.constant(f"{name}/hi",
-                                                  np.float32(config["max_value"]))], name)
+        return graph.node(
+            "Clip",
+            [
+                inputs[0],
+                graph.constant(f"{name}/lo", np.float32(0)),
+                graph.constant(f"{name}/hi", np.float32(config["max_value"])),
+            ],
+            name,
+        )
     if kind == "Activation":
         return _activation(graph, name, inputs[0], config["activation"])
     if kind == "ZeroPadding2D":
@@ -115,8 +133,9 @@ def _layer(graph: _Graph, layer, inputs: list[str]) -> str:
             attributes["auto_pad"] = "SAME_UPPER"
         if kind == "AveragePooling2D":
             attributes["count_include_pad"] = 0  # Keras averages over the real pixels only
-        return graph.node("MaxPool" if kind == "MaxPooling2D" else "AveragePool", inputs, name,
-                          **attributes)
+        return graph.node(
+            "MaxPool" if kind == "MaxPooling2D" else "AveragePool", inputs, name, **attributes
+        )
     if kind == "Concatenate":
         if config["axis"] not in (-1, 3):
             raise UnsupportedLayer(f"{name}: concatenation along axis {config['axis']}")
@@ -133,29 +152,34 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def convert_to_onnx(arch, backbone, input_hw: tuple[int, int] | None = None) -> bytes:
-    """The backbone, with resizing and scaling in front, as a serialised ONNX model."""
-    import onnx
-
-    if not hasattr(backbone, "layers") or not hasattr(backbone, "inputs"):
-        raise UnsupportedLayer(f"{type(backbone).__name__} is not a Keras functional model")
+def _input_stage(graph: _Graph, arch, height: int, width: int) -> str:
+    """NHWC pixels -> NCHW, enlarged to the input size when smaller, scaled as the network
+    expects; returns the tensor the first layer reads."""
     size = arch.input_size
-    height, width = input_hw or (size, size)
-    if height > size or width > size:
-        raise ValueError(f"the ONNX engine only enlarges; got {height}x{width} for {size}")
-
-    graph = _Graph()
     tensor = graph.node("Transpose", ["pixels"], "nchw", perm=[0, 3, 1, 2])
     if (height, width) != (size, size):
-        scales = graph.constant("resize/scales", np.array([1, 1, size / height, size / width],
-                                                          np.float32))
-        tensor = graph.node("Resize", [tensor, "", scales], "resized", mode="linear",
-                            coordinate_transformation_mode="half_pixel")
-    tensor = graph.node("Mul", [tensor, graph.constant("scale/mul",
-                                                       np.float32(1 / arch.input_std))], "mul")
-    tensor = graph.node("Sub", [tensor, graph.constant(
-        "scale/sub", np.float32(arch.input_mean / arch.input_std))], "scaled")
+        scales = graph.constant(
+            "resize/scales", np.array([1, 1, size / height, size / width], np.float32)
+        )
+        tensor = graph.node(
+            "Resize",
+            [tensor, "", scales],
+            "resized",
+            mode="linear",
+            coordinate_transformation_mode="half_pixel",
+        )
+    tensor = graph.node(
+        "Mul", [tensor, graph.constant("scale/mul", np.float32(1 / arch.input_std))], "mul"
+    )
+    return graph.node(
+        "Sub",
+        [tensor, graph.constant("scale/sub", np.float32(arch.input_mean / arch.input_std))],
+        "scaled",
+    )
 
+
+def _layers_stage(graph: _Graph, backbone, tensor: str) -> str:
+    """One ONNX node (or a few) per Keras layer; returns the backbone's output tensor."""
     # Keras tensors are matched by identity: each layer's output becomes an ONNX tensor name.
     names = {id(t): tensor for t in _as_list(backbone.inputs)}
     for layer in backbone.layers:
@@ -169,21 +193,48 @@ def convert_to_onnx(arch, backbone, input_hw: tuple[int, int] | None = None) -> 
     out = names.get(id(_as_list(backbone.outputs)[0]))
     if out is None:
         raise UnsupportedLayer("the backbone's output was not reached")
-    graph.node("Identity", [out], "features")
+    return out
+
+
+def _model_bytes(graph: _Graph, name: str, input_shape: list, output_shape: list) -> bytes:
+    """The collected nodes and constants as a checked, serialised ONNX model."""
+    import onnx
 
     helper = graph.helper
-    initializers = [graph.numpy_helper.from_array(
-        value.astype(np.float32) if value.dtype.kind == "f" else value, name)
-        for name, value in graph.constants.items()]
+    initializers = [
+        graph.numpy_helper.from_array(
+            value.astype(np.float32) if value.dtype.kind == "f" else value, key
+        )
+        for key, value in graph.constants.items()
+    ]
     model = helper.make_model(
         helper.make_graph(
-            graph.nodes, arch.name,
-            [helper.make_tensor_value_info("pixels", onnx.TensorProto.FLOAT,
-                                           ["batch", height, width, 3])],
-            [helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT,
-                                           ["batch", int(backbone.output_shape[-1])])],
-            initializers),
-        opset_imports=[helper.make_opsetid("", OPSET)], producer_name="poetslearn")
+            graph.nodes,
+            name,
+            [helper.make_tensor_value_info("pixels", onnx.TensorProto.FLOAT, input_shape)],
+            [helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, output_shape)],
+            initializers,
+        ),
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name="poetslearn",
+    )
     model.ir_version = 9  # readable by every ONNX Runtime since 1.16
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+def convert_to_onnx(arch, backbone, input_hw: tuple[int, int] | None = None) -> bytes:
+    """The backbone, with resizing and scaling in front, as a serialised ONNX model: input
+    `pixels` [batch, h, w, 3] float32 0..255, output `features` [batch, dim]."""
+    if not hasattr(backbone, "layers") or not hasattr(backbone, "inputs"):
+        raise UnsupportedLayer(f"{type(backbone).__name__} is not a Keras functional model")
+    size = arch.input_size
+    height, width = input_hw or (size, size)
+    if height > size or width > size:
+        raise ValueError(f"the ONNX engine only enlarges; got {height}x{width} for {size}")
+    graph = _Graph()
+    out = _layers_stage(graph, backbone, _input_stage(graph, arch, height, width))
+    graph.node("Identity", [out], "features")
+    return _model_bytes(
+        graph, arch.name, ["batch", height, width, 3], ["batch", int(backbone.output_shape[-1])]
+    )

@@ -28,8 +28,10 @@ def cut_layer(arch: Architecture, blocks: int) -> str:
     valid = valid_block_counts(arch)
     if blocks not in valid:
         choices = f"{valid[0]} to {valid[-1]}" if valid else "none (it has no blocks to train)"
-        raise PoetslearnError(f"--fine_tune_blocks {blocks} is not possible for {arch.name}; "
-                              f"it can train the top {choices}.")
+        raise PoetslearnError(
+            f"--fine_tune_blocks {blocks} is not possible for {arch.name}; "
+            f"it can train the top {choices}."
+        )
     return arch.block_outputs[-(blocks + 1)]
 
 
@@ -60,8 +62,11 @@ def split_at(backbone, cut: str) -> SplitBackbone:
     import keras
 
     at_cut = backbone.get_layer(cut).output
-    return SplitBackbone(keras.Model(backbone.input, at_cut, name="frozen_bottom"),
-                         keras.Model(at_cut, backbone.output, name="trained_top"), cut)
+    return SplitBackbone(
+        keras.Model(backbone.input, at_cut, name="frozen_bottom"),
+        keras.Model(at_cut, backbone.output, name="trained_top"),
+        cut,
+    )
 
 
 @dataclass(frozen=True)

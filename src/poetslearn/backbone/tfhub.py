@@ -11,21 +11,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from poetslearn.backbone.architectures import Architecture
-from poetslearn.errors import WeightsError
 from poetslearn.backbone.weights import WeightsInfo
+from poetslearn.errors import WeightsError
 
 
 def _load_module(handle: str):
     import tensorflow_hub as hub
 
     if "://" not in handle and not Path(handle).is_dir():
-        raise WeightsError(f"--tfhub_module {handle}: no such folder, and not a URL. Give a local "
-                           f"SavedModel folder (what works offline) or a TF Hub URL.")
+        raise WeightsError(
+            f"--tfhub_module {handle}: no such folder, and not a URL. Give a local "
+            f"SavedModel folder (what works offline) or a TF Hub URL."
+        )
     try:
         return hub.load(handle)
     except Exception as e:  # noqa: BLE001 - network errors, bad SavedModels, ...
-        raise WeightsError(f"--tfhub_module {handle} could not be loaded ({e}). Offline, download "
-                           f"the module on a connected machine and pass its folder.") from e
+        raise WeightsError(
+            f"--tfhub_module {handle} could not be loaded ({e}). Offline, download "
+            f"the module on a connected machine and pass its folder."
+        ) from e
 
 
 def module_input_size(module) -> int | None:
@@ -64,31 +68,43 @@ def _backbone_class():
     return HubBackbone
 
 
-def hub_architecture(handle: str, image_size: int | None = None
-                     ) -> tuple[Architecture, object, WeightsInfo]:
+def hub_architecture(
+    handle: str, image_size: int | None = None
+) -> tuple[Architecture, object, WeightsInfo]:
     """(architecture, backbone, weights info) for a TF Hub image feature-vector module."""
     import tensorflow as tf
 
     module = _load_module(handle)
     size = image_size or module_input_size(module)
     if size is None:
-        raise WeightsError(f"--tfhub_module {handle} does not fix its input size; give it with "
-                           f"--image_size (224 for most image modules).")
+        raise WeightsError(
+            f"--tfhub_module {handle} does not fix its input size; give it with "
+            f"--image_size (224 for most image modules)."
+        )
     try:
         probe = module(tf.zeros([1, size, size, 3], tf.float32))
     except Exception as e:  # noqa: BLE001
-        raise WeightsError(f"--tfhub_module {handle} does not take a [N, {size}, {size}, 3] image "
-                           f"batch ({e}); is it an image feature-vector module?") from e
+        raise WeightsError(
+            f"--tfhub_module {handle} does not take a [N, {size}, {size}, 3] image "
+            f"batch ({e}); is it an image feature-vector module?"
+        ) from e
     if isinstance(probe, dict) or probe.shape.rank != 2:
-        raise WeightsError(f"--tfhub_module {handle} returned {type(probe).__name__} of shape "
-                           f"{getattr(probe, 'shape', '?')}; an image feature-vector module "
-                           f"returns [N, features].")
+        raise WeightsError(
+            f"--tfhub_module {handle} returned {type(probe).__name__} of shape "
+            f"{getattr(probe, 'shape', '?')}; an image feature-vector module "
+            f"returns [N, features]."
+        )
     feature_dim = int(probe.shape[-1])
     backbone = _backbone_class()(module, feature_dim)
     name = "tfhub_" + "".join(c if c.isalnum() else "_" for c in handle.rstrip("/"))[-60:]
-    arch = Architecture(name=name, family="tfhub", input_size=size, feature_dim=feature_dim,
-                        build_backbone=lambda: backbone, input_mean=0.0, input_std=255.0)
+    arch = Architecture(
+        name=name,
+        family="tfhub",
+        input_size=size,
+        feature_dim=feature_dim,
+        build_backbone=lambda: backbone,
+        input_mean=0.0,
+        input_std=255.0,
+    )
     info = WeightsInfo("tfhub", f"TF Hub module {handle}", str(handle))
     return arch, backbone, info
-
-

@@ -7,9 +7,9 @@ code 2).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import click
 
@@ -51,8 +51,9 @@ def library_errors(after_os_error: str = "") -> Iterator[None]:
 
 def verbose_option(function):
     """--verbose: let TensorFlow's and LiteRT's own log lines through (hidden by default)."""
-    return click.option("--verbose", is_flag=True,
-                        help="Also show TensorFlow's and LiteRT's own log lines.")(function)
+    return click.option(
+        "--verbose", is_flag=True, help="Also show TensorFlow's and LiteRT's own log lines."
+    )(function)
 
 
 def start_command(verbose: bool) -> None:

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from poetslearn.errors import ImageError
 from poetslearn.data.sources import Split, SubsetImages
+from poetslearn.errors import ImageError
 
 
 @dataclass(frozen=True)
@@ -29,19 +29,32 @@ class Distortions:
 
     @classmethod
     def from_config(cls, config) -> Distortions:
-        return cls(config.flip_left_right, config.random_crop, config.random_scale,
-                   config.random_brightness, config.distorted_copies, config.seed)
+        return cls(
+            config.flip_left_right,
+            config.random_crop,
+            config.random_scale,
+            config.random_brightness,
+            config.distorted_copies,
+            config.seed,
+        )
 
     @property
     def enabled(self) -> bool:
-        return bool(self.flip_left_right or self.random_crop or self.random_scale
-                    or self.random_brightness)
+        return bool(
+            self.flip_left_right or self.random_crop or self.random_scale or self.random_brightness
+        )
 
     def describe(self) -> str:
         parts = [name for name, on in (("flip", self.flip_left_right),) if on]
-        parts += [f"{name} {value:g}%" for name, value in (
-            ("crop", self.random_crop), ("scale", self.random_scale),
-            ("brightness", self.random_brightness)) if value]
+        parts += [
+            f"{name} {value:g}%"
+            for name, value in (
+                ("crop", self.random_crop),
+                ("scale", self.random_scale),
+                ("brightness", self.random_brightness),
+            )
+            if value
+        ]
         return ", ".join(parts)
 
 
@@ -51,8 +64,11 @@ class DistortedImages:
 
     def __init__(self, base, settings: Distortions) -> None:
         self.base, self.settings = base, settings
-        self.names = [f"{name} (distorted copy {k + 1})" for name in base.names
-                      for k in range(settings.copies)]
+        self.names = [
+            f"{name} (distorted copy {k + 1})"
+            for name in base.names
+            for k in range(settings.copies)
+        ]
         self._keys: list[bytes] | None = None
 
     def __len__(self) -> int:
@@ -61,8 +77,11 @@ class DistortedImages:
     def keys(self) -> list[bytes]:
         if self._keys is None:
             settings = repr(sorted(asdict(self.settings).items())).encode()
-            self._keys = [hashlib.blake2b(key + settings + bytes([k]), digest_size=16).digest()
-                          for key in self.base.keys() for k in range(self.settings.copies)]
+            self._keys = [
+                hashlib.blake2b(key + settings + bytes([k]), digest_size=16).digest()
+                for key in self.base.keys()
+                for k in range(self.settings.copies)
+            ]
         return self._keys
 
     def read_original(self, index: int, min_side: int | None = None) -> np.ndarray:
@@ -127,5 +146,4 @@ class DistortedImages:
 
 def distorted_split(train: Split, settings: Distortions) -> Split:
     """The distorted copies of a training split, labelled like their originals."""
-    return Split(DistortedImages(train.images, settings),
-                 np.repeat(train.labels, settings.copies))
+    return Split(DistortedImages(train.images, settings), np.repeat(train.labels, settings.copies))

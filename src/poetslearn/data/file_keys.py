@@ -18,8 +18,13 @@ Stamp = tuple[int, int, int]  # size, mtime_ns, ctime_ns
 
 
 def memo_path() -> Path:
-    return Path(os.environ.get("POETSLEARN_CACHE_DIR")
-                or Path(os.path.expanduser("~")) / ".cache" / "poetslearn") / "file_keys.sqlite"
+    return (
+        Path(
+            os.environ.get("POETSLEARN_CACHE_DIR")
+            or Path(os.path.expanduser("~")) / ".cache" / "poetslearn"
+        )
+        / "file_keys.sqlite"
+    )
 
 
 def file_stamp(path: Path) -> Stamp | None:
@@ -39,20 +44,23 @@ class FileKeyMemo:
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=10)
-        db.execute("CREATE TABLE IF NOT EXISTS keys (folder TEXT, path TEXT, size INTEGER, "
-                   "mtime INTEGER, ctime INTEGER, key BLOB, PRIMARY KEY (folder, path))")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS keys (folder TEXT, path TEXT, size INTEGER, "
+            "mtime INTEGER, ctime INTEGER, key BLOB, PRIMARY KEY (folder, path))"
+        )
         return db
 
     def load(self, folder: Path) -> dict[str, tuple[Stamp, bytes]]:
         try:
             with self._connect() as db:
-                rows = db.execute("SELECT path, size, mtime, ctime, key FROM keys WHERE "
-                                  "folder = ?", (str(Path(folder).absolute()),)).fetchall()
+                rows = db.execute(
+                    "SELECT path, size, mtime, ctime, key FROM keys WHERE folder = ?",
+                    (str(Path(folder).absolute()),),
+                ).fetchall()
             db.close()
         except (sqlite3.Error, OSError):
             return {}
-        return {path: ((size, mtime, ctime), bytes(key))
-                for path, size, mtime, ctime, key in rows}
+        return {path: ((size, mtime, ctime), bytes(key)) for path, size, mtime, ctime, key in rows}
 
     def save(self, folder: Path, entries: dict[str, tuple[Stamp, bytes]]) -> None:
         """Replaces what is remembered of `folder` (files gone from it are forgotten, and so are
@@ -61,12 +69,16 @@ class FileKeyMemo:
         try:
             with self._connect() as db:
                 db.execute("DELETE FROM keys WHERE folder = ?", (folder_name,))
-                gone = [(name,) for (name,) in db.execute("SELECT DISTINCT folder FROM keys")
-                        if not os.path.isdir(name)]
+                gone = [
+                    (name,)
+                    for (name,) in db.execute("SELECT DISTINCT folder FROM keys")
+                    if not os.path.isdir(name)
+                ]
                 db.executemany("DELETE FROM keys WHERE folder = ?", gone)
-                db.executemany("INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?)",
-                               [(folder_name, path, *stamp, key)
-                                for path, (stamp, key) in entries.items()])
+                db.executemany(
+                    "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?)",
+                    [(folder_name, path, *stamp, key) for path, (stamp, key) in entries.items()],
+                )
             db.close()
         except (sqlite3.Error, OSError):
             pass  # only the speed-up of the next run is lost

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from poetslearn.errors import DataError, ImageError
 from poetslearn.data.file_keys import FileKeyMemo, file_stamp
 from poetslearn.data.images import decode_image
-from poetslearn.progress import progress
 from poetslearn.data.sources import SPLITS, Dataset, FileImages, Split, content_key
+from poetslearn.errors import DataError, ImageError
+from poetslearn.progress import progress
 
-
-MAX_NUM_IMAGES_PER_CLASS = 2 ** 27 - 1  # the codelab's constant, kept so splits match its own
+MAX_NUM_IMAGES_PER_CLASS = 2**27 - 1  # the codelab's constant, kept so splits match its own
 
 
 def normalise_label(folder_name: str) -> str:
@@ -88,9 +87,14 @@ def _scan_file(path: Path, decode: bool = False) -> bytes | str:
     return content_key(data)
 
 
-def load_image_folder(image_dir: Path, validation_percentage: float = 10.0,
-                      testing_percentage: float = 10.0, show_progress: bool = True,
-                      warn=print, strict: bool = False) -> Dataset:
+def load_image_folder(
+    image_dir: Path,
+    validation_percentage: float = 10.0,
+    testing_percentage: float = 10.0,
+    show_progress: bool = True,
+    warn=print,
+    strict: bool = False,
+) -> Dataset:
     """One class per sub-folder of `image_dir`; every class gets train, validation and test images.
 
     Files that are not readable images are skipped with a warning each; with `strict`, every
@@ -102,8 +106,12 @@ def load_image_folder(image_dir: Path, validation_percentage: float = 10.0,
     class_dirs = _class_folders(image_dir)
     files = [(ci, p) for ci, d in enumerate(class_dirs) for p in _list_files(d)]
     scanned = _scan_files([path for _, path in files], strict, show_progress, image_dir)
-    _report_unreadable(image_dir, [(path, r) for (_, path), r in zip(files, scanned)
-                                   if isinstance(r, str)], strict, warn)
+    _report_unreadable(
+        image_dir,
+        [(path, r) for (_, path), r in zip(files, scanned) if isinstance(r, str)],
+        strict,
+        warn,
+    )
     per_class: list[list[tuple[str, Path, bytes]]] = [[] for _ in class_dirs]
     for (ci, path), result in zip(files, scanned):
         if not isinstance(result, str):
@@ -113,10 +121,13 @@ def load_image_folder(image_dir: Path, validation_percentage: float = 10.0,
         by_split = _split_class(class_dirs[ci], items, validation_percentage, testing_percentage)
         for s in SPLITS:
             chosen[s].extend((ci, rel, path, key) for rel, path, key in by_split[s])
-    splits = {s: Split(FileImages([e[2] for e in entries], [e[1] for e in entries],
-                                  [e[3] for e in entries]),
-                       np.array([e[0] for e in entries], dtype=np.int64))
-              for s, entries in chosen.items()}
+    splits = {
+        s: Split(
+            FileImages([e[2] for e in entries], [e[1] for e in entries], [e[3] for e in entries]),
+            np.array([e[0] for e in entries], dtype=np.int64),
+        )
+        for s, entries in chosen.items()
+    }
     names = [normalise_label(d.name) for d in class_dirs]
     return Dataset(image_dir.name or str(image_dir), names, splits, str(image_dir))
 
@@ -130,20 +141,26 @@ def _class_folders(image_dir: Path) -> list[Path]:
     for d in class_dirs:
         label = normalise_label(d.name)
         if not label:
-            raise DataError(f"Folder {d} gives an empty label; rename it to contain a letter or "
-                            f"digit.")
+            raise DataError(
+                f"Folder {d} gives an empty label; rename it to contain a letter or digit."
+            )
         if label in labels_seen:
-            raise DataError(f"Folders {labels_seen[label]} and {d} both give the label {label!r}; "
-                            f"rename one of them.")
+            raise DataError(
+                f"Folders {labels_seen[label]} and {d} both give the label {label!r}; "
+                f"rename one of them."
+            )
         labels_seen[label] = d
     if len(class_dirs) < 2:
-        raise DataError(f"{image_dir} has {len(class_dirs)} class folder(s); a classifier needs at "
-                        f"least 2 (one sub-folder of images per class).")
+        raise DataError(
+            f"{image_dir} has {len(class_dirs)} class folder(s); a classifier needs at "
+            f"least 2 (one sub-folder of images per class)."
+        )
     return class_dirs
 
 
-def _scan_files(paths: list[Path], strict: bool, show_progress: bool,
-                image_dir: Path) -> list[bytes | str]:
+def _scan_files(
+    paths: list[Path], strict: bool, show_progress: bool, image_dir: Path
+) -> list[bytes | str]:
     """`_scan_file` of every path, in threads (it is mostly waiting for the disk). A file whose
     size and times match the memo keeps its remembered key unread (not with `strict`, which
     decodes every file); the others are read."""
@@ -157,8 +174,11 @@ def _scan_files(paths: list[Path], strict: bool, show_progress: bool,
         if remembered is not None and remembered[0] == stamps[i]:
             results[i] = remembered[1]
     unread = [i for i, result in enumerate(results) if result is None]
-    with ThreadPoolExecutor(8) as pool, progress(len(unread), "Scanning images", "file",
-                                                  show_progress and bool(unread)) as bar:
+    with (
+        ThreadPoolExecutor(8) as pool,
+        progress(len(unread), "Scanning images", "file", show_progress and bool(unread)) as bar,
+    ):
+
         def scan(i: int) -> bytes | str:
             result = _scan_file(paths[i], decode=strict)
             bar.update(1)
@@ -167,9 +187,14 @@ def _scan_files(paths: list[Path], strict: bool, show_progress: bool,
         for i, result in zip(unread, pool.map(scan, unread)):
             results[i] = result
     if unread:
-        memo.save(image_dir, {name: (stamp, result) for name, stamp, result
-                              in zip(names, stamps, results)
-                              if isinstance(result, bytes) and stamp is not None})
+        memo.save(
+            image_dir,
+            {
+                name: (stamp, result)
+                for name, stamp, result in zip(names, stamps, results)
+                if isinstance(result, bytes) and stamp is not None
+            },
+        )
     return results
 
 
@@ -177,29 +202,36 @@ def _report_unreadable(image_dir: Path, bad: list[tuple[Path, str]], strict: boo
     """Warns about each unreadable file, or with `strict` refuses them all in one error."""
     lines = [f"{path}: it {reason}" for path, reason in bad]
     if lines and strict:
-        listing = "\n  ".join(lines[:20]) + (f"\n  ... and {len(lines) - 20} more"
-                                             if len(lines) > 20 else "")
-        raise DataError(f"--strict: {len(lines)} file(s) in {image_dir} are not readable images:"
-                        f"\n  {listing}\nRemove or fix them, or run without --strict to skip "
-                        f"them.")
+        listing = "\n  ".join(lines[:20]) + (
+            f"\n  ... and {len(lines) - 20} more" if len(lines) > 20 else ""
+        )
+        raise DataError(
+            f"--strict: {len(lines)} file(s) in {image_dir} are not readable images:"
+            f"\n  {listing}\nRemove or fix them, or run without --strict to skip "
+            f"them."
+        )
     for line in lines:
         warn(f"Skipping {line}.")
     if lines:
         warn(f"Skipped {len(lines)} file(s) that are not readable images.")
 
 
-def _split_class(class_dir: Path, items: list[tuple[str, Path, bytes]], validation_percentage:
-                 float, testing_percentage: float) -> dict[str, list[tuple[str, Path, bytes]]]:
+def _split_class(
+    class_dir: Path,
+    items: list[tuple[str, Path, bytes]],
+    validation_percentage: float,
+    testing_percentage: float,
+) -> dict[str, list[tuple[str, Path, bytes]]]:
     """One class's (relative path, path, key) items by split; each split gets at least one."""
     if len(items) < 3:
         raise DataError(
             f"Class {normalise_label(class_dir.name)!r} ({class_dir}) has {len(items)} image(s); "
             f"at least 3 are needed so that training, validation and testing each get one. Add "
-            f"images to it or remove it.")
+            f"images to it or remove it."
+        )
     by_split: dict[str, list] = {s: [] for s in SPLITS}
     for rel, path, key in items:
-        by_split[split_of(rel, validation_percentage, testing_percentage)].append(
-            (rel, path, key))
+        by_split[split_of(rel, validation_percentage, testing_percentage)].append((rel, path, key))
     _give_every_split_one(by_split)
     return by_split
 

@@ -41,7 +41,8 @@ def decode_image(data: bytes, name: str = "image", min_side: int | None = None) 
                 raise ImageError(
                     f"{name} is {width}x{height} pixels, too large to decode safely (the limit is "
                     f"{MAX_DECODED_PIXELS:,} pixels, about {MAX_DECODED_PIXELS * 3 >> 20} MB); "
-                    f"save a smaller copy of it.")
+                    f"save a smaller copy of it."
+                )
             img.seek(0)
             img = ImageOps.exif_transpose(img)
             img = _to_rgb(img)
@@ -91,8 +92,7 @@ def _triangle_weights(in_size: int, out_size: int) -> np.ndarray:
         sample = (i + 0.5) * inv_scale
         start = max(int(np.ceil(sample - kernel_scale - 0.5)), 0)
         end = min(int(np.floor(sample + kernel_scale - 0.5)), in_size - 1) + 1
-        taps = np.maximum(0.0, 1.0 - np.abs((np.arange(start, end) + 0.5 - sample)
-                                            / kernel_scale))
+        taps = np.maximum(0.0, 1.0 - np.abs((np.arange(start, end) + 0.5 - sample) / kernel_scale))
         if taps.sum() > 0:
             weights[i, start:end] = taps / taps.sum()
     return weights
@@ -118,12 +118,14 @@ def resize_batch(images: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """[N, H, W, 3] -> [N, h, w, 3] float32 0..255: the antialiased bilinear resize the exported
     graph applies (`Architecture.preprocess`), for every path that has TensorFlow."""
     tf = import_tensorflow()  # may be the first use of TensorFlow: without its chatter
-    return tf.image.resize(np.asarray(images, np.float32), tuple(hw), method="bilinear",
-                           antialias=True).numpy()
+    return tf.image.resize(
+        np.asarray(images, np.float32), tuple(hw), method="bilinear", antialias=True
+    ).numpy()
 
 
 def resize_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
-    """[H, W, 3] uint8 -> [size, size, 3] float32 in 0..255, exactly as the exported graph resizes."""
+    """[H, W, 3] uint8 -> [size, size, 3] float32 in 0..255, exactly as the exported graph
+    resizes."""
     return resize_batch(pixels[np.newaxis], (size, size))[0]
 
 

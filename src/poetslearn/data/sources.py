@@ -17,8 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
-from poetslearn.errors import DataError, ImageError
 from poetslearn.data.images import load_image, read_image_file
+from poetslearn.errors import DataError, ImageError
 
 SPLITS = ("train", "validation", "test")
 KEY_BYTES = 16  # blake2b digest size of an image's content key
@@ -44,7 +44,7 @@ class ImageSource(Protocol):
         """[H, W, 3] uint8 pixels of one image as stored (for pictures of it); JPEGs may be
         decoded at a reduced scale keeping both sides at least `min_side`."""
 
-    def subset(self, indices: list[int]) -> "ImageSource":
+    def subset(self, indices: list[int]) -> ImageSource:
         """The images at `indices`, in that order, as a source of their own."""
 
 
@@ -70,15 +70,17 @@ class ArrayImages:
         return self.pixels[index]
 
     def subset(self, indices: list[int]) -> ArrayImages:
-        return ArrayImages(self.pixels[np.asarray(indices, dtype=np.int64)],
-                           [self.names[i] for i in indices])
+        return ArrayImages(
+            self.pixels[np.asarray(indices, dtype=np.int64)], [self.names[i] for i in indices]
+        )
 
 
 class FileImages:
     """Image files, keyed by a hash of their bytes, decoded and resized in worker threads."""
 
-    def __init__(self, paths: list[Path], names: list[str], keys: list[bytes],
-                 workers: int | None = None) -> None:
+    def __init__(
+        self, paths: list[Path], names: list[str], keys: list[bytes], workers: int | None = None
+    ) -> None:
         self.paths, self.names, self._keys = paths, names, keys
         self.workers = workers or min(8, (os.cpu_count() or 1) + 2)
 
@@ -106,8 +108,12 @@ class FileImages:
         return read_image_file(self.paths[index], min_side)
 
     def subset(self, indices: list[int]) -> FileImages:
-        return FileImages([self.paths[i] for i in indices], [self.names[i] for i in indices],
-                          [self._keys[i] for i in indices], self.workers)
+        return FileImages(
+            [self.paths[i] for i in indices],
+            [self.names[i] for i in indices],
+            [self._keys[i] for i in indices],
+            self.workers,
+        )
 
 
 class SubsetImages:
@@ -161,10 +167,12 @@ class ConcatenatedImages:
             if run and (i is None or self._locate(i)[0] != self._locate(run[0])[0]):
                 part = self._locate(run[0])[0]
                 pixels, failed = self.sources[part].load_batch(
-                    [self._locate(j)[1] for j in run], size)
+                    [self._locate(j)[1] for j in run], size
+                )
                 batches.append(pixels)
-                failures.update({j: failed[self._locate(j)[1]] for j in run
-                                 if self._locate(j)[1] in failed})
+                failures.update(
+                    {j: failed[self._locate(j)[1]] for j in run if self._locate(j)[1] in failed}
+                )
                 run = []
             if i is not None:
                 run.append(i)
@@ -197,8 +205,10 @@ class Split:
 
     @staticmethod
     def concatenate(splits: list[Split]) -> Split:
-        return Split(ConcatenatedImages([s.images for s in splits]),
-                     np.concatenate([s.labels for s in splits]))
+        return Split(
+            ConcatenatedImages([s.images for s in splits]),
+            np.concatenate([s.labels for s in splits]),
+        )
 
 
 @dataclass
@@ -221,9 +231,11 @@ class Dataset:
             present = set(split.labels.tolist())
             empty = [c for i, c in enumerate(self.class_names) if i not in present]
             if empty:
-                raise DataError(f"After skipping unreadable images, the {name} split has no "
-                                f"image of class(es) {', '.join(empty)}; add readable images to "
-                                f"them.")
+                raise DataError(
+                    f"After skipping unreadable images, the {name} split has no "
+                    f"image of class(es) {', '.join(empty)}; add readable images to "
+                    f"them."
+                )
 
 
 def calibration_images(split, size: int, count: int = 100) -> np.ndarray:

@@ -12,9 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from poetslearn.backbone.convert import frozen_graph_def
-from poetslearn.export.metadata import (BOTTLENECK_NAME, CODELAB_MEAN, CODELAB_STD, INPUT_NAME,
-                                        OUTPUT_NAME, ModelFacts, build_metadata, metadata_bytes,
-                                        metadata_path_for)
+from poetslearn.export.metadata import (
+    BOTTLENECK_NAME,
+    CODELAB_MEAN,
+    CODELAB_STD,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ModelFacts,
+    build_metadata,
+    metadata_bytes,
+    metadata_path_for,
+)
 from poetslearn.outputs import write_files_atomic
 from poetslearn.train.head import SoftmaxLayer
 
@@ -39,22 +47,27 @@ def build_frozen_graph(extractor, layer: SoftmaxLayer, input_format: str = "pixe
         # Made inside the function so the graph keeps these names (a reader can find the layer).
         weights = tf.constant(layer.weights, name="final_weights")
         biases = tf.constant(layer.biases, name="final_biases")
-        features = tf.identity(extractor.features(to_pixels(images, input_format)),
-                               name=BOTTLENECK_NAME)
+        features = tf.identity(
+            extractor.features(to_pixels(images, input_format)), name=BOTTLENECK_NAME
+        )
         logits = tf.matmul(features, weights) + biases
         return tf.nn.softmax(logits, name=OUTPUT_NAME)
 
     return frozen_graph_def(classify)
 
 
-def export_classifier(extractor, layer: SoftmaxLayer, facts: ModelFacts, graph_path: Path,
-                      labels_path: Path) -> dict[str, Path]:
+def export_classifier(
+    extractor, layer: SoftmaxLayer, facts: ModelFacts, graph_path: Path, labels_path: Path
+) -> dict[str, Path]:
     """Writes graph, labels and metadata as one; returns {what: path}."""
     graph_def = build_frozen_graph(extractor, layer, facts.input_format)
     meta = build_metadata(facts, "frozen_graph", labels_file=Path(labels_path).name)
     metadata_path = metadata_path_for(graph_path)
-    write_files_atomic({
-        Path(graph_path): graph_def.SerializeToString(),
-        Path(labels_path): "".join(f"{name}\n" for name in facts.labels).encode("utf-8"),
-        metadata_path: metadata_bytes(meta)})
+    write_files_atomic(
+        {
+            Path(graph_path): graph_def.SerializeToString(),
+            Path(labels_path): "".join(f"{name}\n" for name in facts.labels).encode("utf-8"),
+            metadata_path: metadata_bytes(meta),
+        }
+    )
     return {"graph": Path(graph_path), "labels": Path(labels_path), "metadata": metadata_path}

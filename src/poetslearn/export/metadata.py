@@ -51,10 +51,13 @@ class ArtifactKind:
     tensors: bool  # names its input, output and bottleneck tensors (a TensorFlow graph)
 
 
-ARTIFACTS = {kind.name: kind for kind in (
-    ArtifactKind("frozen_graph", fixed_size=False, tensors=True),
-    ArtifactKind("tflite", fixed_size=True, tensors=False),
-)}
+ARTIFACTS = {
+    kind.name: kind
+    for kind in (
+        ArtifactKind("frozen_graph", fixed_size=False, tensors=True),
+        ArtifactKind("tflite", fixed_size=True, tensors=False),
+    )
+}
 
 
 def metadata_path_for(artifact: Path) -> Path:
@@ -73,24 +76,38 @@ def input_facts(facts: ModelFacts, kind: ArtifactKind) -> dict:
     """What the metadata says about the model's input, for `label` and for people."""
     size = facts.input_size
     if facts.input_format == "codelab":
-        return {"input_format": "codelab", "input_mean": CODELAB_MEAN, "input_std": CODELAB_STD,
-                "input": f"RGB, float32, [1, {size}, {size}, 3], resized by the caller and scaled "
-                         f"as (x - {CODELAB_MEAN:g}) / {CODELAB_STD:g} (label_image.py "
-                         f"--input_mean {CODELAB_MEAN:g} --input_std {CODELAB_STD:g})"}
+        return {
+            "input_format": "codelab",
+            "input_mean": CODELAB_MEAN,
+            "input_std": CODELAB_STD,
+            "input": f"RGB, float32, [1, {size}, {size}, 3], resized by the caller and scaled "
+            f"as (x - {CODELAB_MEAN:g}) / {CODELAB_STD:g} (label_image.py "
+            f"--input_mean {CODELAB_MEAN:g} --input_std {CODELAB_STD:g})",
+        }
     if kind.fixed_size:
-        return {"input_format": "pixels", "input": f"RGB pixels, float32 0..255, [1, {size}, "
-                                                   f"{size}, 3] (resize before feeding)"}
-    return {"input_format": "pixels",
-            "input": "RGB pixels, float32 0..255, [N, H, W, 3], any size (resized inside the "
-                     "graph)"}
+        return {
+            "input_format": "pixels",
+            "input": f"RGB pixels, float32 0..255, [1, {size}, {size}, 3] (resize before feeding)",
+        }
+    return {
+        "input_format": "pixels",
+        "input": "RGB pixels, float32 0..255, [N, H, W, 3], any size (resized inside the graph)",
+    }
 
 
 def build_metadata(facts: ModelFacts, kind: str, **extra) -> dict:
     """The metadata of one artefact of `kind` ("frozen_graph" or "tflite"); `extra` holds what
     only that file knows (its labels file's name, its quantization)."""
     artifact = ARTIFACTS[kind]
-    tensors = {"input_tensor": f"{INPUT_NAME}:0", "output_tensor": f"{OUTPUT_NAME}:0",
-               "bottleneck_tensor": f"{BOTTLENECK_NAME}:0"} if artifact.tensors else {}
+    tensors = (
+        {
+            "input_tensor": f"{INPUT_NAME}:0",
+            "output_tensor": f"{OUTPUT_NAME}:0",
+            "bottleneck_tensor": f"{BOTTLENECK_NAME}:0",
+        }
+        if artifact.tensors
+        else {}
+    )
     return {
         "format": METADATA_FORMAT,
         "artifact": kind,
@@ -125,12 +142,16 @@ def _load(path: Path) -> dict:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise GraphError(f"The metadata file {path} cannot be read ({e}); delete it to treat "
-                         f"the graph as a codelab graph, or export it again.") from e
+        raise GraphError(
+            f"The metadata file {path} cannot be read ({e}); delete it to treat "
+            f"the graph as a codelab graph, or export it again."
+        ) from e
     if not isinstance(meta, dict) or meta.get("format") != METADATA_FORMAT:
-        raise GraphError(f"{path} is not a poetslearn metadata file (format "
-                         f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected "
-                         f"{METADATA_FORMAT!r}).")
+        raise GraphError(
+            f"{path} is not a poetslearn metadata file (format "
+            f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected "
+            f"{METADATA_FORMAT!r})."
+        )
     return meta
 
 
@@ -151,5 +172,6 @@ def read_metadata(artifact: Path, kind: str) -> dict | None:
         raise GraphError(
             f"{legacy} describes a {other} model, not {artifact}: an earlier poetslearn wrote the "
             f"metadata of both exports to that one file. Export again with this version (it "
-            f"writes {path.name} beside it).")
+            f"writes {path.name} beside it)."
+        )
     return meta

@@ -26,10 +26,12 @@ def decode_rgb_on_white(data):
 
     img = tf.cast(tf.io.decode_image(data, expand_animations=False), tf.float32)
     channels = tf.shape(img)[-1]
-    rgb = tf.cond(channels < 3, lambda: tf.image.grayscale_to_rgb(img[..., :1]),
-                  lambda: img[..., :3])
-    alpha = tf.cond(channels % 2 == 0, lambda: img[..., -1:] / 255.0,
-                    lambda: tf.ones_like(img[..., :1]))
+    rgb = tf.cond(
+        channels < 3, lambda: tf.image.grayscale_to_rgb(img[..., :1]), lambda: img[..., :3]
+    )
+    alpha = tf.cond(
+        channels % 2 == 0, lambda: img[..., -1:] / 255.0, lambda: tf.ones_like(img[..., :1])
+    )
     return tf.round(rgb * alpha + 255.0 * (1.0 - alpha))
 
 
@@ -57,12 +59,16 @@ def build_frozen_module(extractor, layer: SoftmaxLayer, class_names: list[str]):
 
     def outputs(probabilities):
         classes = tf.argmax(probabilities, axis=1)
-        return {"probabilities": probabilities, "classes": classes,
-                "labels": tf.gather(tf.constant(class_names), classes)}
+        return {
+            "probabilities": probabilities,
+            "classes": classes,
+            "labels": tf.gather(tf.constant(class_names), classes),
+        }
 
     def decode(data):
-        return tf.image.resize(decode_rgb_on_white(data)[tf.newaxis], (size, size),
-                               method="bilinear", antialias=True)[0]
+        return tf.image.resize(
+            decode_rgb_on_white(data)[tf.newaxis], (size, size), method="bilinear", antialias=True
+        )[0]
 
     class Classifier(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
@@ -71,8 +77,9 @@ def build_frozen_module(extractor, layer: SoftmaxLayer, class_names: list[str]):
             makes the SavedModel usable as `--tfhub_module` for another retrain."""
             return network(images * 255.0)[0]
 
-        @tf.function(input_signature=[
-            tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")]
+        )
         def classify_images(self, images):
             """RGB pixels, float32 0..255, any size."""
             return outputs(network(images)[1])
@@ -83,15 +90,17 @@ def build_frozen_module(extractor, layer: SoftmaxLayer, class_names: list[str]):
             label` decodes: gray becomes RGB, transparency is laid on white, the first frame of
             a GIF is used. Unlike `label`, the EXIF orientation of a JPEG is not applied
             (TensorFlow has no in-graph EXIF reader): send such photos upright."""
-            images = tf.map_fn(decode, image_bytes,
-                               fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+            images = tf.map_fn(
+                decode, image_bytes, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32)
+            )
             return outputs(network(images)[1])
 
     return Classifier(name="poetslearn_classifier")
 
 
-def export_saved_model(extractor, layer: SoftmaxLayer, class_names: list[str],
-                       directory: Path) -> Path:
+def export_saved_model(
+    extractor, layer: SoftmaxLayer, class_names: list[str], directory: Path
+) -> Path:
     """A SavedModel with signatures `serving_default` (pixels) and `classify_bytes`.
 
     Written to a temporary folder beside `directory`, then swapped in, so an existing SavedModel
@@ -104,8 +113,14 @@ def export_saved_model(extractor, layer: SoftmaxLayer, class_names: list[str],
     module = build_frozen_module(extractor, layer, class_names)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
     try:
-        tf.saved_model.save(module, str(tmp), signatures={
-            "serving_default": module.classify_images, "classify_bytes": module.classify_bytes})
+        tf.saved_model.save(
+            module,
+            str(tmp),
+            signatures={
+                "serving_default": module.classify_images,
+                "classify_bytes": module.classify_bytes,
+            },
+        )
         old = directory.with_name(f".{directory.name}.old")
         if directory.exists():
             os.replace(directory, old)

@@ -27,8 +27,10 @@ def plan_outputs(config) -> list[Path]:
     for path in outputs:
         key = Path(path).resolve()
         if key in seen:
-            raise PoetslearnError(f"Two outputs would be written to {path}; give --output_graph, "
-                                  f"--output_labels and --tflite_output different names.")
+            raise PoetslearnError(
+                f"Two outputs would be written to {path}; give --output_graph, "
+                f"--output_labels and --tflite_output different names."
+            )
         seen[key] = path
     check_writable(outputs)
     return outputs
@@ -37,10 +39,13 @@ def plan_outputs(config) -> list[Path]:
 def run_facts(dataset, splits: dict, weights, trained, score, extractor, config) -> dict:
     """What the metadata records of the run: data set and split, weights, accuracy, training."""
     return {
-        "dataset": {"name": dataset.name, "source": dataset.source,
-                    "sizes": {name: len(split) for name, split in splits.items()},
-                    "validation_percentage": config.validation_percentage,
-                    "testing_percentage": config.testing_percentage},
+        "dataset": {
+            "name": dataset.name,
+            "source": dataset.source,
+            "sizes": {name: len(split) for name, split in splits.items()},
+            "validation_percentage": config.validation_percentage,
+            "testing_percentage": config.testing_percentage,
+        },
         "weights": weights.as_dict(),
         "validation_accuracy": trained.best_validation_accuracy,
         "test_accuracy": score.accuracy,
@@ -50,23 +55,37 @@ def run_facts(dataset, splits: dict, weights, trained, score, extractor, config)
         **score.extra,
         "best_step": trained.best_step,
         **({"fine_tuning": trained.details} if trained.details else {}),
-        "training": {k: getattr(config, k) for k in (
-            "how_many_training_steps", "learning_rate", "train_batch_size", "weight_decay",
-            "seed")},
+        "training": {
+            k: getattr(config, k)
+            for k in (
+                "how_many_training_steps",
+                "learning_rate",
+                "train_batch_size",
+                "weight_decay",
+                "seed",
+            )
+        },
     }
 
 
 def model_facts(extractor, class_names: list[str], input_format: str, run: dict) -> ModelFacts:
     arch, blocks = extractor.arch, extractor.bottleneck_blocks
     return ModelFacts(
-        architecture=arch.name, input_size=arch.input_size, preprocessing=arch.preprocessing,
-        input_format=input_format, labels=list(class_names), feature_dim=extractor.feature_dim,
+        architecture=arch.name,
+        input_size=arch.input_size,
+        preprocessing=arch.preprocessing,
+        input_format=input_format,
+        labels=list(class_names),
+        feature_dim=extractor.feature_dim,
         bottleneck_blocks=blocks,
-        pooled_layers=list(pooled_layers(arch, blocks)) if blocks > 1 else [], run=run)
+        pooled_layers=list(pooled_layers(arch, blocks)) if blocks > 1 else [],
+        run=run,
+    )
 
 
-def export_everything(extractor, trained, dataset, splits: dict, weights, score,
-                      config) -> dict[str, Path]:
+def export_everything(
+    extractor, trained, dataset, splits: dict, weights, score, config
+) -> dict[str, Path]:
     """Writes every artefact `config` asks for; returns {what: path}."""
     layer, names = trained.layer, dataset.class_names
     run = run_facts(dataset, splits, weights, trained, score, extractor, config)
@@ -74,15 +93,28 @@ def export_everything(extractor, trained, dataset, splits: dict, weights, score,
     paths = export_classifier(extractor, layer, facts, config.output_graph, config.output_labels)
     try:
         if config.saved_model_dir is not None:
-            paths["saved_model"] = export_saved_model(extractor, layer, names,
-                                                      config.saved_model_dir)
+            paths["saved_model"] = export_saved_model(
+                extractor, layer, names, config.saved_model_dir
+            )
         if config.tflite_output is not None:
-            representative = (representative_images(splits["train"], extractor)
-                              if config.tflite_quantize else None)
-            paths.update(export_tflite(extractor, layer, facts, config.tflite_output,
-                                       config.tflite_quantize, representative))
+            representative = (
+                representative_images(splits["train"], extractor)
+                if config.tflite_quantize
+                else None
+            )
+            paths.update(
+                export_tflite(
+                    extractor,
+                    layer,
+                    facts,
+                    config.tflite_output,
+                    config.tflite_quantize,
+                    representative,
+                )
+            )
     except OSError as e:  # the new graph is in place already: say so, not "left intact"
         written = ", ".join(str(p) for p in paths.values())
-        raise PoetslearnError(describe_os_error(
-            e, f"the new {written} were written, the later exports were not.")) from e
+        raise PoetslearnError(
+            describe_os_error(e, f"the new {written} were written, the later exports were not.")
+        ) from e
     return paths

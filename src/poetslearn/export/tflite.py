@@ -14,9 +14,16 @@ from poetslearn.data.images import resize_batch
 from poetslearn.data.sources import calibration_images
 from poetslearn.errors import PoetslearnError
 from poetslearn.export.graph import to_pixels
-from poetslearn.export.metadata import (CODELAB_MEAN, CODELAB_STD, INPUT_NAME, OUTPUT_NAME,
-                                        ModelFacts, build_metadata, metadata_bytes,
-                                        metadata_path_for)
+from poetslearn.export.metadata import (
+    CODELAB_MEAN,
+    CODELAB_STD,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ModelFacts,
+    build_metadata,
+    metadata_bytes,
+    metadata_path_for,
+)
 from poetslearn.outputs import write_files_atomic
 from poetslearn.train.head import SoftmaxLayer
 
@@ -32,12 +39,19 @@ def _calibration(representative: np.ndarray | None, input_format: str):
     if representative is None or len(representative) == 0:
         raise PoetslearnError("int8 quantization needs representative training images.")
     scale, shift = (CODELAB_STD, CODELAB_MEAN) if input_format == "codelab" else (1.0, 0.0)
-    return lambda: ([((image[np.newaxis] - shift) / scale).astype(np.float32)]
-                    for image in representative)
+    return lambda: (
+        [((image[np.newaxis] - shift) / scale).astype(np.float32)] for image in representative
+    )
 
 
-def export_tflite(extractor, layer: SoftmaxLayer, facts: ModelFacts, path: Path,
-                  quantize: str | None = None, representative=None) -> dict[str, Path]:
+def export_tflite(
+    extractor,
+    layer: SoftmaxLayer,
+    facts: ModelFacts,
+    path: Path,
+    quantize: str | None = None,
+    representative=None,
+) -> dict[str, Path]:
     """Writes the .tflite model and its metadata; `quantize="int8"` makes a full-integer model
     calibrated on `representative` ([N, s, s, 3] training images), input and output float32."""
     import tensorflow as tf
@@ -50,8 +64,7 @@ def export_tflite(extractor, layer: SoftmaxLayer, facts: ModelFacts, path: Path,
     def classify(images):
         # Already at the input size: no resize op (TFLite has no antialiased resize).
         pixels = to_pixels(images, facts.input_format)
-        features = extractor.backbone((pixels - arch.input_mean) / arch.input_std,
-                                      training=False)
+        features = extractor.backbone((pixels - arch.input_mean) / arch.input_std, training=False)
         mean, std, weights, biases = layer.standardised()  # quantizes far better than folded
         logits = tf.matmul((features - mean) / std, weights) + biases
         return tf.nn.softmax(logits, name=OUTPUT_NAME)

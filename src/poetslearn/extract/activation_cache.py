@@ -79,8 +79,15 @@ class RawSegments:
 class ActivationCache:
     """Encoded activations on disk, {content key: [*shape]}; `reader` gathers batches of them."""
 
-    def __init__(self, root: Path, name: str, fingerprint: str, shape: tuple[int, ...],
-                 codec: ActivationCodec, warn=print) -> None:
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        fingerprint: str,
+        shape: tuple[int, ...],
+        codec: ActivationCodec,
+        warn=print,
+    ) -> None:
         self.dir = Path(root) / "activations" / f"{name}_{fingerprint[:16]}"
         self.shape, self.codec = tuple(shape), codec
         self.row_bytes = codec.bytes_per_image(self.shape)
@@ -96,13 +103,16 @@ class ActivationCache:
         need = count * self.row_bytes
         self.dir.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.dir).free
-        log(f"Activation cache: {count:,} images x {self.row_bytes / 1024:,.0f} KB = "
-            f"{need / 2**30:,.2f} GB to write in {self.dir} ({free / 2**30:,.1f} GB free).")
+        log(
+            f"Activation cache: {count:,} images x {self.row_bytes / 1024:,.0f} KB = "
+            f"{need / 2**30:,.2f} GB to write in {self.dir} ({free / 2**30:,.1f} GB free)."
+        )
         if need > free:
             raise PoetslearnError(
                 f"The activation cache needs {need / 2**30:,.2f} GB in {self.dir} but its disk has "
                 f"{free / 2**30:,.2f} GB free. Free some space, or point --bottleneck_dir at a "
-                f"larger disk.")
+                f"larger disk."
+            )
 
     def add(self, keys: list[bytes], activations: np.ndarray) -> None:
         self.store.add(keys, self.codec.encode(activations).reshape(len(keys), -1))
@@ -120,15 +130,24 @@ class ActivationCache:
         missing = sum(1 for where in places if where is None)
         if missing:
             raise ValueError(f"{missing} of the keys have no cached activations")
-        return ActivationReader([(self.layout.rows_file(shard), row) for shard, row in places],
-                                self.shape, self.codec, self.row_bytes)
+        return ActivationReader(
+            [(self.layout.rows_file(shard), row) for shard, row in places],
+            self.shape,
+            self.codec,
+            self.row_bytes,
+        )
 
 
 class ActivationReader:
     """Reads the activations of a fixed list of images (one split), any rows at a time."""
 
-    def __init__(self, places: list[tuple[Path, int]], shape: tuple[int, ...],
-                 codec: ActivationCodec, row_bytes: int) -> None:
+    def __init__(
+        self,
+        places: list[tuple[Path, int]],
+        shape: tuple[int, ...],
+        codec: ActivationCodec,
+        row_bytes: int,
+    ) -> None:
         self.places, self.shape, self.codec, self.row_bytes = places, shape, codec, row_bytes
         self._files: dict[Path, object] = {}
 

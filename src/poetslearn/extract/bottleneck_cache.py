@@ -53,8 +53,9 @@ class NpzShards:
             keys, vectors, stored = data["keys"], data["vectors"], data["checksum"]
         checked_keys(keys)
         if vectors.dtype != np.float32 or vectors.shape != (len(keys), self.dim):
-            raise ValueError(f"vectors have shape {vectors.shape}, expected ({len(keys)}, "
-                             f"{self.dim}) float32")
+            raise ValueError(
+                f"vectors have shape {vectors.shape}, expected ({len(keys)}, {self.dim}) float32"
+            )
         if stored.tobytes() != checksum(keys.tobytes(), [vectors.tobytes()]):
             raise ValueError("checksum mismatch")
         return vectors
@@ -65,8 +66,12 @@ class NpzShards:
     def encode(self, keys: np.ndarray, rows: np.ndarray) -> list[bytes]:
         vectors = np.ascontiguousarray(rows, np.float32).reshape(len(keys), self.dim)
         buffer = io.BytesIO()
-        np.savez(buffer, keys=keys, vectors=vectors, checksum=np.frombuffer(
-            checksum(keys.tobytes(), [vectors.tobytes()]), np.uint8))
+        np.savez(
+            buffer,
+            keys=keys,
+            vectors=vectors,
+            checksum=np.frombuffer(checksum(keys.tobytes(), [vectors.tobytes()]), np.uint8),
+        )
         return [buffer.getvalue()]
 
 

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from poetslearn.extract.bottleneck_cache import BottleneckCache
-from poetslearn.data.distortions import Distortions, distorted_split
-from poetslearn.extract.backends import BatchResult, ExtractionBackend, LocalExtraction, NodeCounts
-from poetslearn.extract.fill import fill_cache, plan_work
 from poetslearn.config import RetrainConfig
 from poetslearn.context import RunContext
+from poetslearn.data.distortions import Distortions, distorted_split
 from poetslearn.data.sources import Dataset, Split
+from poetslearn.extract.backends import BatchResult, ExtractionBackend, LocalExtraction, NodeCounts
+from poetslearn.extract.bottleneck_cache import BottleneckCache
 from poetslearn.extract.extractor import FeatureExtractor
+from poetslearn.extract.fill import fill_cache, plan_work
 
 
 @dataclass
@@ -38,15 +38,23 @@ class ExtractionStats:
         if self.computed == 0 and self.failed == 0:
             return f"All {self.total:,} bottlenecks were cached; computed none."
         rate = self.computed / self.seconds if self.seconds > 0 else 0.0
-        return (f"Computed {self.computed:,} bottlenecks in {self.seconds:.1f} s "
-                f"({rate:,.0f} img/s); {self.cached:,} were cached"
-                + (f"; {self.failed:,} image(s) failed" if self.failed else "") + ".")
+        return (
+            f"Computed {self.computed:,} bottlenecks in {self.seconds:.1f} s "
+            f"({rate:,.0f} img/s); {self.cached:,} were cached"
+            + (f"; {self.failed:,} image(s) failed" if self.failed else "")
+            + "."
+        )
 
 
-def compute_bottlenecks(splits: dict[str, Split], extractor, cache: BottleneckCache,
-                        batch_size: int = 128, show_progress: bool = True, warn=print,
-                        backend: ExtractionBackend | None = None
-                        ) -> tuple[dict[str, np.ndarray], dict[str, Split], ExtractionStats]:
+def compute_bottlenecks(
+    splits: dict[str, Split],
+    extractor,
+    cache: BottleneckCache,
+    batch_size: int = 128,
+    show_progress: bool = True,
+    warn=print,
+    backend: ExtractionBackend | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, Split], ExtractionStats]:
     """Returns {split: [N, dim] float32 vectors} for every split, computing only cache misses.
 
     Each split's array is allocated once and filled in place, from the cache and from the
@@ -58,8 +66,9 @@ def compute_bottlenecks(splits: dict[str, Split], extractor, cache: BottleneckCa
     """
     stats = ExtractionStats(total=sum(len(s) for s in splits.values()))
     keys_of = {name: split.images.keys() for name, split in splits.items()}
-    vectors = {name: np.empty((len(split), cache.dim), np.float32)
-               for name, split in splits.items()}
+    vectors = {
+        name: np.empty((len(split), cache.dim), np.float32) for name, split in splits.items()
+    }
     found = dict(zip(splits, cache.fill([(keys_of[name], vectors[name]) for name in splits])))
     stats.cached = sum(int(mask.sum()) for mask in found.values())
     plan = plan_work(keys_of, found, batch_size)
@@ -71,8 +80,18 @@ def compute_bottlenecks(splits: dict[str, Split], extractor, cache: BottleneckCa
                 vectors[other][row] = vector
 
     start = time.perf_counter()
-    filled = fill_cache(plan, splits, keys_of, cache, extractor, backend or LocalExtraction(),
-                        "Computing bottlenecks", show_progress, warn, into_arrays)
+    filled = fill_cache(
+        plan,
+        splits,
+        keys_of,
+        cache,
+        extractor,
+        backend or LocalExtraction(),
+        "Computing bottlenecks",
+        show_progress,
+        warn,
+        into_arrays,
+    )
     failed = filled.failed
     stats.by_node, stats.remote_engines = filled.by_node, filled.remote_engines
     stats.seconds = time.perf_counter() - start
@@ -103,24 +122,36 @@ class Bottlenecks:
         self.vectors, self.train_x = {}, None
 
 
-def get_or_create_bottlenecks(dataset: Dataset, extractor: FeatureExtractor,
-                              config: RetrainConfig, backend: ExtractionBackend,
-                              ctx: RunContext) -> Bottlenecks:
+def get_or_create_bottlenecks(
+    dataset: Dataset,
+    extractor: FeatureExtractor,
+    config: RetrainConfig,
+    backend: ExtractionBackend,
+    ctx: RunContext,
+) -> Bottlenecks:
     """The retrain stage: every split's bottlenecks, plus distorted training copies if asked."""
     log, warn = ctx.log, ctx.warn
-    cache = BottleneckCache(config.bottleneck_dir, extractor.arch.name, extractor.fingerprint,
-                            extractor.feature_dim, warn)
+    cache = BottleneckCache(
+        config.bottleneck_dir,
+        extractor.arch.name,
+        extractor.fingerprint,
+        extractor.feature_dim,
+        warn,
+    )
     distortions = Distortions.from_config(config)
     to_compute = dict(dataset.splits)
     if distortions.enabled:
         to_compute["distorted"] = distorted_split(dataset.splits["train"], distortions)
     vectors, splits, stats = compute_bottlenecks(
-        to_compute, extractor, cache, config.bottleneck_batch_size, ctx.show_progress, warn,
-        backend)
+        to_compute, extractor, cache, config.bottleneck_batch_size, ctx.show_progress, warn, backend
+    )
     if stats.computed:
         stats.engine = ", ".join(sorted(map(str, stats.remote_engines))) or extractor.engine_name
-    log(stats.describe() + (f" Engine: {stats.engine}." if stats.engine else "")
-        + f" Cache: {cache.dir}")
+    log(
+        stats.describe()
+        + (f" Engine: {stats.engine}." if stats.engine else "")
+        + f" Cache: {cache.dir}"
+    )
     if stats.by_node:
         log(stats.by_node.describe("Vectors"))
     dataset.check_every_class_present(splits)
@@ -128,6 +159,8 @@ def get_or_create_bottlenecks(dataset: Dataset, extractor: FeatureExtractor,
     if "distorted" in splits:
         train_x = np.concatenate([train_x, vectors.pop("distorted")])
         train_y = np.concatenate([train_y, splits.pop("distorted").labels])
-        log(f"Training on {len(splits['train']):,} images and {len(train_y) - len(splits['train']):,}"
-            f" distorted copies ({distortions.describe()}).")
+        log(
+            f"Training on {len(splits['train']):,} images and "
+            f"{len(train_y) - len(splits['train']):,} distorted copies ({distortions.describe()})."
+        )
     return Bottlenecks(vectors, splits, stats, train_x, train_y)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -44,9 +44,13 @@ def interpreter_class():
         return tf.lite.Interpreter
 
 
-def convert_to_tflite(arch, backbone, batch_size: int,
-                      input_hw: tuple[int, int] | None = None,
-                      int8_calibration: np.ndarray | None = None) -> bytes:
+def convert_to_tflite(
+    arch,
+    backbone,
+    batch_size: int,
+    input_hw: tuple[int, int] | None = None,
+    int8_calibration: np.ndarray | None = None,
+) -> bytes:
     """The backbone with its scaling, frozen, as a float32 TFLite model of a fixed batch size.
 
     With `int8_calibration` ([N, h, w, 3] pixels of the input size) the weights and activations
@@ -72,22 +76,31 @@ def convert_to_tflite(arch, backbone, batch_size: int,
 
     representative = None
     if int8_calibration is not None:
-        calibration = np.asarray(int8_calibration, np.float32)
-        if len(calibration) < batch_size:  # the model takes whole batches only
-            calibration = np.resize(calibration, (batch_size, *calibration.shape[1:]))
-        if calibration.shape[1:3] != (height, width):
-            raise ValueError(f"int8 calibration images are {calibration.shape[1:3]}, the model "
-                             f"takes {(height, width)}")
-        representative = lambda: (  # noqa: E731 - the converter wants a callable
-            [calibration[i:i + batch_size]] for i in range(0, len(calibration) - batch_size + 1,
-                                                            batch_size))
+        representative = _calibration_batches(int8_calibration, batch_size, (height, width))
     return to_tflite(features, representative)
+
+
+def _calibration_batches(images: np.ndarray, batch_size: int, hw: tuple[int, int]):
+    """The converter's representative data: whole batches of the calibration images."""
+    calibration = np.asarray(images, np.float32)
+    if len(calibration) < batch_size:  # the model takes whole batches only
+        calibration = np.resize(calibration, (batch_size, *calibration.shape[1:]))
+    if calibration.shape[1:3] != hw:
+        raise ValueError(
+            f"int8 calibration images are {calibration.shape[1:3]}, the model takes {hw}"
+        )
+
+    def batches():
+        for i in range(0, len(calibration) - batch_size + 1, batch_size):
+            yield [calibration[i : i + batch_size]]
+
+    return batches
 
 
 def _padded_batches(pixels: np.ndarray, batch_size: int):
     """(chunk, n): chunks of exactly batch_size images, the last padded with zeros; n are real."""
     for start in range(0, len(pixels), batch_size):
-        chunk = pixels[start:start + batch_size]
+        chunk = pixels[start : start + batch_size]
         n = len(chunk)
         if n < batch_size:
             pad = np.zeros((batch_size - n, *chunk.shape[1:]), np.float32)
@@ -100,8 +113,9 @@ class TFLiteEngine:
 
     def __init__(self, model: bytes, threads: int | None = None) -> None:
         with native_stderr_silenced():  # LiteRT announces its XNNPACK delegate
-            self.interpreter = interpreter_class()(model_content=model,
-                                                    num_threads=threads or os.cpu_count() or 1)
+            self.interpreter = interpreter_class()(
+                model_content=model, num_threads=threads or os.cpu_count() or 1
+            )
             self.interpreter.allocate_tensors()
         inp = self.interpreter.get_input_details()[0]
         self.input_index, self.batch_size = inp["index"], int(inp["shape"][0])
@@ -123,8 +137,9 @@ class OnnxRuntimeEngine:
     shape keeps that plan (measured at Inception V3: batch 4, 18.9 img/s; batch 16, about the same).
     """
 
-    def __init__(self, model: bytes, batch_size: int = ENGINE_BATCH,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self, model: bytes, batch_size: int = ENGINE_BATCH, threads: int | None = None
+    ) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -134,13 +149,18 @@ class OnnxRuntimeEngine:
         # V3 (batch 8) and ran no faster (18.6-18.9 img/s with or without).
         options.enable_mem_pattern = False
         options.log_severity_level = 3  # errors only
-        self.session = onnxruntime.InferenceSession(model, options,
-                                                    providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(
+            model, options, providers=["CPUExecutionProvider"]
+        )
         self.batch_size = batch_size
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        return np.concatenate([self.session.run(["features"], {"pixels": chunk})[0][:n]
-                               for chunk, n in _padded_batches(pixels, self.batch_size)])
+        return np.concatenate(
+            [
+                self.session.run(["features"], {"pixels": chunk})[0][:n]
+                for chunk, n in _padded_batches(pixels, self.batch_size)
+            ]
+        )
 
 
 class TensorFlowEngine:
@@ -172,8 +192,9 @@ def _build_tflite(arch, backbone, batch_size, input_hw, calibration, threads):
 
 
 def _build_tflite_int8(arch, backbone, batch_size, input_hw, calibration, threads):
-    return TFLiteEngine(convert_to_tflite(arch, backbone, batch_size, input_hw, calibration),
-                        threads)
+    return TFLiteEngine(
+        convert_to_tflite(arch, backbone, batch_size, input_hw, calibration), threads
+    )
 
 
 def _build_onnxruntime(arch, backbone, batch_size, input_hw, calibration, threads):
@@ -190,18 +211,22 @@ def _build_tensorflow(arch, backbone, batch_size, input_hw, calibration, threads
             tf.config.threading.set_intra_op_parallelism_threads(threads)
         except RuntimeError:
             log.info("TensorFlow has started already; its thread count stays as it is")
-    return TensorFlowEngine(tf.function(
-        lambda pixels: backbone(arch.preprocess(pixels), training=False)))
+    return TensorFlowEngine(
+        tf.function(lambda pixels: backbone(arch.preprocess(pixels), training=False))
+    )
 
 
 # Every engine by its --engine name. Which to try first is the architecture's business
 # (`Architecture.engines`, fastest first as measured); "auto" walks that list.
-ENGINES: dict[str, EngineKind] = {kind.name: kind for kind in (
-    EngineKind("tflite", True, _build_tflite),
-    EngineKind("onnxruntime", True, _build_onnxruntime),
-    EngineKind("tf", True, _build_tensorflow),
-    EngineKind("tflite_int8", False, _build_tflite_int8, needs_calibration=True),
-)}
+ENGINES: dict[str, EngineKind] = {
+    kind.name: kind
+    for kind in (
+        EngineKind("tflite", True, _build_tflite),
+        EngineKind("onnxruntime", True, _build_onnxruntime),
+        EngineKind("tf", True, _build_tensorflow),
+        EngineKind("tflite_int8", False, _build_tflite_int8, needs_calibration=True),
+    )
+}
 AUTO = "auto"
 ENGINE_CHOICES = (AUTO, *ENGINES)
 
@@ -211,8 +236,15 @@ def is_exact(engine: str) -> bool:
     return engine == AUTO or ENGINES[engine].exact
 
 
-def build_engine(name: str, arch, backbone, batch_size: int, input_hw: tuple[int, int],
-                 int8_calibration: np.ndarray | None = None, threads: int | None = None):
+def build_engine(
+    name: str,
+    arch,
+    backbone,
+    batch_size: int,
+    input_hw: tuple[int, int],
+    int8_calibration: np.ndarray | None = None,
+    threads: int | None = None,
+):
     """The named engine for this backbone and input size (raises when it cannot be built).
 
     `threads`: how many cores it may use (default: all of this machine's).

@@ -16,16 +16,20 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from poetslearn.backbone.architectures import Architecture
-from poetslearn.backbone.split import split_at
+from poetslearn.backbone.block_features import (
+    pooled_layers,
+    resolve_bottleneck_blocks,
+    with_block_features,
+)
 from poetslearn.backbone.load import Backbone, load_backbone
-from poetslearn.backbone.block_features import pooled_layers, resolve_bottleneck_blocks, with_block_features
-from poetslearn.extract.engines import (ENGINE_BATCH, ENGINE_CHOICES, ENGINES, TensorFlowEngine,
-                                build_engine, is_exact)
-from poetslearn.errors import EngineError, WeightsError
-from poetslearn.memory import return_freed_memory
+from poetslearn.backbone.split import split_at
 from poetslearn.backbone.weights import weights_fingerprint
 from poetslearn.data.images import resize_batch
 from poetslearn.data.sources import calibration_images
+from poetslearn.errors import EngineError, WeightsError
+from poetslearn.extract.engine_choice import first_working_engine
+from poetslearn.extract.engines import ENGINE_CHOICES, is_exact
+from poetslearn.memory import return_freed_memory
 
 if TYPE_CHECKING:  # the stage signature's types
     from poetslearn.config import RetrainConfig
@@ -36,10 +40,6 @@ log = logging.getLogger(__name__)
 
 # Bump when anything about how vectors are computed changes, to invalidate every cached vector.
 EXTRACTOR_VERSION = 1
-# How far int8 features may stray from float ones (relative RMS) before the engine is refused as
-# broken. Genuine MobileNets measured 0.32 (0.25/128 and 0.50/224, cosine similarity 0.95: their
-# ReLU6 ranges are fixed, so more calibration images change nothing); garbage is near 1 or more.
-INT8_MAX_RELATIVE_RMS = 0.5
 
 
 @dataclass(frozen=True)
@@ -64,51 +64,105 @@ class ExtractorSpec:
     int8_calibration: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def build(self, warn=None) -> FeatureExtractor:
-        backbone = load_backbone(self.architecture, self.weights, Path("."), self.seed,
-                                 self.allow_size_mismatch, self.tfhub_module, self.image_size,
-                                 warn)
+        backbone = load_backbone(
+            self.architecture,
+            self.weights,
+            Path("."),
+            self.seed,
+            self.allow_size_mismatch,
+            self.tfhub_module,
+            self.image_size,
+            warn,
+        )
         if self.weights_sha256 and backbone.weights.sha256 != self.weights_sha256:
-            raise WeightsError(f"{self.weights} has sha256 {backbone.weights.sha256}, not the "
-                               f"{self.weights_sha256} this extractor was described with; the "
-                               f"file changed. Give every machine the same weights file.")
+            raise WeightsError(
+                f"{self.weights} has sha256 {backbone.weights.sha256}, not the "
+                f"{self.weights_sha256} this extractor was described with; the "
+                f"file changed. Give every machine the same weights file."
+            )
         model = backbone.model if self.cut is None else split_at(backbone.model, self.cut).bottom
-        return FeatureExtractor(backbone.arch, model, self.engine, warn, self.int8_calibration,
-                                self.threads, description=self, cut=self.cut,
-                                bottleneck_blocks=self.bottleneck_blocks)
+        return FeatureExtractor(
+            backbone.arch,
+            model,
+            self.engine,
+            warn,
+            self.int8_calibration,
+            self.threads,
+            description=self,
+            cut=self.cut,
+            bottleneck_blocks=self.bottleneck_blocks,
+        )
 
 
-def describe_extractor(backbone: Backbone, engine: str, seed: int = 0,
-                       allow_size_mismatch: bool = False, image_size: int | None = None,
-                       int8_calibration: np.ndarray | None = None,
-                       bottleneck_blocks: int = 1) -> ExtractorSpec:
+def describe_extractor(
+    backbone: Backbone,
+    engine: str,
+    seed: int = 0,
+    allow_size_mismatch: bool = False,
+    image_size: int | None = None,
+    int8_calibration: np.ndarray | None = None,
+    bottleneck_blocks: int = 1,
+) -> ExtractorSpec:
     """The spec of an extractor over `backbone`: its weights pinned to a file and hash."""
     info = backbone.weights
     if info.kind == "tfhub":
-        return ExtractorSpec(backbone.arch.name, "none", None, seed, False, info.path,
-                             image_size or backbone.arch.input_size, engine,
-                             int8_calibration=int8_calibration)
+        return ExtractorSpec(
+            backbone.arch.name,
+            "none",
+            None,
+            seed,
+            False,
+            info.path,
+            image_size or backbone.arch.input_size,
+            engine,
+            int8_calibration=int8_calibration,
+        )
     weights = info.path if info.path else "none"
-    return ExtractorSpec(backbone.arch.name, weights, info.sha256, seed, allow_size_mismatch,
-                         engine=engine, int8_calibration=int8_calibration,
-                         bottleneck_blocks=bottleneck_blocks)
+    return ExtractorSpec(
+        backbone.arch.name,
+        weights,
+        info.sha256,
+        seed,
+        allow_size_mismatch,
+        engine=engine,
+        int8_calibration=int8_calibration,
+        bottleneck_blocks=bottleneck_blocks,
+    )
 
 
-def build_extractor(backbone: Backbone, config: RetrainConfig, dataset: Dataset,
-                    ctx: RunContext) -> FeatureExtractor:
+def build_extractor(
+    backbone: Backbone, config: RetrainConfig, dataset: Dataset, ctx: RunContext
+) -> FeatureExtractor:
     """The retrain stage: the extractor over `backbone` with the engine `config` asks for; an
     approximate (int8) engine is calibrated on 100 training images."""
     calibration = None
     if not is_exact(config.engine):
         calibration = calibration_images(dataset.splits["train"], backbone.arch.input_size)
     blocks = resolve_bottleneck_blocks(backbone.arch, config.bottleneck_blocks)
-    spec = describe_extractor(backbone, config.engine, config.seed, config.allow_size_mismatch,
-                              config.image_size, calibration, blocks)
-    extractor = FeatureExtractor(backbone.arch, backbone.model, config.engine, ctx.warn,
-                                 calibration, description=spec, bottleneck_blocks=blocks)
+    spec = describe_extractor(
+        backbone,
+        config.engine,
+        config.seed,
+        config.allow_size_mismatch,
+        config.image_size,
+        calibration,
+        blocks,
+    )
+    extractor = FeatureExtractor(
+        backbone.arch,
+        backbone.model,
+        config.engine,
+        ctx.warn,
+        calibration,
+        description=spec,
+        bottleneck_blocks=blocks,
+    )
     if blocks > 1:
-        ctx.log(f"Bottlenecks: the pooled outputs of the top {blocks} blocks "
+        ctx.log(
+            f"Bottlenecks: the pooled outputs of the top {blocks} blocks "
             f"({', '.join(pooled_layers(backbone.arch, blocks))}), {extractor.feature_dim} "
-            f"values each.")
+            f"values each."
+        )
     return extractor
 
 
@@ -121,18 +175,27 @@ class FeatureExtractor:
     else TensorFlow itself.
     """
 
-    def __init__(self, arch: Architecture, backbone, engine: str = "tf", warn=None,
-                 int8_calibration: np.ndarray | None = None, threads: int | None = None,
-                 description: ExtractorSpec | None = None, cut: str | None = None,
-                 bottleneck_blocks: int | str = 1) -> None:
+    def __init__(
+        self,
+        arch: Architecture,
+        backbone,
+        engine: str = "tf",
+        warn=None,
+        int8_calibration: np.ndarray | None = None,
+        threads: int | None = None,
+        description: ExtractorSpec | None = None,
+        cut: str | None = None,
+        bottleneck_blocks: int | str = 1,
+    ) -> None:
         """`cut`: `backbone` is only the network's bottom, up to that layer (its activations,
         [N, h, w, c], are what it gives); None: the whole backbone, giving bottlenecks, made
         from the pooled outputs of its top `bottleneck_blocks` blocks (`block_features`)."""
         import tensorflow as tf
 
         if engine not in ENGINE_CHOICES:
-            raise EngineError(f"--engine must be one of {', '.join(ENGINE_CHOICES)}; got "
-                              f"{engine!r}.")
+            raise EngineError(
+                f"--engine must be one of {', '.join(ENGINE_CHOICES)}; got {engine!r}."
+            )
         # Approximate engines (int8) give other vectors: they need calibration images, and the
         # cache keeps their vectors apart (see `fingerprint`).
         self.exact = is_exact(engine)
@@ -144,10 +207,14 @@ class FeatureExtractor:
         self.arch, self.backbone, self.threads, self.cut = arch, backbone, threads, cut
         self.feature_dim = int(backbone.output_shape[-1])
         if cut is None and self.bottleneck_blocks == 1 and self.feature_dim != arch.feature_dim:
-            raise ValueError(f"{arch.name} backbone gives {self.feature_dim} features, the "
-                             f"registry says {arch.feature_dim}")
-        self.fn = tf.function(self.features, input_signature=[
-            tf.TensorSpec([None, None, None, 3], tf.float32, name="input")])
+            raise ValueError(
+                f"{arch.name} backbone gives {self.feature_dim} features, the "
+                f"registry says {arch.feature_dim}"
+            )
+        self.fn = tf.function(
+            self.features,
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="input")],
+        )
         self.requested_engine = engine
         # Decided on the first call, unless TensorFlow itself was asked for.
         self.engine_name: str | None = "tf" if engine == "tf" else None
@@ -155,7 +222,8 @@ class FeatureExtractor:
         self._warn = warn or log.warning
         self._fingerprint: str | None = None
         self.description = description or ExtractorSpec(
-            arch.name, engine=engine, threads=threads, bottleneck_blocks=self.bottleneck_blocks)
+            arch.name, engine=engine, threads=threads, bottleneck_blocks=self.bottleneck_blocks
+        )
 
     def features(self, images):
         """[N, H, W, 3] float32 0..255 -> [N, feature_dim] float32 bottlenecks."""
@@ -190,88 +258,41 @@ class FeatureExtractor:
     def _build_engine(self, sample: np.ndarray):
         """The first engine that builds for this input size and agrees with TensorFlow."""
         try:
-            return self._first_working_engine(sample)
+            self.engine_name, engine = first_working_engine(self, sample, self._warn)
+            return engine
         finally:
             return_freed_memory()  # conversion buffers and the check's activations
-
-    def _first_working_engine(self, sample: np.ndarray):
-        auto = self.requested_engine == "auto"
-        names = self.arch.engines if auto else (self.requested_engine,)
-        failures = []
-        for name in names:
-            try:
-                engine = self._checked_engine(name, sample)
-            except Exception as e:  # noqa: BLE001 - any failure means: try the next engine
-                if not auto:
-                    raise EngineError(f"The {name} engine cannot run {self.arch.name}: {e}. "
-                                      f"Use --engine auto or --engine tf.") from e
-                log.info("engine %s unavailable: %s", name, e)
-                failures.append(f"{name}: {e}")
-                continue
-            self.engine_name = name
-            return engine
-        self._warn(f"No fast engine is available ({'; '.join(failures)}); computing bottlenecks "
-                   f"with TensorFlow, which is slower.")
-        self.engine_name = "tf"
-        return self._new_engine("tf", sample)
-
-    def _new_engine(self, name: str, sample: np.ndarray):
-        if name == "tf":
-            return TensorFlowEngine(self.fn)  # the function the export holds, traced once
-        calibration = None
-        if ENGINES[name].needs_calibration:
-            calibration = self.prepare(self.int8_calibration)
-            if calibration.shape[1:3] != sample.shape[1:3]:
-                calibration = resize_batch(calibration, sample.shape[1:3])
-        return build_engine(name, self.arch, self.backbone, min(ENGINE_BATCH, len(sample)),
-                            tuple(sample.shape[1:3]), calibration, self.threads)
-
-    def _checked_engine(self, name: str, sample: np.ndarray):
-        """Builds the engine and compares its features with TensorFlow's on two images."""
-        engine = self._new_engine(name, sample)
-        if name == "tf":
-            return engine  # the reference itself
-        # Two images show a wrong conversion as well as more would, and TensorFlow keeps
-        # memory in proportion (about 130 MB after 8 Inception V3 images).
-        probe = sample[:2]
-        fast, reference = engine(probe), self.fn(probe).numpy()
-        if self.exact:
-            error = float(np.abs(fast - reference).max() / max(np.abs(reference).max(), 1e-12))
-            bound, what = 1e-4, "relative"
-        else:
-            error = float(np.linalg.norm(fast - reference)
-                          / max(np.linalg.norm(reference), 1e-12))
-            bound, what = INT8_MAX_RELATIVE_RMS, "relative RMS"
-        if not error <= bound:  # also catches NaN
-            raise RuntimeError(f"its features differ from TensorFlow's by {error:.1e} ({what}; "
-                               f"at most {bound:g} allowed)")
-        log.info("engine %s: features within %.1e (%s) of TensorFlow's", name, error, what)
-        return engine
 
     def accuracy_caveat(self) -> str | None:
         """What to know about accuracies measured on this extractor's vectors, if anything."""
         if self.exact:
             return None
-        return (f"Note: these accuracies are on {self.engine_name} bottlenecks. The exported "
-                f"float graph computes float features, which the new layer was not trained on, "
-                f"and scores lower (3 points on CIFAR-10 at mobilenet_0.50_224); the int8 TFLite "
-                f"model (--tflite_output FILE --tflite_quantize int8) matches these figures. "
-                f"Measure either with `poetslearn evaluate --graph FILE`.")
+        return (
+            f"Note: these accuracies are on {self.engine_name} bottlenecks. The exported "
+            f"float graph computes float features, which the new layer was not trained on, "
+            f"and scores lower (3 points on CIFAR-10 at mobilenet_0.50_224); the int8 TFLite "
+            f"model (--tflite_output FILE --tflite_quantize int8) matches these figures. "
+            f"Measure either with `poetslearn evaluate --graph FILE`."
+        )
 
     @property
     def fingerprint(self) -> str:
         """Identifies everything that changes a vector: architecture, preprocessing, weights."""
         if self._fingerprint is None:
-            facts = {"architecture": self.arch.name, "preprocessing": self.arch.preprocessing,
-                     "version": EXTRACTOR_VERSION, "weights": weights_fingerprint(self.backbone)}
+            facts = {
+                "architecture": self.arch.name,
+                "preprocessing": self.arch.preprocessing,
+                "version": EXTRACTOR_VERSION,
+                "weights": weights_fingerprint(self.backbone),
+            }
             if self.cut is not None:  # activations at a cut, not bottlenecks
                 facts["cut"] = self.cut
             if self.bottleneck_blocks > 1:  # one block keeps the keys every cache already has
                 facts["pooled_layers"] = list(pooled_layers(self.arch, self.bottleneck_blocks))
             if not self.exact:  # exact engines share vectors; an approximate one has its own
                 facts["engine"] = self.requested_engine
-                facts["calibration"] = hashlib.sha256(self.int8_calibration.tobytes()
-                                                      ).hexdigest()
-            self._fingerprint = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()
-                                               ).hexdigest()
+                facts["calibration"] = hashlib.sha256(self.int8_calibration.tobytes()).hexdigest()
+            self._fingerprint = hashlib.sha256(
+                json.dumps(facts, sort_keys=True).encode()
+            ).hexdigest()
         return self._fingerprint

@@ -4,8 +4,8 @@ cache and wherever else the caller wants it. Bottlenecks and activations both fi
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -29,8 +29,9 @@ class FillResult:
     remote_engines: set[str] = field(default_factory=set)
 
 
-def plan_work(keys_of: dict[str, list[bytes]], found: dict[str, np.ndarray],
-              batch_size: int) -> WorkPlan:
+def plan_work(
+    keys_of: dict[str, list[bytes]], found: dict[str, np.ndarray], batch_size: int
+) -> WorkPlan:
     """Groups the rows not `found` into per-split batches; a key seen again (the same image
     twice) is computed once, and `repeats` says which other rows get its result."""
     first: set[bytes] = set()
@@ -44,13 +45,18 @@ def plan_work(keys_of: dict[str, list[bytes]], found: dict[str, np.ndarray],
             else:
                 first.add(keys[i])
                 todo.append(i)
-        batches.extend((name, todo[j:j + batch_size]) for j in range(0, len(todo), batch_size))
+        batches.extend((name, todo[j : j + batch_size]) for j in range(0, len(todo), batch_size))
     return WorkPlan(batches, repeats, len(first))
 
 
-def store_results(results: Iterator[BatchResult], keys_of: dict[str, list[bytes]], cache, bar,
-                  warn, on_rows: Callable[[BatchResult, list[bytes]], None] | None = None
-                  ) -> FillResult:
+def store_results(
+    results: Iterator[BatchResult],
+    keys_of: dict[str, list[bytes]],
+    cache,
+    bar,
+    warn,
+    on_rows: Callable[[BatchResult, list[bytes]], None] | None = None,
+) -> FillResult:
     """Adds each batch's rows to `cache` as it arrives (and hands them to `on_rows`); whatever
     is complete is flushed to the cache even on Ctrl-C, so the next run resumes from there."""
     filled = FillResult()
@@ -74,9 +80,18 @@ def store_results(results: Iterator[BatchResult], keys_of: dict[str, list[bytes]
     return filled
 
 
-def fill_cache(plan: WorkPlan, splits: dict, keys_of: dict[str, list[bytes]], cache, extractor,
-               backend: ExtractionBackend, what: str, show_progress: bool, warn,
-               on_rows: Callable[[BatchResult, list[bytes]], None] | None = None) -> FillResult:
+def fill_cache(
+    plan: WorkPlan,
+    splits: dict,
+    keys_of: dict[str, list[bytes]],
+    cache,
+    extractor,
+    backend: ExtractionBackend,
+    what: str,
+    show_progress: bool,
+    warn,
+    on_rows: Callable[[BatchResult, list[bytes]], None] | None = None,
+) -> FillResult:
     """Computes `plan` with `backend` and stores the results, under a progress bar named
     `what` ("Computing bottlenecks"); then frees the engine's buffers."""
     if not plan.count:

@@ -19,8 +19,9 @@ import hashlib
 import time
 import uuid
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class ShardLayout(Protocol):
     contents: str  # "vectors", for messages
 
     def describe(self, shard: Path) -> str:
-        """"Bottleneck cache file <path>", for messages."""
+        """ "Bottleneck cache file <path>", for messages."""
 
     def new_name(self, stem: str) -> str: ...
 
@@ -82,7 +83,12 @@ class ShardStore:
     """{content key: row} on disk in shards of about `shard_rows` rows, written as they fill."""
 
     def __init__(self, directory: Path, layout: ShardLayout, shard_rows: int, warn=print) -> None:
-        self.dir, self.layout, self.shard_rows, self.warn = Path(directory), layout, shard_rows, warn
+        self.dir, self.layout, self.shard_rows, self.warn = (
+            Path(directory),
+            layout,
+            shard_rows,
+            warn,
+        )
         self._where: dict[bytes, tuple[Path, int]] = {}  # key -> (shard, row)
         self._verified: set[Path] = set()
         # (keys, rows) pairs not yet on disk; one append each, so a signal arriving in the
@@ -116,8 +122,10 @@ class ShardStore:
 
     def discard(self, shard: Path, error: Exception) -> None:
         """The one damage policy: say so, remove every file of the shard, forget its keys."""
-        self.warn(f"{self.layout.describe(shard)} is damaged ({error}); removing it, its "
-                  f"{self.layout.contents} will be recomputed.")
+        self.warn(
+            f"{self.layout.describe(shard)} is damaged ({error}); removing it, its "
+            f"{self.layout.contents} will be recomputed."
+        )
         for path in self.layout.files(shard):
             path.unlink(missing_ok=True)
         self._where = {k: where for k, where in self._where.items() if where[0] != shard}
@@ -170,4 +178,3 @@ class ShardStore:
         self._pending = []
         self._verified.add(shard)  # written by this process from rows in memory
         self._remember(shard, keys)
-

@@ -4,16 +4,13 @@ recall, the confusion matrix, and a picture of it with the most confident mistak
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from poetslearn.errors import AccuracyError, PoetslearnError
-from poetslearn.outputs import write_atomic
-from poetslearn.progress import printing_around, progress
 from poetslearn.data.sources import Split
-
-from typing import TYPE_CHECKING
+from poetslearn.errors import AccuracyError, PoetslearnError
+from poetslearn.progress import printing_around, progress
 
 if TYPE_CHECKING:  # the stage signature's types
     from poetslearn.config import RetrainConfig
@@ -49,23 +46,42 @@ class Evaluation:
             tp, predicted, actual = confusion[i, i], confusion[:, i].sum(), confusion[i].sum()
             precision = tp / predicted if predicted else float("nan")
             recall = tp / actual if actual else float("nan")
-            rows.append({"label": label, "precision": float(precision), "recall": float(recall),
-                         "support": int(actual)})
+            rows.append(
+                {
+                    "label": label,
+                    "precision": float(precision),
+                    "recall": float(recall),
+                    "support": int(actual),
+                }
+            )
         return rows
 
     @classmethod
-    def of(cls, labels: list[str], truth: np.ndarray, probabilities: np.ndarray,
-           names: list[str], failed: list[str] | None = None) -> Evaluation:
+    def of(
+        cls,
+        labels: list[str],
+        truth: np.ndarray,
+        probabilities: np.ndarray,
+        names: list[str],
+        failed: list[str] | None = None,
+    ) -> Evaluation:
         """From [N, classes] probabilities (or logits: only their order matters)."""
         predicted = probabilities.argmax(axis=1) if len(probabilities) else np.zeros(0, np.int64)
         confidence = probabilities.max(axis=1) if len(probabilities) else np.zeros(0)
-        return cls(labels, np.asarray(truth, np.int64), predicted, confidence, list(names),
-                   list(failed or []))
+        return cls(
+            labels,
+            np.asarray(truth, np.int64),
+            predicted,
+            confidence,
+            list(names),
+            list(failed or []),
+        )
 
     def first(self, n: int) -> Evaluation:
         """The figures of the first `n` images alone."""
-        return Evaluation(self.labels, self.truth[:n], self.predicted[:n], self.confidence[:n],
-                          self.names[:n])
+        return Evaluation(
+            self.labels, self.truth[:n], self.predicted[:n], self.confidence[:n], self.names[:n]
+        )
 
     def most_confident_mistakes(self, n: int) -> np.ndarray:
         """Indices of up to `n` misclassified images, the most confidently wrong first."""
@@ -74,13 +90,20 @@ class Evaluation:
 
     def misclassified(self) -> list[tuple[str, str, str]]:
         """(image name, true label, predicted label) of every mistake, in order."""
-        return [(self.names[i], self.labels[self.truth[i]], self.labels[self.predicted[i]])
-                for i in np.flatnonzero(self.truth != self.predicted)]
+        return [
+            (self.names[i], self.labels[self.truth[i]], self.labels[self.predicted[i]])
+            for i in np.flatnonzero(self.truth != self.predicted)
+        ]
 
     def as_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "n": int(len(self.truth)), "labels": self.labels,
-                "per_class": self.per_class(), "confusion": self.confusion.tolist(),
-                "failed": self.failed}
+        return {
+            "accuracy": self.accuracy,
+            "n": int(len(self.truth)),
+            "labels": self.labels,
+            "per_class": self.per_class(),
+            "confusion": self.confusion.tolist(),
+            "failed": self.failed,
+        }
 
 
 @dataclass
@@ -106,8 +129,9 @@ def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if size < 0 or size >= n else np.sort(rng.choice(n, size, replace=False))
 
 
-def exact_rows_figures(evaluation: Evaluation, exact_rows: int | None,
-                       whole_split: bool) -> dict[str, float]:
+def exact_rows_figures(
+    evaluation: Evaluation, exact_rows: int | None, whole_split: bool
+) -> dict[str, float]:
     """{name: accuracy} on the test rows every copy of the data set holds bit for bit (CIFAR-10:
     0-999), when the whole test split was scored in its order; else nothing."""
     if not exact_rows or not whole_split or evaluation.failed:
@@ -117,24 +141,36 @@ def exact_rows_figures(evaluation: Evaluation, exact_rows: int | None,
 
 def describe_exact_rows(figures: dict[str, float], exact_rows: int | None, n: int) -> list[str]:
     """The output line for `exact_rows_figures` (none when it found nothing to add)."""
-    return [f"Test accuracy on test images 0-{exact_rows - 1} = {value:.1%} "
-            f"(N={min(exact_rows, n)})" for value in figures.values()]
+    return [
+        f"Test accuracy on test images 0-{exact_rows - 1} = {value:.1%} (N={min(exact_rows, n)})"
+        for value in figures.values()
+    ]
 
 
-def score_on_test(trained: TrainResult, bottlenecks: Bottlenecks, dataset: Dataset,
-                  config: RetrainConfig, ctx: RunContext) -> TestScore:
+def score_on_test(
+    trained: TrainResult,
+    bottlenecks: Bottlenecks,
+    dataset: Dataset,
+    config: RetrainConfig,
+    ctx: RunContext,
+) -> TestScore:
     """The retrain stage: the trained layer's accuracy on the test bottlenecks."""
     test = bottlenecks.splits["test"]
     rng = np.random.default_rng(config.seed + 1)
     idx = _sample(len(test), config.test_batch_size, rng)
-    features = (trained.test_features if trained.test_features is not None
-                else bottlenecks.vectors["test"])
-    evaluation = Evaluation.of(dataset.class_names, test.labels[idx],
-                               trained.layer.probabilities(features[idx]),
-                               [test.images.names[i] for i in idx])
+    features = (
+        trained.test_features if trained.test_features is not None else bottlenecks.vectors["test"]
+    )
+    evaluation = Evaluation.of(
+        dataset.class_names,
+        test.labels[idx],
+        trained.layer.probabilities(features[idx]),
+        [test.images.names[i] for i in idx],
+    )
     whole = len(idx) == len(test)
-    score = TestScore(evaluation, whole, exact_rows_figures(evaluation, dataset.exact_test_rows,
-                                                            whole))
+    score = TestScore(
+        evaluation, whole, exact_rows_figures(evaluation, dataset.exact_test_rows, whole)
+    )
     ctx.log(f"Final test accuracy = {score.accuracy:.1%} (N={score.size})")
     for line in describe_exact_rows(score.extra, dataset.exact_test_rows, score.size):
         ctx.log(line)
@@ -146,11 +182,18 @@ def check_accuracy(score: TestScore, at_least: float | None) -> None:
     if at_least is not None and score.accuracy < at_least:
         raise AccuracyError(
             f"ACCURACY FAILED: test accuracy {score.accuracy:.1%} is below "
-            f"--assert_accuracy_at_least {at_least:g} ({at_least:.1%}); nothing was exported.")
+            f"--assert_accuracy_at_least {at_least:g} ({at_least:.1%}); nothing was exported."
+        )
 
 
-def evaluate_split(classifier, split: Split, class_names: list[str], batch_size: int = 64,
-                   show_progress: bool = True, warn=print) -> Evaluation:
+def evaluate_split(
+    classifier,
+    split: Split,
+    class_names: list[str],
+    batch_size: int = 64,
+    show_progress: bool = True,
+    warn=print,
+) -> Evaluation:
     """Runs the classifier over every image of `split` (labels matched by name)."""
     mapping = _label_mapping(classifier.labels, class_names)
     images, size = split.images, classifier.size[0]
@@ -168,67 +211,18 @@ def evaluate_split(classifier, split: Split, class_names: list[str], batch_size:
                 truth.extend(mapping[split.labels[ok]])
                 names.extend(images.names[i] for i in ok)
             bar.update(len(indices))
-    probs = (np.concatenate(probabilities) if probabilities
-             else np.zeros((0, len(classifier.labels))))
-    return Evaluation.of(list(classifier.labels), np.array(truth, np.int64), probs, names,
-                         failed)
+    probs = (
+        np.concatenate(probabilities) if probabilities else np.zeros((0, len(classifier.labels)))
+    )
+    return Evaluation.of(list(classifier.labels), np.array(truth, np.int64), probs, names, failed)
 
 
 def _label_mapping(labels: list[str], class_names: list[str]) -> np.ndarray:
     """[classes of the data] -> index of the same name among the classifier's labels."""
     missing = sorted(set(class_names) - set(labels))
     if missing:
-        raise PoetslearnError(f"The data has class(es) {', '.join(missing)} that the classifier "
-                              f"does not know (its labels: {', '.join(labels)}).")
+        raise PoetslearnError(
+            f"The data has class(es) {', '.join(missing)} that the classifier "
+            f"does not know (its labels: {', '.join(labels)})."
+        )
     return np.array([labels.index(name) for name in class_names])
-
-
-def plot_evaluation(evaluation: Evaluation, split: Split, path: Path, title: str,
-                    mistakes: int = 12) -> Path:
-    """A PNG: the confusion matrix, and the most confidently misclassified images."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display needed
-    import matplotlib.pyplot as plt
-
-
-    wrong = evaluation.most_confident_mistakes(mistakes)
-    n = len(evaluation.labels)
-    cols = 4
-    rows = int(np.ceil(len(wrong) / cols)) if len(wrong) else 0
-    fig = plt.figure(figsize=(max(8, 0.6 * n + 4) + 9, max(7, 0.5 * n + 3, 2.4 * rows)))
-    grid = fig.add_gridspec(max(rows, 1), 2 + cols, width_ratios=[1.4, 1.4] + [1] * cols)
-    ax = fig.add_subplot(grid[:, :2])
-    confusion = evaluation.confusion
-    # Anchored at 0, so equal counts are not all drawn in the palest blue (white numbers on it
-    # would vanish).
-    ax.imshow(confusion, cmap="Blues", vmin=0, vmax=max(int(confusion.max()), 1))
-    ax.set_xticks(range(n), evaluation.labels, rotation=60, ha="right")
-    ax.set_yticks(range(n), evaluation.labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{title}\naccuracy {evaluation.accuracy:.1%} (N={len(evaluation.truth)})")
-    threshold = confusion.max() / 2 if confusion.size else 0
-    for i in range(n):
-        for j in range(n):
-            ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=8,
-                    color="white" if confusion[i, j] > threshold else "black")
-    for k, index in enumerate(wrong):
-        sub = fig.add_subplot(grid[k // cols, 2 + k % cols])
-        sub.imshow(split.images.read_original(split.images.names.index(evaluation.names[index]),
-                                              min_side=256))
-        sub.set_title(f"true: {evaluation.labels[evaluation.truth[index]]}\n"
-                      f"predicted: {evaluation.labels[evaluation.predicted[index]]} "
-                      f"({evaluation.confidence[index]:.2f})", fontsize=8)
-        sub.axis("off")
-    fig.tight_layout(rect=(0, 0.03, 1, 0.93))  # room for the header and the rotated labels
-    if len(wrong):
-        fig.text(0.72, 0.985, "most confidently misclassified", ha="center", va="top",
-                 fontsize=12)
-    import io
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    write_atomic(path, buffer.getvalue())
-    return Path(path)

@@ -11,24 +11,21 @@ backbone's own layers, so the export carries them.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from poetslearn.extract.activation_cache import ActivationReader
-from poetslearn.extract.activations import get_or_create_activations
 from poetslearn.backbone.split import SplitBackbone, split_backbone
 from poetslearn.errors import PoetslearnError
-from poetslearn.train.head import EvalRecord, SoftmaxLayer, TrainResult
-from poetslearn.outputs import write_atomic
+from poetslearn.extract.activation_cache import ActivationReader
+from poetslearn.extract.activations import get_or_create_activations
 from poetslearn.progress import printing_around
+from poetslearn.train.checkpoints import checkpoint_path, restore_checkpoint, save_checkpoint
+from poetslearn.train.head import EvalRecord, SoftmaxLayer, TrainResult
 from poetslearn.train.new_layer import open_summaries, train_new_layer
-
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the stage signature's types
     from poetslearn.config import RetrainConfig
@@ -64,17 +61,23 @@ class _Model:
         return ((features - self.mean) / self.std) @ self.weights + self.biases
 
     def features(self, reader: ActivationReader) -> np.ndarray:
-        out = [self.split.top(reader.read(range(i, min(i + EVAL_BATCH, len(reader)))),
-                              training=False).numpy()
-               for i in range(0, len(reader), EVAL_BATCH)]
+        out = [
+            self.split.top(
+                reader.read(range(i, min(i + EVAL_BATCH, len(reader)))), training=False
+            ).numpy()
+            for i in range(0, len(reader), EVAL_BATCH)
+        ]
         return np.concatenate(out)
 
     def layer(self) -> SoftmaxLayer:
         """The new layer on raw features, standardisation folded in (as `head` exports it)."""
         w, b = self.weights.numpy(), self.biases.numpy()
-        return SoftmaxLayer((w / self.std[:, None]).astype(np.float32),
-                            (b - (self.mean / self.std) @ w).astype(np.float32),
-                            self.mean, self.std)
+        return SoftmaxLayer(
+            (w / self.std[:, None]).astype(np.float32),
+            (b - (self.mean / self.std) @ w).astype(np.float32),
+            self.mean,
+            self.std,
+        )
 
 
 def _build(split: SplitBackbone, start: SoftmaxLayer) -> _Model:
@@ -88,43 +91,6 @@ def _build(split: SplitBackbone, start: SoftmaxLayer) -> _Model:
     return _Model(split, mean, std, tf.Variable(w), tf.Variable(b))
 
 
-def _checkpoint_path(config, extractor, start: SoftmaxLayer, train_keys: list[bytes]) -> Path:
-    """One file per run setting: what must be equal for a resumed run to end as this one."""
-    facts = {"backbone": extractor.fingerprint, "blocks": config.fine_tune_blocks,
-             "epochs": config.fine_tune_epochs, "lr": config.fine_tune_learning_rate,
-             "batch": config.fine_tune_batch_size, "decay": config.weight_decay,
-             "seed": config.seed, "flip": config.flip_left_right,
-             "start": hashlib.sha256(start.weights.tobytes()).hexdigest(),
-             "data": hashlib.sha256(b"".join(train_keys)).hexdigest()}
-    digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]
-    return Path(config.bottleneck_dir) / "checkpoints" / f"fine-tune-{digest}.npz"
-
-
-def _save(path: Path, epoch: int, model: _Model, optimizer, best: tuple, history: list) -> None:
-    import io
-
-    arrays = {f"v{i}": v.numpy() for i, v in enumerate(model.variables)}
-    arrays.update({f"o{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
-    arrays.update({f"b{i}": w for i, w in enumerate(best[2])})
-    meta = {"epoch": epoch, "best": [best[0], best[1]],
-            "history": [r.__dict__ for r in history]}
-    buffer = io.BytesIO()
-    np.savez(buffer, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
-    write_atomic(path, buffer.getvalue())
-
-
-def _restore(path: Path, model: _Model, optimizer) -> tuple[int, tuple, list]:
-    with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(data["meta"].tobytes())
-        for i, v in enumerate(model.variables):
-            v.assign(data[f"v{i}"])
-        for i, v in enumerate(optimizer.variables):
-            v.assign(data[f"o{i}"])
-        best_weights = [data[f"b{i}"] for i in range(len(model.variables))]
-    history = [EvalRecord(**r) for r in meta["history"]]
-    return meta["epoch"], (meta["best"][0], meta["best"][1], best_weights), history
-
-
 def _evaluate(model: _Model, reader: ActivationReader, labels: np.ndarray) -> tuple[float, float]:
     """(accuracy, cross entropy) on a whole split."""
     from poetslearn.train.head import cross_entropy, softmax
@@ -134,15 +100,16 @@ def _evaluate(model: _Model, reader: ActivationReader, labels: np.ndarray) -> tu
     return float((probs.argmax(axis=1) == labels).mean()), cross_entropy(probs, labels)
 
 
-def _run_epoch(epoch: int, step, model: _Model, readers: dict, labels: dict, batch: int, config,
-               bar) -> EvalRecord:
+def _run_epoch(
+    epoch: int, step, model: _Model, readers: dict, labels: dict, batch: int, config, bar
+) -> EvalRecord:
     """One pass over the training activations in an order drawn from (seed, epoch), so a resumed
     run repeats it exactly; then the validation figures."""
     n = len(readers["train"])
     rng = np.random.default_rng([config.seed, epoch])
     order, losses, correct = rng.permutation(n), [], 0.0
     for start in range(0, n, batch):
-        idx = order[start:start + batch]
+        idx = order[start : start + batch]
         x = readers["train"].read(idx)
         if config.flip_left_right:  # mirrored maps stand in for mirrored images
             flip = rng.random(len(idx)) < 0.5
@@ -152,8 +119,9 @@ def _run_epoch(epoch: int, step, model: _Model, readers: dict, labels: dict, bat
         correct += float(hits)
         bar.update(1)
     accuracy, ce = _evaluate(model, readers["validation"], labels["validation"])
-    return EvalRecord(epoch, correct / n, float(np.mean(losses)), accuracy,
-                      len(labels["validation"]), ce)
+    return EvalRecord(
+        epoch, correct / n, float(np.mean(losses)), accuracy, len(labels["validation"]), ce
+    )
 
 
 def make_train_step(model: _Model, optimizer):
@@ -175,8 +143,15 @@ def make_train_step(model: _Model, optimizer):
     return step
 
 
-def _train(model: _Model, readers: dict, labels: dict, config, checkpoint: Path,
-           ctx: RunContext, on_epoch=None) -> tuple[int, float, list[EvalRecord]]:
+def _train(
+    model: _Model,
+    readers: dict,
+    labels: dict,
+    config,
+    checkpoint: Path,
+    ctx: RunContext,
+    on_epoch=None,
+) -> tuple[int, float, list[EvalRecord]]:
     """Trains for --fine_tune_epochs; returns (best epoch, its validation accuracy, history),
     with the best epoch's weights in place (epoch 0: the start, if no epoch beat it)."""
     import keras
@@ -187,67 +162,100 @@ def _train(model: _Model, readers: dict, labels: dict, config, checkpoint: Path,
     steps = math.ceil(n / batch)
     optimizer = keras.optimizers.AdamW(
         keras.optimizers.schedules.CosineDecay(config.fine_tune_learning_rate, steps * epochs),
-        weight_decay=config.weight_decay)
+        weight_decay=config.weight_decay,
+    )
     variables = model.variables
     step = make_train_step(model, optimizer)
     if checkpoint.is_file():
-        done, best, history = _restore(checkpoint, model, optimizer)
+        done, best, history = restore_checkpoint(checkpoint, model, optimizer)
         log(f"Resuming fine-tuning after epoch {done} of {epochs} ({checkpoint}).")
     else:
         accuracy, ce = _evaluate(model, readers["validation"], labels["validation"])
         done, best, history = 0, (accuracy, -ce, [v.numpy() for v in variables]), []
-        log(f"Epoch 0/{epochs} (the new layer alone): Validation accuracy = {accuracy:.1%} "
-            f"(N={len(labels['validation'])})")
+        log(
+            f"Epoch 0/{epochs} (the new layer alone): Validation accuracy = {accuracy:.1%} "
+            f"(N={len(labels['validation'])})"
+        )
     with ctx.progress(steps * (epochs - done), "Fine-tuning", "step") as bar:
         for epoch in range(done + 1, epochs + 1):
             history.append(_run_epoch(epoch, step, model, readers, labels, batch, config, bar))
             printing_around(bar, log)(
                 f"Epoch {epoch}/{epochs}: Train accuracy = {history[-1].train_accuracy:.1%}, "
                 f"Cross entropy = {history[-1].cross_entropy:.4f}, Validation accuracy = "
-                f"{history[-1].validation_accuracy:.1%} (N={len(labels['validation'])})")
+                f"{history[-1].validation_accuracy:.1%} (N={len(labels['validation'])})"
+            )
             if on_epoch is not None:
                 on_epoch(history[-1], model.weights.numpy())
             score = (history[-1].validation_accuracy, -history[-1].validation_cross_entropy)
             if score > best[:2]:
                 best = (*score, [v.numpy() for v in variables])
-            _save(checkpoint, epoch, model, optimizer, best, history)
+            save_checkpoint(checkpoint, epoch, model, optimizer, best, history)
     for variable, value in zip(variables, best[2]):
         variable.assign(value)
-    best_epoch = max((r.step for r in history if (r.validation_accuracy,
-                                                  -r.validation_cross_entropy) == best[:2]),
-                     default=0)
+    best_epoch = max(
+        (
+            r.step
+            for r in history
+            if (r.validation_accuracy, -r.validation_cross_entropy) == best[:2]
+        ),
+        default=0,
+    )
     return best_epoch, best[0], history
 
 
-def fine_tune(bottlenecks: Bottlenecks, dataset: Dataset, extractor: FeatureExtractor,
-              config: RetrainConfig, backend: ExtractionBackend, ctx: RunContext) -> TrainResult:
+def fine_tune(
+    bottlenecks: Bottlenecks,
+    dataset: Dataset,
+    extractor: FeatureExtractor,
+    config: RetrainConfig,
+    backend: ExtractionBackend,
+    ctx: RunContext,
+) -> TrainResult:
     """The trainer for --fine_tune_blocks K: the top K blocks, on cached activations computed
     by the run's own extraction backend."""
     split = split_backbone(extractor.arch, extractor.backbone, config.fine_tune_blocks)
-    return run_fine_tuning(split, bottlenecks, dataset, extractor, config, ctx,
-                           lambda: get_or_create_activations(bottlenecks.splits, split,
-                                                             extractor, config, backend, ctx))
+    return run_fine_tuning(
+        split,
+        bottlenecks,
+        dataset,
+        extractor,
+        config,
+        ctx,
+        lambda: get_or_create_activations(
+            bottlenecks.splits, split, extractor, config, backend, ctx
+        ),
+    )
 
 
-def run_fine_tuning(split: SplitBackbone, bottlenecks: Bottlenecks, dataset: Dataset,
-                    extractor: FeatureExtractor, config: RetrainConfig, ctx: RunContext,
-                    make_readers) -> TrainResult:
+def run_fine_tuning(
+    split: SplitBackbone,
+    bottlenecks: Bottlenecks,
+    dataset: Dataset,
+    extractor: FeatureExtractor,
+    config: RetrainConfig,
+    ctx: RunContext,
+    make_readers,
+) -> TrainResult:
     """The new layer first, then the part of the network above `split.cut` with it, on what
     `make_readers()` gives per split (cached activations, or the images themselves)."""
     if not extractor.exact:
-        raise PoetslearnError("--fine_tune_blocks trains on float activations; use an exact "
-                              "--engine (auto, tflite, onnxruntime or tf), not tflite_int8.")
+        raise PoetslearnError(
+            "--fine_tune_blocks trains on float activations; use an exact "
+            "--engine (auto, tflite, onnxruntime or tf), not tflite_int8."
+        )
     log = ctx.log
     start = train_new_layer(bottlenecks, dataset, extractor, config, None, ctx)
-    checkpoint = _checkpoint_path(config, extractor, start.layer,
-                                  bottlenecks.splits["train"].images.keys())
+    checkpoint = checkpoint_path(
+        config, extractor, start.layer, bottlenecks.splits["train"].images.keys()
+    )
     readers = make_readers()
     labels = {name: s.labels for name, s in bottlenecks.splits.items()}
     model = _build(split, start.layer)
     writer = open_summaries(config, extractor.arch.name)
     try:
-        best_epoch, accuracy, history = _train(model, readers, labels, config, checkpoint, ctx,
-                                               writer)
+        best_epoch, accuracy, history = _train(
+            model, readers, labels, config, checkpoint, ctx, writer
+        )
     finally:
         if writer is not None:
             writer.close()
@@ -257,10 +265,15 @@ def run_fine_tuning(split: SplitBackbone, bottlenecks: Bottlenecks, dataset: Dat
     for reader in readers.values():
         reader.close()
     checkpoint.unlink(missing_ok=True)
-    details = {"blocks": config.fine_tune_blocks, "cut": split.cut,
-               "epochs": config.fine_tune_epochs,
-               "learning_rate": config.fine_tune_learning_rate,
-               "batch_size": config.fine_tune_batch_size, "best_epoch": best_epoch,
-               "new_layer_validation_accuracy": start.best_validation_accuracy}
-    return TrainResult(model.layer(), best_epoch, accuracy, history,
-                       test_features=test_features, details=details)
+    details = {
+        "blocks": config.fine_tune_blocks,
+        "cut": split.cut,
+        "epochs": config.fine_tune_epochs,
+        "learning_rate": config.fine_tune_learning_rate,
+        "batch_size": config.fine_tune_batch_size,
+        "best_epoch": best_epoch,
+        "new_layer_validation_accuracy": start.best_validation_accuracy,
+    }
+    return TrainResult(
+        model.layer(), best_epoch, accuracy, history, test_features=test_features, details=details
+    )

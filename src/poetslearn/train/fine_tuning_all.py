@@ -10,14 +10,14 @@ cosine schedule, the best epoch kept, a checkpoint per epoch, the export carryin
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from poetslearn.backbone.split import whole_network
 from poetslearn.errors import DataError
 from poetslearn.train.fine_tuning import run_fine_tuning
 from poetslearn.train.head import TrainResult
-
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the stage signature's types
     from poetslearn.config import RetrainConfig
@@ -43,25 +43,43 @@ class ImageReader:
         pixels, failures = self.images.load_batch(indices, self.arch.input_size)
         if failures:  # readable when the bottlenecks were made: changed since
             index, reason = next(iter(failures.items()))
-            raise DataError(f"{reason}; it was readable when this run started. Put it back, "
-                            f"or run again to leave it out.")
+            raise DataError(
+                f"{reason}; it was readable when this run started. Put it back, "
+                f"or run again to leave it out."
+            )
         return self.arch.preprocess(pixels).numpy()
 
     def close(self) -> None:
         pass
 
 
-def fine_tune_all(bottlenecks: Bottlenecks, dataset: Dataset, extractor: FeatureExtractor,
-                  config: RetrainConfig, backend: ExtractionBackend | None,
-                  ctx: RunContext) -> TrainResult:
+def fine_tune_all(
+    bottlenecks: Bottlenecks,
+    dataset: Dataset,
+    extractor: FeatureExtractor,
+    config: RetrainConfig,
+    backend: ExtractionBackend | None,
+    ctx: RunContext,
+) -> TrainResult:
     """The trainer for --fine_tune_blocks all."""
     import tensorflow as tf
 
-    where = ("on the GPU" if tf.config.list_physical_devices("GPU") else
-             "on the CPU: slow, --fine_tune_blocks K is the fast route without a GPU")
-    ctx.log(f"Fine-tuning the whole network on the images themselves (no activation cache), "
-        f"{where}.")
+    where = (
+        "on the GPU"
+        if tf.config.list_physical_devices("GPU")
+        else "on the CPU: slow, --fine_tune_blocks K is the fast route without a GPU"
+    )
+    ctx.log(
+        f"Fine-tuning the whole network on the images themselves (no activation cache), {where}."
+    )
     return run_fine_tuning(
-        whole_network(extractor.backbone), bottlenecks, dataset, extractor, config, ctx,
-        lambda: {name: ImageReader(s.images, extractor.arch)
-                 for name, s in bottlenecks.splits.items()})
+        whole_network(extractor.backbone),
+        bottlenecks,
+        dataset,
+        extractor,
+        config,
+        ctx,
+        lambda: {
+            name: ImageReader(s.images, extractor.arch) for name, s in bottlenecks.splits.items()
+        },
+    )

@@ -105,7 +105,7 @@ def _column_mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = x.mean(axis=0, dtype=np.float64)
     squares = np.zeros(x.shape[1], np.float64)
     for start in range(0, len(x), _CHUNK_ROWS):
-        squares += np.square(x[start:start + _CHUNK_ROWS] - mean).sum(axis=0)
+        squares += np.square(x[start : start + _CHUNK_ROWS] - mean).sum(axis=0)
     return mean.astype(np.float32), np.sqrt(squares / max(len(x), 1)).astype(np.float32)
 
 
@@ -125,14 +125,21 @@ class _Adam:
         self.v_w = beta2 * self.v_w + (1 - beta2) * g_w * g_w
         self.m_b = beta1 * self.m_b + (1 - beta1) * g_b
         self.v_b = beta2 * self.v_b + (1 - beta2) * g_b * g_b
-        lr_t = self.learning_rate * np.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+        lr_t = self.learning_rate * np.sqrt(1 - beta2**step) / (1 - beta1**step)
         self.w -= (lr_t * self.m_w / (np.sqrt(self.v_w) + self.eps)).astype(np.float32)
         self.b -= (lr_t * self.m_b / (np.sqrt(self.v_b) + self.eps)).astype(np.float32)
 
 
-def _evaluation(step: int, layer: SoftmaxLayer, xb: np.ndarray, yb: np.ndarray,
-                val_x: np.ndarray, val_y: np.ndarray, validation_batch_size: int,
-                rng: np.random.Generator) -> EvalRecord:
+def _evaluation(
+    step: int,
+    layer: SoftmaxLayer,
+    xb: np.ndarray,
+    yb: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    validation_batch_size: int,
+    rng: np.random.Generator,
+) -> EvalRecord:
     """The figures of one evaluation: on the last training batch and on (a sample of) validation."""
     batch_probs = layer.probabilities(xb)
     train_acc = float((batch_probs.argmax(axis=1) == yb).mean())
@@ -143,12 +150,44 @@ def _evaluation(step: int, layer: SoftmaxLayer, xb: np.ndarray, yb: np.ndarray,
         vx, vy = val_x, val_y
     val_probs = layer.probabilities(vx)
     val_acc = float((val_probs.argmax(axis=1) == vy).mean())
-    return EvalRecord(step, train_acc, cross_entropy(batch_probs, yb), val_acc, len(vy),
-                      cross_entropy(val_probs, vy))
+    return EvalRecord(
+        step,
+        train_acc,
+        cross_entropy(batch_probs, yb),
+        val_acc,
+        len(vy),
+        cross_entropy(val_probs, vy),
+    )
 
 
-def train_softmax(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
-                  n_classes: int, params: HeadParams, log=print, on_eval=None) -> TrainResult:
+def _batch_indices(rng: np.random.Generator, n: int, batch: int):
+    """Indices of each step's batch: through a shuffled order, reshuffled for every epoch."""
+    order, cursor = rng.permutation(n), 0
+    while True:
+        if cursor + batch > len(order):  # a new epoch: reshuffle
+            order, cursor = rng.permutation(n), 0
+        yield order[cursor : cursor + batch]
+        cursor += batch
+
+
+def _step_line(record: EvalRecord) -> str:
+    return (
+        f"Step {record.step}: Train accuracy = {record.train_accuracy:.1%}, Cross entropy = "
+        f"{record.cross_entropy:.4f}, Validation accuracy = "
+        f"{record.validation_accuracy:.1%} (N={record.validation_size})"
+    )
+
+
+def train_softmax(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    n_classes: int,
+    params: HeadParams,
+    log=print,
+    on_eval=None,
+) -> TrainResult:
     """Trains the layer; `log` receives one line per evaluation, `on_eval(record, weights)` the
     figures themselves (weights [dim, classes] on standardised features), e.g. for TensorBoard."""
     rng = np.random.default_rng(params.seed)
@@ -163,38 +202,37 @@ def train_softmax(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, v
     def on_raw(w: np.ndarray, b: np.ndarray) -> SoftmaxLayer:
         return SoftmaxLayer((w * inv_std).astype(np.float32), (b - shift @ w).astype(np.float32))
 
-    adam = _Adam(np.zeros((train_x.shape[1], n_classes), np.float32),
-                 np.zeros(n_classes, np.float32), params.learning_rate)
+    adam = _Adam(
+        np.zeros((train_x.shape[1], n_classes), np.float32),
+        np.zeros(n_classes, np.float32),
+        params.learning_rate,
+    )
     w, b = adam.w, adam.b  # updated in place
-    batch = min(params.batch_size, len(train_x))
-    order, cursor = rng.permutation(len(train_x)), 0
+    batches = _batch_indices(rng, len(train_x), min(params.batch_size, len(train_x)))
     best = (-1.0, -np.inf, 0, w.copy(), b.copy())
     history: list[EvalRecord] = []
     for step in range(1, params.steps + 1):
-        if cursor + batch > len(order):  # a new epoch: reshuffle
-            order, cursor = rng.permutation(len(train_x)), 0
-        idx = order[cursor:cursor + batch]
-        cursor += batch
+        idx = next(batches)
         xb, yb = train_x[idx], train_y[idx]
         grad = on_raw(w, b).probabilities(xb)
         grad[np.arange(len(yb)), yb] -= 1.0
         grad /= len(yb)
         g_b = grad.sum(axis=0)
-        adam.update(step, inv_std * (xb.T @ grad) - shift[:, None] * g_b
-                    + params.weight_decay * w, g_b)
+        adam.update(
+            step, inv_std * (xb.T @ grad) - shift[:, None] * g_b + params.weight_decay * w, g_b
+        )
         if step % params.eval_step_interval == 0 or step == params.steps:
-            record = _evaluation(step, on_raw(w, b), xb, yb, val_x, val_y,
-                                 params.validation_batch_size, rng)
+            record = _evaluation(
+                step, on_raw(w, b), xb, yb, val_x, val_y, params.validation_batch_size, rng
+            )
             history.append(record)
             if on_eval is not None:
                 on_eval(record, w)
-            log(f"Step {step}: Train accuracy = {record.train_accuracy:.1%}, Cross entropy = "
-                f"{record.cross_entropy:.4f}, Validation accuracy = "
-                f"{record.validation_accuracy:.1%} (N={record.validation_size})")
+            log(_step_line(record))
             # Best validation accuracy wins; among equals, the lower validation cross entropy.
-            if (record.validation_accuracy, -record.validation_cross_entropy) > best[:2]:
-                best = (record.validation_accuracy, -record.validation_cross_entropy, step,
-                        w.copy(), b.copy())
+            score = (record.validation_accuracy, -record.validation_cross_entropy)
+            if score > best[:2]:
+                best = (*score, step, w.copy(), b.copy())
 
     val_acc, _, best_step, w, b = best
     folded = on_raw(w, b)

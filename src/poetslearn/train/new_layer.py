@@ -3,12 +3,12 @@ over its steps and TensorBoard summaries: the `new_layer` trainer (see `trainers
 
 from __future__ import annotations
 
-from poetslearn.config import WORK_DIR
-from poetslearn.train.head import HeadParams, TrainResult, train_softmax
-from poetslearn.progress import printing_around
-from poetslearn.train.summaries import SummaryWriter, new_run_dir
-
 from typing import TYPE_CHECKING
+
+from poetslearn.config import WORK_DIR
+from poetslearn.progress import printing_around
+from poetslearn.train.head import HeadParams, TrainResult, train_softmax
+from poetslearn.train.summaries import SummaryWriter, new_run_dir
 
 if TYPE_CHECKING:  # the stage signature's types
     from poetslearn.config import RetrainConfig
@@ -40,27 +40,45 @@ def open_summaries(config, architecture: str) -> SummaryWriter | None:
     return SummaryWriter(new_run_dir(root))
 
 
-def train_new_layer(bottlenecks: Bottlenecks, dataset: Dataset, extractor: FeatureExtractor,
-                    config: RetrainConfig, backend: ExtractionBackend | None,
-                    ctx: RunContext) -> TrainResult:
+def train_new_layer(
+    bottlenecks: Bottlenecks,
+    dataset: Dataset,
+    extractor: FeatureExtractor,
+    config: RetrainConfig,
+    backend: ExtractionBackend | None,
+    ctx: RunContext,
+) -> TrainResult:
     """A new softmax layer on the frozen bottlenecks; the best validation step is kept.
     (`backend` is unused: the bottlenecks are computed already.)"""
     log = ctx.log
-    params = HeadParams(config.how_many_training_steps, config.learning_rate,
-                        config.train_batch_size, config.eval_step_interval,
-                        config.validation_batch_size, config.weight_decay, config.seed)
+    params = HeadParams(
+        config.how_many_training_steps,
+        config.learning_rate,
+        config.train_batch_size,
+        config.eval_step_interval,
+        config.validation_batch_size,
+        config.weight_decay,
+        config.seed,
+    )
     writer = open_summaries(config, extractor.arch.name)
     try:
         with ctx.progress(params.steps, "Training", "step") as bar:
             trained = train_softmax(
-                bottlenecks.train_x, bottlenecks.train_y, bottlenecks.vectors["validation"],
-                bottlenecks.splits["validation"].labels, len(dataset.class_names), params,
-                printing_around(bar, log), on_eval=_StepProgress(bar, writer))
+                bottlenecks.train_x,
+                bottlenecks.train_y,
+                bottlenecks.vectors["validation"],
+                bottlenecks.splits["validation"].labels,
+                len(dataset.class_names),
+                params,
+                printing_around(bar, log),
+                on_eval=_StepProgress(bar, writer),
+            )
     finally:
         if writer is not None:
             writer.close()
             log(f"TensorBoard summaries written to {writer.run_dir}")
-    log(f"Kept the weights of step {trained.best_step} (best validation accuracy "
-        f"{trained.best_validation_accuracy:.1%}).")
+    log(
+        f"Kept the weights of step {trained.best_step} (best validation accuracy "
+        f"{trained.best_validation_accuracy:.1%})."
+    )
     return trained
-

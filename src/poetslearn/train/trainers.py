@@ -11,25 +11,29 @@ features themselves, the test split's new features), which the score and export 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from poetslearn.config import RetrainConfig
 from poetslearn.context import RunContext
 from poetslearn.data.sources import Dataset
+from poetslearn.errors import PoetslearnError
 from poetslearn.extract.backends import ExtractionBackend
 from poetslearn.extract.bottlenecks import Bottlenecks
 from poetslearn.extract.extractor import FeatureExtractor
-
-from poetslearn.errors import PoetslearnError
 from poetslearn.train.fine_tuning import fine_tune
 from poetslearn.train.fine_tuning_all import fine_tune_all
 from poetslearn.train.head import TrainResult
 from poetslearn.train.new_layer import train_new_layer
 
-Trainer = Callable[[Bottlenecks, Dataset, FeatureExtractor, RetrainConfig,
-                    ExtractionBackend | None, RunContext], TrainResult]
-TRAINERS: dict[str, Trainer] = {"new_layer": train_new_layer, "fine_tune": fine_tune,
-                                "fine_tune_all": fine_tune_all}
+Trainer = Callable[
+    [Bottlenecks, Dataset, FeatureExtractor, RetrainConfig, ExtractionBackend | None, RunContext],
+    TrainResult,
+]
+TRAINERS: dict[str, Trainer] = {
+    "new_layer": train_new_layer,
+    "fine_tune": fine_tune,
+    "fine_tune_all": fine_tune_all,
+}
 
 
 def trainer_for(config) -> Trainer:
@@ -40,5 +44,6 @@ def trainer_for(config) -> Trainer:
     try:
         return TRAINERS[name]
     except KeyError:
-        raise PoetslearnError(f"Unknown trainer {name!r}; expected one of "
-                              f"{', '.join(TRAINERS)}.") from None
+        raise PoetslearnError(
+            f"Unknown trainer {name!r}; expected one of {', '.join(TRAINERS)}."
+        ) from None

@@ -6,5 +6,11 @@ from poetslearn.extract.backends.base import BatchResult, ExtractionBackend, Nod
 from poetslearn.extract.backends.local import LocalExtraction
 from poetslearn.extract.backends.registry import EXTRACTION_BACKENDS, extraction_backend_for
 
-__all__ = ["BatchResult", "ExtractionBackend", "NodeCounts", "LocalExtraction",
-           "EXTRACTION_BACKENDS", "extraction_backend_for"]
+__all__ = [
+    "BatchResult",
+    "ExtractionBackend",
+    "NodeCounts",
+    "LocalExtraction",
+    "EXTRACTION_BACKENDS",
+    "extraction_backend_for",
+]

@@ -11,8 +11,9 @@ spreads the batches over other processes or machines builds its extractors there
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -51,6 +52,7 @@ class NodeCounts(dict):
 
 
 class ExtractionBackend(Protocol):
-    def run(self, batches: list[Batch], splits: dict[str, Split],
-            extractor) -> Iterator[BatchResult]:
+    def run(
+        self, batches: list[Batch], splits: dict[str, Split], extractor
+    ) -> Iterator[BatchResult]:
         """Computes every batch; results may arrive in any order."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
 
 import numpy as np
 
@@ -15,8 +15,9 @@ class LocalExtraction:
     """The extractor in this process; one thread decodes the next batch while the engine runs
     this one (the engines release the GIL)."""
 
-    def run(self, batches: list[Batch], splits: dict[str, Split],
-            extractor) -> Iterator[BatchResult]:
+    def run(
+        self, batches: list[Batch], splits: dict[str, Split], extractor
+    ) -> Iterator[BatchResult]:
         size = extractor.arch.input_size
 
         def load(batch: Batch):

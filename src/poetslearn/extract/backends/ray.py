@@ -22,15 +22,15 @@ import pickle
 import socket
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
+from poetslearn.data.sources import Split
 from poetslearn.errors import PoetslearnError
 from poetslearn.extract.backends.base import Batch, BatchResult
-from poetslearn.data.sources import Split
 
 INSTALL_HINT = 'pip install "poetslearn[ray]"'
 # On a single machine Ray keeps every node, driver and worker on 127.0.0.1 with this set to 0
@@ -46,8 +46,10 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise PoetslearnError(f"--ray needs Ray, which is not installed here. Install it with "
-                              f"{INSTALL_HINT} (on every machine of the cluster).") from None
+        raise PoetslearnError(
+            f"--ray needs Ray, which is not installed here. Install it with "
+            f"{INSTALL_HINT} (on every machine of the cluster)."
+        ) from None
     return ray
 
 
@@ -62,7 +64,8 @@ def _check_reachable(address: str) -> None:
         raise PoetslearnError(
             f"Cannot reach a Ray cluster at {address} ({reason}). Start one there with `ray start "
             f"--head --port {port or 6379}`, give the head's host:port, or use --ray local to "
-            f"run Ray on this machine alone.") from None
+            f"run Ray on this machine alone."
+        ) from None
 
 
 def connect(address: str) -> None:
@@ -83,9 +86,11 @@ def connect(address: str) -> None:
         ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, **extra)
     except (ConnectionError, RuntimeError, ValueError) as e:
         reason = (str(e).splitlines() or [type(e).__name__])[0].rstrip(".")
-        raise PoetslearnError(f"Cannot join the Ray cluster {address!r}: {reason}. Start one "
-                              f"with `ray start --head` on its head machine, or use --ray "
-                              f"local.") from None
+        raise PoetslearnError(
+            f"Cannot join the Ray cluster {address!r}: {reason}. Start one "
+            f"with `ray start --head` on its head machine, or use --ray "
+            f"local."
+        ) from None
     import ray.data  # configures its loggers when first imported: quietened after that
 
     context = ray.data.DataContext.get_current()
@@ -103,13 +108,17 @@ def pool_shape(nodes: list[dict], worker_cpus: int | None = None) -> tuple[int, 
     cpus = [int(n["Resources"].get("CPU", 0)) for n in nodes if n.get("Alive", True)]
     cpus = [c for c in cpus if c >= 1]
     if not cpus:
-        raise PoetslearnError("The Ray cluster has no node with a CPU to compute bottlenecks on; "
-                              "start one with `ray start --address HEAD:PORT --num-cpus N`.")
+        raise PoetslearnError(
+            "The Ray cluster has no node with a CPU to compute bottlenecks on; "
+            "start one with `ray start --address HEAD:PORT --num-cpus N`."
+        )
     per_worker = worker_cpus or min(min(cpus), MAX_THREADS_PER_WORKER)
     actors = sum(c // per_worker for c in cpus)
     if actors == 0:
-        raise PoetslearnError(f"--ray_worker_cpus {per_worker} is more than any node of the Ray "
-                              f"cluster has (largest: {max(cpus)} CPUs); give at most {max(cpus)}.")
+        raise PoetslearnError(
+            f"--ray_worker_cpus {per_worker} is more than any node of the Ray "
+            f"cluster has (largest: {max(cpus)} CPUs); give at most {max(cpus)}."
+        )
     return per_worker, actors
 
 
@@ -167,13 +176,15 @@ class ExtractionWorker:
 
     def compute(self, split: str, indices: list[int], images) -> BatchResult:
         """`images` holds exactly this batch's images, in order."""
-        pixels, failed = images.load_batch(list(range(len(indices))),
-                                           self.extractor.arch.input_size)
+        pixels, failed = images.load_batch(
+            list(range(len(indices))), self.extractor.arch.input_size
+        )
         failures = {indices[i]: reason for i, reason in failed.items()}
         loaded = len(indices) > len(failures)
         vectors = self.extractor(pixels) if loaded else np.zeros((0, 0), np.float32)
-        return BatchResult(split, indices, vectors, failures, self.where,
-                           self.extractor.engine_name)
+        return BatchResult(
+            split, indices, vectors, failures, self.where, self.extractor.engine_name
+        )
 
 
 class RayExtraction:
@@ -184,31 +195,44 @@ class RayExtraction:
         self.ray = import_ray()
         self.worker_cpus, self.actors = pool_shape(self.ray.nodes(), worker_cpus)
 
-    def run(self, batches: list[Batch], splits: dict[str, Split],
-            extractor) -> Iterator[BatchResult]:
+    def run(
+        self, batches: list[Batch], splits: dict[str, Split], extractor
+    ) -> Iterator[BatchResult]:
         ray = self.ray
-        tasks = [{"task": pickle.dumps((name, indices, splits[name].images.subset(indices)))}
-                 for name, indices in batches]
+        tasks = [
+            {"task": pickle.dumps((name, indices, splits[name].images.subset(indices)))}
+            for name, indices in batches
+        ]
         holder_name = f"poetslearn-weights-{uuid.uuid4().hex}"
-        holder = ray.remote(num_cpus=0)(WeightsHolder).options(name=holder_name).remote(
-            _weights_package(extractor.description))
+        holder = (
+            ray.remote(num_cpus=0)(WeightsHolder)
+            .options(name=holder_name)
+            .remote(_weights_package(extractor.description))
+        )
         try:
             dataset = ray.data.from_items(tasks, override_num_blocks=len(tasks)).map_batches(
-                ExtractionWorker, fn_constructor_args=(holder_name,), batch_size=1,
-                concurrency=min(self.actors, len(tasks)), num_cpus=self.worker_cpus)
+                ExtractionWorker,
+                fn_constructor_args=(holder_name,),
+                batch_size=1,
+                concurrency=min(self.actors, len(tasks)),
+                num_cpus=self.worker_cpus,
+            )
             for row in dataset.iter_rows():
                 yield pickle.loads(row["result"])
         except ray.exceptions.GetTimeoutError:
             raise PoetslearnError(
                 f"The Ray cluster did not start {self.actors} extraction actor(s) of "
                 f"{self.worker_cpus} CPU(s) within {ACTOR_START_LIMIT_S} s; check `ray status` "
-                f"(busy or lost nodes), or ask for fewer CPUs with --ray_worker_cpus.") from None
+                f"(busy or lost nodes), or ask for fewer CPUs with --ray_worker_cpus."
+            ) from None
         finally:
             ray.kill(holder)
 
 
 def ray_backend(config) -> RayExtraction:
     if not config.ray_address:
-        raise PoetslearnError("The ray extraction backend needs a cluster address: --ray ADDRESS "
-                              "(or POETSLEARN_RAY_ADDRESS), e.g. auto, local or HOST:PORT.")
+        raise PoetslearnError(
+            "The ray extraction backend needs a cluster address: --ray ADDRESS "
+            "(or POETSLEARN_RAY_ADDRESS), e.g. auto, local or HOST:PORT."
+        )
     return RayExtraction(config.ray_address, config.ray_worker_cpus)

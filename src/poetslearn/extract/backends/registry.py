@@ -3,7 +3,7 @@ extra, imported only when asked for)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from poetslearn.errors import PoetslearnError
 from poetslearn.extract.backends.base import ExtractionBackend
@@ -26,6 +26,8 @@ def extraction_backend_for(config) -> ExtractionBackend:
     try:
         make = EXTRACTION_BACKENDS[config.extraction]
     except KeyError:
-        raise PoetslearnError(f"Unknown extraction backend {config.extraction!r}; expected one "
-                              f"of {', '.join(EXTRACTION_BACKENDS)}.") from None
+        raise PoetslearnError(
+            f"Unknown extraction backend {config.extraction!r}; expected one "
+            f"of {', '.join(EXTRACTION_BACKENDS)}."
+        ) from None
     return make(config)

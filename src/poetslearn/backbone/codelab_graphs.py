@@ -1,0 +1,148 @@
+"""ImageNet MobileNet v1 weights from the codelab's frozen graphs: found in the model folder in
+the codelab's layout (float or weight-quantized, folder or tarball), or downloaded as the codelab
+did; imported into our Keras MobileNet once and cached by the graph's sha256."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from poetslearn.backbone.architectures import Architecture
+from poetslearn.backbone.weights_info import Loader, WeightsInfo
+from poetslearn.download import fetch_file, hash_file
+from poetslearn.errors import DownloadError, WeightsError
+from poetslearn.outputs import write_atomic
+
+
+def imported_weights_cache_dir() -> Path:
+    """Home of converted graph weights: `$POETSLEARN_CACHE_DIR/imported` (default
+    `~/.cache/poetslearn/imported`). Never the user's model folder: it holds only what they put
+    there, whatever its permissions."""
+    return (
+        Path(
+            os.environ.get("POETSLEARN_CACHE_DIR")
+            or Path(os.path.expanduser("~")) / ".cache" / "poetslearn"
+        )
+        / "imported"
+    )
+
+
+def _import_graph_cached(path: Path, sha256: str):
+    """Imports a MobileNet graph once; the converted arrays are cached keyed by the source hash."""
+    from poetslearn.backbone import graph_import
+
+    cached = imported_weights_cache_dir() / f"{path.name}.poetslearn-{sha256[:16]}.npz"
+    if cached.is_file():
+        try:
+            return graph_import.from_npz_bytes(cached.read_bytes())
+        except (OSError, ValueError, KeyError) as e:  # damaged: import again
+            logging.getLogger(__name__).warning("Ignoring damaged %s (%s)", cached, e)
+    weights = graph_import.read_mobilenet_graph(graph_import.read_graph_bytes(path), str(path))
+    try:
+        write_atomic(cached, graph_import.to_npz_bytes(weights))
+    except OSError as e:  # a read-only home: the import works, it is just not remembered
+        logging.getLogger(__name__).warning(
+            "Could not cache imported weights in %s (%s)", cached.parent, e
+        )
+    return weights
+
+
+def graph_loader(
+    path: Path, arch: Architecture, allow_size_mismatch: bool, warn=None
+) -> tuple[Loader, WeightsInfo]:
+    """Loads MobileNet v1 weights from a codelab frozen graph, checking alpha and size first."""
+    if arch.family != "mobilenet_v1":
+        raise WeightsError(
+            f"{path} is a MobileNet v1 graph; it cannot give weights to {arch.name}."
+            f" Use --architecture mobilenet_<alpha>_<size>."
+        )
+    sha256 = hash_file(path)
+    imported = _import_graph_cached(path, sha256)
+    if abs(imported.alpha - arch.alpha) > 1e-6:
+        raise WeightsError(
+            f"{path} holds MobileNet v1 with alpha {imported.alpha:g}, but "
+            f"--architecture {arch.name} has alpha {arch.alpha:g}. Use "
+            f"--architecture mobilenet_{imported.alpha:.2f}_{imported.input_size or 224}".replace(
+                "1.00", "1.0"
+            )
+            + " or a graph of the matching alpha."
+        )
+    if imported.input_size and imported.input_size != arch.input_size:
+        message = (
+            f"{path} was trained at {imported.input_size}x{imported.input_size}, but "
+            f"--architecture {arch.name} runs at {arch.input_size}x{arch.input_size}."
+        )
+        if not allow_size_mismatch:
+            raise WeightsError(
+                message + " MobileNet weights are trained per resolution; use the "
+                "graph of the matching size, or pass --allow_size_mismatch to use "
+                "these weights anyway."
+            )
+        (warn or logging.getLogger(__name__).warning)(
+            "Warning: " + message + " Features will be worse than at the trained resolution."
+        )
+
+    def load(model) -> None:
+        from poetslearn.backbone.graph_import import apply_to_keras
+
+        apply_to_keras(imported, model)
+
+    return load, WeightsInfo("imagenet", f"ImageNet MobileNet v1 graph {path}", str(path), sha256)
+
+
+def codelab_graph_candidates(arch: Architecture, model_dir: Path) -> list[Path]:
+    """Where the codelab's layout keeps the graph for an architecture, best first."""
+    stem = f"mobilenet_v1_{arch.name.split('_', 1)[1]}"  # mobilenet_0.50_224 -> ..._v1_0.50_224
+    folder = model_dir / stem
+    return [
+        folder / "frozen_graph.pb",
+        folder / "quantized_graph.pb",
+        model_dir / f"{stem}_frozen.tgz",
+    ]
+
+
+def find_codelab_graph(arch: Architecture, model_dir: Path, looked_in: list[str]):
+    """The codelab's MobileNet v1 graph (float or quantized, folder or tarball) in the model
+    folder."""
+    if arch.family != "mobilenet_v1":
+        return None
+    for path in codelab_graph_candidates(arch, model_dir):
+        looked_in.append(str(path))
+        if path.is_file():
+            return graph_loader(path, arch, allow_size_mismatch=False)
+    return None
+
+
+# Where the codelab's retrain.py downloaded MobileNet v1 from, and the sha256 of the tarballs we
+# could verify (Google publishes none; these were checked against the official files).
+CODELAB_MOBILENET_URL = "http://download.tensorflow.org/models/"
+CODELAB_TARBALL_SHA256 = {
+    "mobilenet_v1_0.25_128_frozen.tgz": "30af63cf9039861bc03f86c7b8092fab754d51b27f042830c456ddbfa2b72fce",  # noqa: E501
+    "mobilenet_v1_0.25_160_frozen.tgz": "2b2eb36110bc63f4cf749ef114063f45651be7e9d9eacb315eeedc023ab8a2f5",  # noqa: E501
+    "mobilenet_v1_0.25_192_frozen.tgz": "a3872bf6231336e3e66778e95a2b6abf88d26cbaf3e772c6ea6ec2a422b95be6",  # noqa: E501
+    "mobilenet_v1_0.25_224_frozen.tgz": "1cddeede49eb35af36061aaa66bf643b81f7ea89abc85f6ffef8f0bf00891756",  # noqa: E501
+}
+
+
+def download_codelab_tarball(arch: Architecture, model_dir: Path, looked_in: list[str]):
+    """The codelab's own download: `mobilenet_v1_<alpha>_<size>_frozen.tgz` into the model folder.
+
+    Tried after the Keras file. Where no hash is known, the download is still checked for
+    completeness, and the import itself rejects anything that is not a complete MobileNet graph.
+    """
+    if arch.family != "mobilenet_v1":
+        return None
+    dest = codelab_graph_candidates(arch, model_dir)[-1]
+    url = CODELAB_MOBILENET_URL + dest.name
+    looked_in.append(url)
+    try:
+        fetch_file(url, dest, sha256=CODELAB_TARBALL_SHA256.get(dest.name))
+    except (DownloadError, OSError) as e:
+        looked_in[-1] += f" (download failed: {e})"
+        return None
+    return graph_loader(dest, arch, allow_size_mismatch=False)
+
+
+def is_graph_file(path: Path) -> bool:
+    return path.name.endswith((".pb", ".tgz", ".tar.gz"))
