@@ -1,3 +1,4 @@
-"""The pretrained network: the architectures registry, weights (downloaded, hash-checked or
-imported from frozen graphs), TF Hub modules, cutting a network below its top blocks, pooled
-features from several blocks, and the network as ONNX."""
+"""The pretrained network. Public faces: `architectures.get_architecture` (the registry),
+`load.fetch_backbone` / `load.load_backbone`, `weights.build_backbone` (weights from Keras files,
+the codelab's graphs or downloads), `split.split_backbone` (below the top K blocks),
+`block_features.with_block_features`, `convert` (the one freeze/convert path) and `onnx`."""

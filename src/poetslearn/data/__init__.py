@@ -1,2 +1,3 @@
-"""Where images come from: CIFAR-10, folders of class sub-folders, their stable split, decoding,
-distortions. A `Dataset` holds `Split`s whose `images` load batches of pixels on demand."""
+"""Where images come from. Public faces: `datasets.load_dataset` (a folder or CIFAR-10, cut into
+stable splits) and `datasets.load_split_to_evaluate`; `sources` (`Dataset`, `Split` and the image
+sources they hold, `calibration_images`); `images` (decoding and resizing); `distortions`."""

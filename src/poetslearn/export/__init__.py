@@ -1,1 +1,3 @@
-"""Writing the trained classifier: frozen graph, labels and metadata, SavedModel and TFLite."""
+"""Writing the trained classifier. Public faces: `stage.export_everything` and
+`stage.plan_outputs` (the retrain stage), `metadata` (one builder and one naming rule for every
+artefact's metadata, and its reader), `graph`, `tflite`, `saved_model`."""
