@@ -42,6 +42,7 @@ class RetrainConfig:
     saved_model_dir: Path | None = None  # also export a SavedModel there
     tflite_output: Path | None = None  # also export a .tflite model there
     tflite_quantize: str | None = None  # None (float32) or "int8"
+    onnx_output: Path | None = None  # also export an .onnx model there
     # "pixels": graphs take 0..255 pixels of any size; "codelab": [1, s, s, 3] scaled as
     # (x - 128) / 128, for clients built around the codelab (label_image.py, its Android apps).
     input_format: str = "pixels"
@@ -135,6 +136,11 @@ def check_settings(config: RetrainConfig) -> None:
     if config.input_format not in ("pixels", "codelab"):
         raise PoetslearnError(
             f"--input_format is 'pixels' or 'codelab'; got {config.input_format!r}."
+        )
+    if config.onnx_output is not None and config.tfhub_module:
+        raise PoetslearnError(
+            "--onnx_output writes MobileNet v1 and Inception V3 networks; a --tfhub_module's "
+            "network cannot be written as ONNX. Use --tflite_output or --saved_model_dir."
         )
     if config.tflite_quantize and config.tflite_output is None:
         raise PoetslearnError("--tflite_quantize needs --tflite_output (where to write the model).")

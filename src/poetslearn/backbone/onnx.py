@@ -152,11 +152,20 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _input_stage(graph: _Graph, arch, height: int, width: int) -> str:
+def _input_stage(graph: _Graph, arch, height: int, width: int, pixel_scale=None) -> str:
     """NHWC pixels -> NCHW, enlarged to the input size when smaller, scaled as the network
-    expects; returns the tensor the first layer reads."""
+    expects; returns the tensor the first layer reads. `pixel_scale` (scale, shift) first turns
+    another input format back into pixels: pixels = x * scale + shift."""
     size = arch.input_size
     tensor = graph.node("Transpose", ["pixels"], "nchw", perm=[0, 3, 1, 2])
+    if pixel_scale is not None:
+        scale, shift = (
+            graph.constant(f"pixels/{k}", np.float32(v))
+            for k, v in zip(("scale", "shift"), pixel_scale)
+        )
+        tensor = graph.node(
+            "Add", [graph.node("Mul", [tensor, scale], "unscaled"), shift], "as_pixels"
+        )
     if (height, width) != (size, size):
         scales = graph.constant(
             "resize/scales", np.array([1, 1, size / height, size / width], np.float32)
@@ -196,8 +205,16 @@ def _layers_stage(graph: _Graph, backbone, tensor: str) -> str:
     return out
 
 
-def _model_bytes(graph: _Graph, name: str, input_shape: list, output_shape: list) -> bytes:
-    """The collected nodes and constants as a checked, serialised ONNX model."""
+def _model_bytes(
+    graph: _Graph,
+    name: str,
+    input_shape: list,
+    output_shape: list,
+    output: str = "features",
+    metadata: dict[str, str] | None = None,
+) -> bytes:
+    """The collected nodes and constants as a checked, serialised ONNX model; `metadata` goes
+    into its metadata_props (strings that any ONNX reader shows)."""
     import onnx
 
     helper = graph.helper
@@ -212,13 +229,15 @@ def _model_bytes(graph: _Graph, name: str, input_shape: list, output_shape: list
             graph.nodes,
             name,
             [helper.make_tensor_value_info("pixels", onnx.TensorProto.FLOAT, input_shape)],
-            [helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, output_shape)],
+            [helper.make_tensor_value_info(output, onnx.TensorProto.FLOAT, output_shape)],
             initializers,
         ),
         opset_imports=[helper.make_opsetid("", OPSET)],
         producer_name="poetslearn",
     )
     model.ir_version = 9  # readable by every ONNX Runtime since 1.16
+    if metadata:
+        helper.set_model_props(model, metadata)
     onnx.checker.check_model(model)
     return model.SerializeToString()
 
@@ -237,4 +256,35 @@ def convert_to_onnx(arch, backbone, input_hw: tuple[int, int] | None = None) -> 
     graph.node("Identity", [out], "features")
     return _model_bytes(
         graph, arch.name, ["batch", height, width, 3], ["batch", int(backbone.output_shape[-1])]
+    )
+
+
+def convert_classifier_to_onnx(
+    arch,
+    backbone,
+    weights: np.ndarray,
+    biases: np.ndarray,
+    pixel_scale: tuple[float, float] | None = None,
+    metadata: dict[str, str] | None = None,
+) -> bytes:
+    """A whole classifier as ONNX, through the same writer as the backbone: input `pixels`
+    [batch, s, s, 3] float32 (0..255, or the codelab format undone by `pixel_scale`), the
+    network, then softmax(features @ weights + biases) as `probabilities` [batch, classes]."""
+    if not hasattr(backbone, "layers") or not hasattr(backbone, "inputs"):
+        raise UnsupportedLayer(f"{type(backbone).__name__} is not a Keras functional model")
+    size = arch.input_size
+    graph = _Graph()
+    features = _layers_stage(graph, backbone, _input_stage(graph, arch, size, size, pixel_scale))
+    weights_name = graph.constant("final/weights", np.asarray(weights, np.float32))
+    logits = graph.node("MatMul", [features, weights_name], "final/matmul")
+    biases_name = graph.constant("final/biases", np.asarray(biases, np.float32))
+    logits = graph.node("Add", [logits, biases_name], "final/logits")
+    graph.node("Softmax", [logits], "probabilities", axis=1)
+    return _model_bytes(
+        graph,
+        arch.name,
+        ["batch", size, size, 3],
+        ["batch", int(np.shape(weights)[1])],
+        "probabilities",
+        metadata,
     )

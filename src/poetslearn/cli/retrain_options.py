@@ -153,6 +153,13 @@ RETRAIN_OPTIONS = [
         default=None,
         help="Make the .tflite model full-integer, calibrated on training images.",
     ),
+    option(
+        "onnx_output",
+        type=PathType,
+        default=None,
+        help="Also export an .onnx model there, for ONNX Runtime (input [N, size, size, 3] as "
+        "the .tflite's, output probabilities; labels and preprocessing in its metadata_props).",
+    ),
     retrain_setting("how_many_training_steps", help="Training steps for the new layer."),
     retrain_setting("learning_rate", help="Adam learning rate for the new layer."),
     retrain_setting("train_batch_size", help="Bottlenecks per training step."),

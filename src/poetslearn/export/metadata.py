@@ -47,8 +47,9 @@ class ArtifactKind:
     """How one kind of exported file takes its input, and what only it records."""
 
     name: str
-    fixed_size: bool  # [1, s, s, 3] only: the caller resizes
+    fixed_size: bool  # [batch, s, s, 3] only: the caller resizes
     tensors: bool  # names its input, output and bottleneck tensors (a TensorFlow graph)
+    batch: str = "1"  # how many images one call takes, for the input's description
 
 
 ARTIFACTS = {
@@ -56,6 +57,7 @@ ARTIFACTS = {
     for kind in (
         ArtifactKind("frozen_graph", fixed_size=False, tensors=True),
         ArtifactKind("tflite", fixed_size=True, tensors=False),
+        ArtifactKind("onnx", fixed_size=True, tensors=False, batch="N"),
     )
 }
 
@@ -80,14 +82,16 @@ def input_facts(facts: ModelFacts, kind: ArtifactKind) -> dict:
             "input_format": "codelab",
             "input_mean": CODELAB_MEAN,
             "input_std": CODELAB_STD,
-            "input": f"RGB, float32, [1, {size}, {size}, 3], resized by the caller and scaled "
+            "input": f"RGB, float32, [{kind.batch}, {size}, {size}, 3], resized by the caller "
+            f"and scaled "
             f"as (x - {CODELAB_MEAN:g}) / {CODELAB_STD:g} (label_image.py "
             f"--input_mean {CODELAB_MEAN:g} --input_std {CODELAB_STD:g})",
         }
     if kind.fixed_size:
         return {
             "input_format": "pixels",
-            "input": f"RGB pixels, float32 0..255, [1, {size}, {size}, 3] (resize before feeding)",
+            "input": f"RGB pixels, float32 0..255, [{kind.batch}, {size}, {size}, 3] (resize "
+            f"before feeding)",
         }
     return {
         "input_format": "pixels",

@@ -10,6 +10,7 @@ from poetslearn.backbone.block_features import pooled_layers
 from poetslearn.errors import PoetslearnError
 from poetslearn.export.graph import export_classifier
 from poetslearn.export.metadata import ModelFacts, metadata_path_for
+from poetslearn.export.onnx import export_onnx
 from poetslearn.export.saved_model import export_saved_model
 from poetslearn.export.tflite import export_tflite, representative_images
 from poetslearn.outputs import check_writable, describe_os_error
@@ -21,6 +22,8 @@ def plan_outputs(config) -> list[Path]:
     outputs = [config.output_graph, config.output_labels, metadata_path_for(config.output_graph)]
     if config.tflite_output is not None:
         outputs += [config.tflite_output, metadata_path_for(config.tflite_output)]
+    if config.onnx_output is not None:
+        outputs.append(config.onnx_output)
     if config.saved_model_dir is not None:
         outputs.append(config.saved_model_dir / "saved_model.pb")
     seen: dict[Path, Path] = {}
@@ -29,7 +32,7 @@ def plan_outputs(config) -> list[Path]:
         if key in seen:
             raise PoetslearnError(
                 f"Two outputs would be written to {path}; give --output_graph, "
-                f"--output_labels and --tflite_output different names."
+                f"--output_labels, --tflite_output and --onnx_output different names."
             )
         seen[key] = path
     check_writable(outputs)
@@ -112,6 +115,8 @@ def export_everything(
                     representative,
                 )
             )
+        if config.onnx_output is not None:
+            paths.update(export_onnx(extractor, layer, facts, config.onnx_output))
     except OSError as e:  # the new graph is in place already: say so, not "left intact"
         written = ", ".join(str(p) for p in paths.values())
         raise PoetslearnError(

@@ -1,0 +1,49 @@
+"""The `.onnx` export, for ONNX Runtime and every other ONNX runtime: the classifier written by
+the same ONNX writer as the extraction engine (`backbone.onnx`), input `pixels` [N, s, s, 3]
+float32 (0..255, or the codelab format), output `probabilities` [N, classes]. The model carries
+its own metadata in metadata_props: `labels` (one per line), `preprocessing`, `input_format`,
+`input`, and `poetslearn`, the whole metadata as JSON (the same facts as every other artefact)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from poetslearn.backbone.onnx import UnsupportedLayer, convert_classifier_to_onnx
+from poetslearn.errors import PoetslearnError
+from poetslearn.export.metadata import CODELAB_MEAN, CODELAB_STD, ModelFacts, build_metadata
+from poetslearn.outputs import write_atomic
+from poetslearn.train.head import SoftmaxLayer
+
+
+def onnx_metadata_props(meta: dict) -> dict[str, str]:
+    """What an ONNX reader shows (strings only)."""
+    return {
+        "labels": "\n".join(meta["labels"]),
+        "preprocessing": str(meta["preprocessing"]),
+        "input_format": meta["input_format"],
+        "input": meta["input"],
+        "poetslearn": json.dumps(meta, ensure_ascii=False),
+    }
+
+
+def export_onnx(extractor, layer: SoftmaxLayer, facts: ModelFacts, path: Path) -> dict[str, Path]:
+    """Writes the .onnx classifier (atomically); returns {"onnx": path}."""
+    codelab = facts.input_format == "codelab"
+    meta = build_metadata(facts, "onnx")
+    try:
+        model = convert_classifier_to_onnx(
+            extractor.arch,
+            extractor.backbone,
+            layer.weights,
+            layer.biases,
+            (CODELAB_STD, CODELAB_MEAN) if codelab else None,
+            onnx_metadata_props(meta),
+        )
+    except UnsupportedLayer as e:
+        raise PoetslearnError(
+            f"--onnx_output cannot write this network as ONNX ({e}). MobileNet v1 and Inception "
+            f"V3 export; a TF Hub module does not: use --tflite_output or --saved_model_dir."
+        ) from e
+    write_atomic(Path(path), model)
+    return {"onnx": Path(path)}
