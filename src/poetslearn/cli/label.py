@@ -17,12 +17,19 @@ from poetslearn.cli.common import (
     verbose_option,
 )
 from poetslearn.config import LabelConfig
-from poetslearn.errors import ImageError, PoetslearnError
 
 
 @click.command()
 @click.argument("images", nargs=-1, type=PathType)
 @option("image", "-i", type=PathType, multiple=True, help="Image to classify (repeatable).")
+@option(
+    "image_list",
+    type=str,
+    default=None,
+    help="A file naming one image per line (relative paths: relative to the file's folder); "
+    "'-' reads the names from standard input. Arguments that are folders are searched for "
+    "images recursively.",
+)
 @option(
     "graph",
     type=PathType,
@@ -87,50 +94,59 @@ from poetslearn.errors import ImageError, PoetslearnError
     help="Codelab graphs only: pixel values are divided by this.",
 )
 @verbose_option
-def label(images, image, json_output, verbose, **options) -> None:
+def label(images, image, image_list, json_output, verbose, **options) -> None:
     """Classify images with a graph exported by `retrain`.
 
     \b
     Examples:
       poetslearn label cat.png dog.jpg
       poetslearn label --image cat.png --top_k 3 --json
+      poetslearn label holiday_photos/ --json
+      find . -name '*.jpg' | poetslearn label --image_list -
     """
-    paths = list(image) + list(images)
+    from poetslearn.inference.batch import expand_paths, read_image_list
+
+    named = list(image) + list(images)
+    with library_errors():
+        paths = expand_paths(named) + (read_image_list(image_list) if image_list else [])
     if not paths:
-        raise click.UsageError("Give at least one image, as an argument or with --image.")
+        raise click.UsageError(
+            "Give at least one image: as an argument, with --image, with --image_list, or a "
+            "folder that holds images (.jpg, .png, ...)."
+        )
     start_command(verbose)
+    from poetslearn.inference.batch import label_all
     from poetslearn.inference.label import load_classifier
 
     top_k = options.pop("top_k")
     config = LabelConfig(**options)
+    results, failed = [], 0
     with library_errors():
         classifier = load_classifier(config, warn=echo_err)
-
-    results, failed = [], 0
-    for path in paths:
-        try:
-            predictions = classifier.classify(path, top_k)
-        except (ImageError, PoetslearnError) as e:
-            failed += 1
-            click.echo(f"Error: {e}", err=True)
-            results.append({"image": str(path), "error": str(e)})
-            continue
-        results.append(
-            {
-                "image": str(path),
-                "predictions": [{"label": p.label, "score": p.score} for p in predictions],
-            }
-        )
-        if not json_output:
-            if len(paths) > 1:
-                click.echo(f"{path}:")
-            for p in predictions:
-                click.echo(f"{'  ' if len(paths) > 1 else ''}{p.label} (score={p.score:.5f})")
-    if json_output:
-        click.echo(
-            json.dumps(
-                {"graph": str(config.graph), "results": results}, indent=2, ensure_ascii=False
+        for done in label_all(classifier, paths, top_k):
+            if done.error is not None:
+                failed += 1
+                click.echo(f"Error: {done.error}", err=True)
+                results.append({"image": str(done.path), "error": done.error})
+                continue
+            results.append(
+                {
+                    "image": str(done.path),
+                    "predictions": [{"label": p.label, "score": p.score} for p in done.predictions],
+                }
             )
-        )
+            if not json_output:
+                _print_predictions(done, several=len(paths) > 1)
+    if json_output:
+        report = {"graph": str(config.graph), "results": results}
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     if failed:
         sys.exit(1)
+
+
+def _print_predictions(done, several: bool) -> None:
+    """The codelab's form, best first; with several images, each block headed by its file."""
+    if several:
+        click.echo(f"{done.path}:")
+    for p in done.predictions:
+        click.echo(f"{'  ' if several else ''}{p.label} (score={p.score:.5f})")

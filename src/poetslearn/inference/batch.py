@@ -1,0 +1,88 @@
+"""Labelling many images: the paths a command names (files, folders searched recursively, list
+files), and the classifier run a batch at a time, the next batch decoded while this one runs,
+results in input order, a file that cannot be read reported alone."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from poetslearn.errors import ImageError, PoetslearnError
+from poetslearn.inference.predictions import Prediction, top_predictions
+
+# What `label FOLDER` takes from a folder (by name: a folder may hold anything else too).
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+BATCH = 32  # images per classifier call: big enough to amortise a call, small in memory
+
+
+@dataclass
+class Labelled:
+    path: Path
+    predictions: list[Prediction] | None = None
+    error: str | None = None
+
+
+def images_in(folder: Path) -> list[Path]:
+    """Image files under `folder`, recursively, hidden ones skipped, in a stable order."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def read_image_list(source: str) -> list[Path]:
+    """One path per line (blank lines and `#` comments skipped); `-` reads standard input.
+    Relative paths are relative to the list file's folder, as in a CSV of a data set."""
+    if source == "-":
+        lines, base = sys.stdin.read().splitlines(), Path(".")
+    else:
+        try:
+            lines = Path(source).read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise PoetslearnError(
+                f"Cannot read the image list {source} ({e.strerror or e})."
+            ) from e
+        base = Path(source).parent
+    entries = (line.strip() for line in lines)
+    return [base / entry for entry in entries if entry and not entry.startswith("#")]
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files as given, folders replaced by the images in them."""
+    out: list[Path] = []
+    for path in paths:
+        out.extend(images_in(path) if Path(path).is_dir() else [Path(path)])
+    return out
+
+
+def _load(classifier, paths: list[Path]) -> tuple[list, dict[int, str]]:
+    pixels, errors = [], {}
+    for i, path in enumerate(paths):
+        try:
+            pixels.append(classifier.load_pixels(path))
+        except (ImageError, PoetslearnError, OSError) as e:
+            errors[i] = str(e)
+    return pixels, errors
+
+
+def label_all(classifier, paths: list[Path], top_k: int, batch: int = BATCH) -> Iterator[Labelled]:
+    """Every path's predictions (or why it failed), in input order."""
+    chunks = [paths[i : i + batch] for i in range(0, len(paths), batch)]
+    with ThreadPoolExecutor(1) as prefetch:
+        future = prefetch.submit(_load, classifier, chunks[0]) if chunks else None
+        for k, chunk in enumerate(chunks):
+            pixels, errors = future.result()
+            if k + 1 < len(chunks):
+                future = prefetch.submit(_load, classifier, chunks[k + 1])
+            scores = iter(classifier.probabilities(pixels) if pixels else [])
+            for i, path in enumerate(chunk):
+                if i in errors:
+                    yield Labelled(path, error=errors[i])
+                else:
+                    yield Labelled(path, top_predictions(next(scores), classifier.labels, top_k))

@@ -1,0 +1,129 @@
+"""`label` for scripts with many images: folders, a list file or standard input, labelled a batch
+at a time, in input order, a bad file named and the rest still labelled."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from helpers import COLOURS, make_colour_folder, noisy_colour, retrain_args
+from poetslearn.cli.main import cli
+from poetslearn.inference import batch
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("trained")
+    images = make_colour_folder(tmp_path / "colours")
+    result = CliRunner().invoke(
+        cli,
+        retrain_args(
+            tmp_path, "--image_dir", str(images), "--tflite_output", str(tmp_path / "m.tflite")
+        ),
+    )
+    assert result.exit_code == 0, result.output
+    return tmp_path
+
+
+def photo_folder(root, n=40):
+    """n images cycling through the colours, in nested folders, plus things that are not images."""
+    expected = []
+    for i in range(n):
+        name = list(COLOURS)[i % 3]
+        path = root / f"sub{i % 2}" / f"img_{i:03d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(noisy_colour(COLOURS[name], seed=900 + i)).save(path)
+        expected.append((path, name))
+    (root / "notes.txt").write_text("not an image")
+    (root / ".hidden").mkdir()
+    Image.fromarray(noisy_colour(COLOURS["red"])).save(root / ".hidden" / "x.png")
+    return sorted(expected)
+
+
+@pytest.mark.parametrize("model", ["out/graph.pb", "m.tflite"])
+def test_a_folder_is_labelled_in_order_a_batch_at_a_time(trained, tmp_path, model):
+    expected = photo_folder(tmp_path / "photos")  # 40 images: more than one batch of 32
+    result = CliRunner().invoke(
+        cli,
+        [
+            "label",
+            "--graph",
+            str(trained / model),
+            "--json",
+            "--top_k",
+            "1",
+            str(tmp_path / "photos"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads(result.stdout)["results"]
+    assert [r["image"] for r in results] == [str(p) for p, _ in expected]
+    assert [r["predictions"][0]["label"] for r in results] == [name for _, name in expected]
+
+
+def test_a_list_from_stdin_keeps_its_order_and_names_a_bad_file(trained, tmp_path):
+    expected = photo_folder(tmp_path / "photos", n=6)
+    broken = tmp_path / "photos" / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    order = [expected[3][0], broken, expected[0][0], tmp_path / "missing.png", expected[5][0]]
+    result = CliRunner().invoke(
+        cli,
+        [
+            "label",
+            "--graph",
+            str(trained / "out" / "graph.pb"),
+            "--image_list",
+            "-",
+            "--top_k",
+            "1",
+        ],
+        input="".join(f"{p}\n" for p in order),
+    )
+    assert result.exit_code == 1  # two files failed; the three others are labelled
+    blocks = result.stdout.split(":\n")
+    assert [line for line in result.stdout.splitlines() if not line.startswith("  ")] == [
+        f"{expected[3][0]}:",
+        f"{expected[0][0]}:",
+        f"{expected[5][0]}:",
+    ]
+    assert len(blocks) == 4
+    assert f"{broken}" in result.stderr and "missing.png" in result.stderr
+
+
+def test_a_list_file_is_read_relative_to_its_folder(trained, tmp_path):
+    expected = photo_folder(tmp_path / "photos", n=4)
+    listing = tmp_path / "photos" / "list.txt"
+    listing.write_text(
+        "# the two first\n"
+        + "".join(f"{p.relative_to(listing.parent)}\n" for p, _ in expected[:2])
+        + "\n"
+    )
+    assert batch.read_image_list(str(listing)) == [p for p, _ in expected[:2]]
+    result = CliRunner().invoke(
+        cli,
+        [
+            "label",
+            "--graph",
+            str(trained / "out" / "graph.pb"),
+            "--image_list",
+            str(listing),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["results"]) == 2
+
+
+def test_a_folder_without_images_is_a_usage_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(cli, ["label", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and "Give at least one image" in result.output
+
+
+def test_a_missing_list_file_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(cli, ["label", "--image_list", str(tmp_path / "nope.txt")])
+    assert result.exit_code == 1
+    assert f"Cannot read the image list {tmp_path / 'nope.txt'}" in result.output
