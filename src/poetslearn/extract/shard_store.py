@@ -60,7 +60,7 @@ class ShardLayout(Protocol):
     contents: str  # "vectors", for messages
 
     def describe(self, shard: Path) -> str:
-        """ "Bottleneck cache file <path>", for messages."""
+        """What the shard is called in messages (Bottleneck cache file <path>)."""
 
     def new_name(self, stem: str) -> str: ...
 
@@ -83,12 +83,8 @@ class ShardStore:
     """{content key: row} on disk in shards of about `shard_rows` rows, written as they fill."""
 
     def __init__(self, directory: Path, layout: ShardLayout, shard_rows: int, warn=print) -> None:
-        self.dir, self.layout, self.shard_rows, self.warn = (
-            Path(directory),
-            layout,
-            shard_rows,
-            warn,
-        )
+        self.dir = Path(directory)
+        self.layout, self.shard_rows, self.warn = layout, shard_rows, warn
         self._where: dict[bytes, tuple[Path, int]] = {}  # key -> (shard, row)
         self._verified: set[Path] = set()
         # (keys, rows) pairs not yet on disk; one append each, so a signal arriving in the
