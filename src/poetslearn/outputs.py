@@ -13,23 +13,9 @@ from poetslearn.errors import PoetslearnError
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Writes `data` to a temporary file beside `path`, then renames it over `path`.
-
-    A crash, Ctrl-C or full disk leaves either the old file or the new one, never a mix, and the
-    temporary file is removed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Writes `data` to a temporary file beside `path`, then renames it over `path`: a crash,
+    Ctrl-C or full disk leaves either the old file or the new one, never a mix."""
+    write_files_atomic({Path(path): data})
 
 
 def write_files_atomic(files: dict[Path, bytes]) -> None:
