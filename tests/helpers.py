@@ -147,3 +147,18 @@ def bottleneck_of(graph: Path, pixels: np.ndarray) -> np.ndarray:
         tf.compat.v1.import_graph_def(graph_def, name="")
         with tf.compat.v1.Session(graph=g) as session:
             return session.run("bottleneck:0", {"input:0": pixels})
+
+
+def cifar_folder(shared, root, classes=(0, 6, 9), per_class=40, offset=0):
+    """Real CIFAR-10 training images written as PNG class folders (airplane, frog, truck)."""
+    from poetslearn.data.cifar10 import load_cifar10
+
+    data = load_cifar10(shared / "data", download=False, show_progress=False)
+    train = data.splits["train"]
+    for c in classes:
+        folder = root / data.class_names[c]
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = np.flatnonzero(train.labels == c)[offset : offset + per_class]
+        for i in rows:
+            Image.fromarray(train.images.pixels[i]).save(folder / f"{i}.png")
+    return root

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from helpers import COLOURS, graph_probabilities, noisy_colour, retrain_args
+from helpers import COLOURS, cifar_folder, graph_probabilities, noisy_colour, retrain_args
 from poetslearn.cli.main import cli
 from poetslearn.data.images import load_image
 
@@ -91,21 +91,6 @@ def test_tflite_matches_the_frozen_graph_and_label_reads_it(exported):
         scores_b = {p["label"]: p["score"] for p in b["predictions"]}
         for label in scores_a:
             assert abs(scores_a[label] - scores_b[label]) < 1e-4
-
-
-def cifar_folder(shared, root, classes=(0, 6, 9), per_class=40, offset=0):
-    """Real CIFAR-10 training images written as PNG class folders (airplane, frog, truck)."""
-    from poetslearn.data.cifar10 import load_cifar10
-
-    data = load_cifar10(shared / "data", download=False, show_progress=False)
-    train = data.splits["train"]
-    for c in classes:
-        folder = root / data.class_names[c]
-        folder.mkdir(parents=True, exist_ok=True)
-        rows = np.flatnonzero(train.labels == c)[offset : offset + per_class]
-        for i in rows:
-            Image.fromarray(train.images.pixels[i]).save(folder / f"{i}.png")
-    return root
 
 
 def test_int8_tflite_agrees_with_float_on_real_images(tmp_path, shared, monkeypatch):

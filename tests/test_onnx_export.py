@@ -45,7 +45,7 @@ def test_onnx_runtime_runs_the_export_as_the_graph_does(tmp_path, extra):
         ),
     )
     assert result.exit_code == 0, result.output
-    assert f"Onnx written to {tmp_path / 'model.onnx'}" in result.output
+    assert f"ONNX model written to {tmp_path / 'model.onnx'}" in result.output
     paths = sorted(images.glob("*/*.png"))[:6]
     pixels = np.stack([load_image(p, 32) for p in paths])
     probabilities, meta = run_onnx(tmp_path / "model.onnx", pixels)

@@ -456,3 +456,14 @@ def test_disk_full_after_the_graph_was_written_says_what_was_written(
     assert "the later exports were not." in result.output
     assert "left intact" not in result.output  # it was not: the new graph is in place
     assert graph.is_file()
+
+
+def test_outputs_get_the_mode_a_plain_new_file_gets(tmp_path):
+    """Atomic writes go through a temporary file (created 0600): the model must still end up
+    readable by whoever could read a file the user saved plainly (a web server, a teammate)."""
+    from poetslearn import outputs
+
+    outputs.write_atomic(tmp_path / "model.tflite", b"model")
+    (tmp_path / "plain.bin").write_bytes(b"model")
+    written = (tmp_path / "model.tflite").stat().st_mode & 0o777
+    assert written == (tmp_path / "plain.bin").stat().st_mode & 0o777

@@ -5,6 +5,7 @@ half-written output and the previous one stays as it was."""
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -18,6 +19,15 @@ def write_atomic(path: Path, data: bytes) -> None:
     write_files_atomic({Path(path): data})
 
 
+@functools.cache
+def _new_file_mode() -> int:
+    """The mode `open()` gives a new file under this process's umask (read once: setting the
+    umask to read it is not thread-safe)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_files_atomic(files: dict[Path, bytes]) -> None:
     """Writes several files as one: every temporary file first, then the renames, so a full disk
     or Ctrl-C leaves all the old files or (renames cannot run out of space) all the new ones."""
@@ -28,6 +38,7 @@ def write_files_atomic(files: dict[Path, bytes]) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             temporaries.append((tmp, path))
+            os.chmod(tmp, _new_file_mode())  # mkstemp's 0600 would hide models from others
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()

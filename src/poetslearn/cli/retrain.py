@@ -24,6 +24,17 @@ from poetslearn.config import RetrainConfig
 from poetslearn.errors import PoetslearnError
 from poetslearn.memory import describe_peak_memory, peak_memory_mb
 
+# How people name each artefact in the "... written to" lines (--json keeps the keys).
+ARTIFACT_TITLES = {
+    "graph": "Graph",
+    "labels": "Labels",
+    "metadata": "Metadata",
+    "saved_model": "SavedModel",
+    "tflite": "TFLite model",
+    "tflite_metadata": "TFLite metadata",
+    "onnx": "ONNX model",
+}
+
 
 @click.command()
 @retrain_options
@@ -61,7 +72,7 @@ def retrain(json_output: bool, **options) -> None:
         for name, true, predicted in result.misclassified:
             echo(f"{name}  (true: {true}, predicted: {predicted})")
     for what, path in result.outputs.items():
-        echo(f"{what.capitalize()} written to {path}")
+        echo(f"{ARTIFACT_TITLES.get(what, what)} written to {path}")
     if json_output:
         click.echo(
             json.dumps(_retrain_report(result, peak_memory_mb()), indent=2, ensure_ascii=False)

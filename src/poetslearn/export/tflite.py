@@ -1,7 +1,7 @@
 """The `.tflite` export: input [1, s, s, 3] float32 pixels 0..255 (or the codelab format),
-output softmax; float32, or int8 calibrated on training images. Its metadata file carries the
-same facts as the graph's, data set and split included, so `label` and `evaluate` need nothing
-else."""
+output softmax; float32, or int8 calibrated on training images. It carries standard TFLite Model
+Metadata (normalization, labels; what MediaPipe Tasks needs) and poetslearn's own metadata inside
+it, and the same metadata beside it as JSON, so `label` and `evaluate` need nothing else."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ from poetslearn.export.metadata import (
     metadata_bytes,
     metadata_path_for,
 )
+from poetslearn.export.tflite_bundle import embed
+from poetslearn.export.tflite_metadata import associated_files, model_metadata
+from poetslearn.export.tflite_metadata_schema import encode_model_metadata
 from poetslearn.outputs import write_files_atomic
 from poetslearn.train.head import SoftmaxLayer
 
@@ -70,8 +73,12 @@ def export_tflite(
         return tf.nn.softmax(logits, name=OUTPUT_NAME)
 
     calibration = _calibration(representative, facts.input_format) if quantize else None
-    model = to_tflite(classify, calibration)
-    meta_path = metadata_path_for(path)
     meta = build_metadata(facts, "tflite", quantization=quantize or "float32")
+    model = embed(
+        to_tflite(classify, calibration),
+        encode_model_metadata(model_metadata(meta)),
+        associated_files(meta),
+    )
+    meta_path = metadata_path_for(path)
     write_files_atomic({Path(path): model, meta_path: metadata_bytes(meta)})
     return {"tflite": Path(path), "tflite_metadata": meta_path}

@@ -10,7 +10,9 @@ import numpy as np
 from poetslearn.config import LabelConfig
 from poetslearn.data.images import load_image_without_tensorflow, resize_antialiased
 from poetslearn.errors import GraphError
-from poetslearn.export.metadata import read_metadata
+from poetslearn.export.metadata import metadata_path_for, read_metadata
+from poetslearn.export.tflite_bundle import read_embedded
+from poetslearn.export.tflite_metadata import ClassifierMetadata, classifier_metadata
 from poetslearn.inference.predictions import Prediction, read_labels, top_predictions
 from poetslearn.quiet import native_stderr_silenced
 
@@ -25,19 +27,17 @@ def is_tflite_file(path: Path) -> bool:
 
 
 class TFLiteClassifier:
-    """A .tflite model exported by `retrain --tflite_output`, fed one image at a time."""
+    """A .tflite image classifier fed one image at a time: poetslearn's (labels, preprocessing and
+    data set read from the metadata inside it, or from the JSON beside models from before 0.3),
+    or any other with standard TFLite Model Metadata (labels and normalization)."""
 
     def __init__(self, config: LabelConfig, warn=print) -> None:
         from poetslearn.extract.engines import interpreter_class
 
         self.graph_path = Path(config.graph)
-        meta = read_metadata(self.graph_path, "tflite")
-        if config.labels is not None:
-            self.labels = read_labels(Path(config.labels))
-        elif meta is not None:
-            self.labels = list(meta["labels"])
-        else:
-            raise GraphError(f"{self.graph_path} has no metadata file beside it; pass --labels.")
+        embedded = _embedded_metadata(self.graph_path)
+        self.metadata = embedded.facts or read_metadata(self.graph_path, "tflite")
+        self.labels = self._labels(config, embedded)
         try:
             with native_stderr_silenced():  # LiteRT announces its XNNPACK delegate
                 self.interpreter = interpreter_class()(model_path=str(self.graph_path))
@@ -48,16 +48,37 @@ class TFLiteClassifier:
         out = self.interpreter.get_output_details()[0]
         self.input_index, self.output_index = inp["index"], out["index"]
         self.size = (int(inp["shape"][1]), int(inp["shape"][2]))
-        self.metadata = meta
+        self.input_dtype = inp["dtype"]
+        self.output_scale, self.output_zero = out["quantization"]
         self._invoked = False
-        # A codelab-format model takes (x - 128) / 128; a pixels model takes 0..255 itself.
-        codelab = (meta or {}).get("input_format") == "codelab"
-        self.mean, self.std = (meta["input_mean"], meta["input_std"]) if codelab else (0.0, 1.0)
+        self.mean, self.std = self._normalization(embedded)
         if int(out["shape"][-1]) != len(self.labels):
             raise GraphError(
                 f"There are {len(self.labels)} labels but {self.graph_path} gives "
                 f"{int(out['shape'][-1])} scores; pass the matching labels file."
             )
+
+    def _labels(self, config: LabelConfig, embedded: ClassifierMetadata) -> list[str]:
+        if config.labels is not None:
+            return read_labels(Path(config.labels))
+        if embedded.labels is not None:
+            return embedded.labels
+        if self.metadata is not None:
+            return list(self.metadata["labels"])
+        raise GraphError(
+            f"{self.graph_path} carries no labels: no TFLite metadata in it and no "
+            f"{metadata_path_for(self.graph_path).name} beside it; pass --labels."
+        )
+
+    def _normalization(self, embedded: ClassifierMetadata) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) per channel that turn pixels 0..255 into the model's input."""
+        if embedded.normalized:
+            mean, std = embedded.mean, embedded.std
+        elif (self.metadata or {}).get("input_format") == "codelab":
+            mean, std = [self.metadata["input_mean"]], [self.metadata["input_std"]]
+        else:
+            mean, std = [0.0], [1.0]
+        return np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
     def load_pixels(self, path: Path) -> np.ndarray:
         # NumPy only: labelling with a .tflite model never imports TensorFlow (2 s saved).
@@ -69,18 +90,35 @@ class TFLiteClassifier:
         for image in np.asarray(pixels, np.float32):
             if image.shape[:2] != self.size:
                 image = resize_antialiased(image, *self.size)
-            scaled = ((image - self.mean) / self.std).astype(np.float32)
-            self.interpreter.set_tensor(self.input_index, scaled[np.newaxis])
+            self.interpreter.set_tensor(self.input_index, self._input(image)[np.newaxis])
             if self._invoked:
                 self.interpreter.invoke()
             else:  # LiteRT may announce its XNNPACK delegate on the first run
                 with native_stderr_silenced():
                     self.interpreter.invoke()
                 self._invoked = True
-            out.append(self.interpreter.get_tensor(self.output_index)[0].astype(np.float64))
+            out.append(self._scores(self.interpreter.get_tensor(self.output_index)[0]))
         return np.stack(out)
+
+    def _input(self, image: np.ndarray) -> np.ndarray:
+        if self.input_dtype == np.uint8:  # quantized image models take the pixels themselves
+            return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+        return ((image - self.mean) / self.std).astype(np.float32)
+
+    def _scores(self, raw: np.ndarray) -> np.ndarray:
+        if raw.dtype in (np.uint8, np.int8):  # a quantized output: its real values
+            return (raw.astype(np.float64) - self.output_zero) * self.output_scale
+        return raw.astype(np.float64)
 
     def classify(self, path: Path, top_k: int = 5) -> list[Prediction]:
         return top_predictions(
             self.probabilities(self.load_pixels(path)[np.newaxis])[0], self.labels, top_k
         )
+
+
+def _embedded_metadata(path: Path) -> ClassifierMetadata:
+    try:
+        contents = path.read_bytes()
+    except OSError as e:
+        raise GraphError(f"Cannot read {path} ({e.strerror or e}).") from e
+    return classifier_metadata(*read_embedded(contents))
