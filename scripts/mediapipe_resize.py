@@ -114,7 +114,9 @@ def interval(correct: int, n: int) -> float:
 @click.option("--data_dir", type=click.Path(path_type=Path), default=ROOT / "../shared/data")
 @click.option("--model_dir", type=click.Path(path_type=Path), default=ROOT / "../shared/models")
 @click.option("--work", type=click.Path(path_type=Path), default=ROOT / "tf_files/mediapipe")
-def main(architecture, rows, photo_size, data_dir, model_dir, work):
+@click.option("--weights", default="imagenet", help="Passed to retrain (none: random, for tests).")
+@click.option("--steps", type=int, default=None, help="retrain's training steps (its default).")
+def main(architecture, rows, photo_size, data_dir, model_dir, work, weights, steps):
     size = tuple(int(v) for v in photo_size.split("x"))
     model = work / f"{architecture}.tflite"
     if not model.exists():
@@ -123,7 +125,8 @@ def main(architecture, rows, photo_size, data_dir, model_dir, work):
             "--model_dir", str(model_dir), "--bottleneck_dir", str(work / "bottlenecks"),
             "--output_graph", str(work / f"{architecture}.pb"),
             "--output_labels", str(work / f"{architecture}.txt"),
-            "--tflite_output", str(model), "--quiet",
+            "--tflite_output", str(model), "--quiet", "--weights", weights,
+            *(["--how_many_training_steps", str(steps)] if steps else []),
         )  # fmt: skip
     photos = make_photos(data_dir, work / f"photos_{photo_size}", rows, size)
     input_size = json.loads(Path(f"{model}.json").read_text())["input_size"][0]

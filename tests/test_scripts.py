@@ -183,3 +183,38 @@ def test_bottleneck_blocks_compares_block_counts_on_one_extraction(tmp_path, tin
     assert all(row[2].endswith("%") and row[4].endswith("%") for row in rows.values())
     # One extraction, kept where `retrain --bottleneck_blocks all` finds it.
     assert len(list((tmp_path / "bottlenecks").glob("test_tiny_*"))) == 1
+
+
+def test_mediapipe_resize_compares_label_with_mediapipe(tmp_path, tiny_cifar):
+    pytest.importorskip("mediapipe", reason="the script measures MediaPipe Tasks")
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "mediapipe_resize.py"),
+            "--architecture",
+            "test_tiny",
+            "--weights",
+            "none",
+            "--steps",
+            "50",
+            "--rows",
+            "6",
+            "--photo_size",
+            "80x60",
+            "--data_dir",
+            str(tiny_cifar),
+            "--model_dir",
+            str(tmp_path),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
+    report = json.loads(out.splitlines()[-1])
+    ways = [k for k in report if k.startswith(("poetslearn", "MediaPipe"))]
+    assert len(ways) == 4 and report["poetslearn label"]["same_top_label_as_label"] == 1.0
+    assert all(0 <= report[way]["accuracy"] <= 1 for way in ways)
+    assert len(list((tmp_path / "work" / "photos_80x60").rglob("*.jpg"))) == 6
