@@ -181,7 +181,7 @@ def test_codelab_format_is_the_same_classifier_as_the_pixels_format(codelab_form
         assert result.exit_code == 0 and "accuracy = 100.0%" in result.output, result.output
 
 
-def test_numpy_resize_equals_tensorflows_antialiased_resize():
+def test_our_resize_equals_tensorflows_antialiased_resize():
     import tensorflow as tf
 
     from poetslearn.data.images import resize_antialiased

@@ -174,3 +174,20 @@ def test_plot_shows_the_most_confident_mistakes_themselves(tmp_path):
         correct, split.subset(np.array([False, True, False, True])), tmp_path / "none.png", "test"
     )
     assert colour_area(none, (255, 0, 255)) == 0  # no mistakes: no pictures of images
+
+
+def test_evaluate_split_all_on_a_few_held_out_photos(tmp_path, colour_dir):
+    """`--split all` cuts no split, so one held-out photo per class is enough."""
+    from helpers import COLOURS, make_colour_folder
+
+    trained = CliRunner().invoke(cli, retrain_args(tmp_path, "--image_dir", str(colour_dir)))
+    assert trained.exit_code == 0, trained.output
+    held_out = make_colour_folder(tmp_path / "held_out", per_class=1)
+    command = ["evaluate", "--graph", str(tmp_path / "out" / "graph.pb"), "--quiet", "--json"]
+    result = CliRunner().invoke(cli, [*command, "--image_dir", str(held_out), "--split", "all"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n"] == len(COLOURS) and report["accuracy"] == 1.0
+    # The test split still needs three photos a class, and says so.
+    result = CliRunner().invoke(cli, [*command, "--image_dir", str(held_out)])
+    assert result.exit_code == 1 and "at least 3 are needed" in result.output

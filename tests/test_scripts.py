@@ -218,3 +218,50 @@ def test_mediapipe_resize_compares_label_with_mediapipe(tmp_path, tiny_cifar):
     assert len(ways) == 4 and report["poetslearn label"]["same_top_label_as_label"] == 1.0
     assert all(0 <= report[way]["accuracy"] <= 1 for way in ways)
     assert len(list((tmp_path / "work" / "photos_80x60").rglob("*.jpg"))) == 6
+
+
+def test_benchmark_photos_compares_the_three_pipelines(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "benchmark_photos.py"),
+            "--architecture",
+            "test_tiny",
+            "--weights",
+            "none",
+            "--model_dir",
+            str(tmp_path),
+            "--small",
+            "24",
+            "--small_size",
+            "80x60",
+            "--large",
+            "12",
+            "--large_size",
+            "400x300",
+            "--label_count",
+            "20",
+            "--rounds",
+            "1",
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
+    report = json.loads(out.splitlines()[-1])
+    assert set(report["sizes"]) == {"80x60", "400x300"}
+    for row in report["sizes"].values():
+        for method in ("poetslearn", "keras", "codelab"):
+            assert row[method]["img_per_s"] > 0 and 0 < row[method]["cores_busy"] <= 1.05
+            assert row[method]["peak_mb"] > 0
+        assert row["vs_keras"] > 0 and row["vs_codelab"] > 0
+    assert set(report["label_evaluate"]) == {
+        "label .pb",
+        "evaluate .pb",
+        "label .tflite",
+        "evaluate .tflite",
+    }
+    assert len(list((tmp_path / "work" / "photos_24_80x60").rglob("*.jpg"))) == 24

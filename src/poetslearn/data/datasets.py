@@ -22,11 +22,13 @@ def load_dataset(
     show_progress: bool = True,
     warn=print,
     strict: bool = False,
+    whole: bool = False,
 ) -> Dataset:
-    """The image folder when one is given, else CIFAR-10 (downloaded into `data_dir` if absent)."""
+    """The image folder when one is given, else CIFAR-10 (downloaded into `data_dir` if absent);
+    `whole`: a folder's images unsplit, all in "train" (CIFAR-10's splits are its own)."""
     if image_dir is not None:
         return load_image_folder(
-            image_dir, validation_percentage, testing_percentage, show_progress, warn, strict
+            image_dir, validation_percentage, testing_percentage, show_progress, warn, strict, whole
         )
     return load_cifar10(data_dir, validation_percentage, show_progress=show_progress)
 
@@ -43,7 +45,8 @@ def load_split_to_evaluate(
     with the percentages recorded in the graph's metadata so "test" is retrain's test split."""
     validation = recorded.get("validation_percentage", RetrainConfig.validation_percentage)
     testing = recorded.get("testing_percentage", RetrainConfig.testing_percentage)
-    data = load_dataset(image_dir, data_dir, validation, testing, show_progress, warn)
-    if split == "all":
+    whole = split == "all"  # no split to cut: a class of one photo is fine
+    data = load_dataset(image_dir, data_dir, validation, testing, show_progress, warn, whole=whole)
+    if whole:
         return data, Split.concatenate([data.splits[name] for name in SPLITS])
     return data, data.splits[split]

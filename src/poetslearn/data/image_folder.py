@@ -94,8 +94,11 @@ def load_image_folder(
     show_progress: bool = True,
     warn=print,
     strict: bool = False,
+    whole: bool = False,
 ) -> Dataset:
-    """One class per sub-folder of `image_dir`; every class gets train, validation and test images.
+    """One class per sub-folder of `image_dir`; every class gets train, validation and test images
+    (with `whole`, for `evaluate --split all`: every image in "train", unsplit, so a class of one
+    held-out photo is fine).
 
     Files that are not readable images are skipped with a warning each; with `strict`, every
     image is decoded up front and any bad file is an error instead. Raises DataError, before any
@@ -118,7 +121,11 @@ def load_image_folder(
             per_class[ci].append((path.relative_to(image_dir).as_posix(), path, result))
     chosen: dict[str, list[tuple[int, str, Path, bytes]]] = {s: [] for s in SPLITS}
     for ci, items in enumerate(per_class):
-        by_split = _split_class(class_dirs[ci], items, validation_percentage, testing_percentage)
+        by_split = (
+            {"train": items, "validation": [], "test": []}
+            if whole
+            else _split_class(class_dirs[ci], items, validation_percentage, testing_percentage)
+        )
         for s in SPLITS:
             chosen[s].extend((ci, rel, path, key) for rel, path, key in by_split[s])
     splits = {

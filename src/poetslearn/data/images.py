@@ -1,7 +1,8 @@
 """Decoding image files by their content (never by extension) into RGB pixel arrays.
 
-Every image that reaches a network passes through `load_image`, both when `retrain` computes
-bottlenecks and when `label` classifies, so training and labelling see identical pixels.
+Every image file that reaches a network passes through `load_image`, when `retrain` computes
+bottlenecks and when `label` and `evaluate` classify, so training and labelling see identical
+pixels.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from poetslearn.quiet import import_tensorflow
 # PIL's own "decompression bomb" check is replaced by this one, which runs after that reduction.
 MAX_DECODED_PIXELS = 120_000_000
 Image.MAX_IMAGE_PIXELS = None
+# A JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps both sides at least
+# DRAFT_FACTOR times the network's input, then resized with the antialiased filter.
+# scripts/draft_scale.py measures accuracy and time against other factors.
+DRAFT_FACTOR = 2
 
 
 def decode_image(data: bytes, name: str = "image", min_side: int | None = None) -> np.ndarray:
@@ -78,40 +83,24 @@ def read_image_file(path: Path, min_side: int | None = None) -> np.ndarray:
     return decode_image(data, str(path), min_side)
 
 
-def _triangle_weights(in_size: int, out_size: int) -> np.ndarray:
-    """[out_size, in_size] weights of TensorFlow's antialiased bilinear resize along one axis.
-
-    The same rule as TensorFlow's ScaleAndTranslate with a triangle kernel and antialias: each
-    output pixel samples at (i + 0.5) * in/out, with the kernel widened by in/out when shrinking
-    (a low-pass filter), taps outside the image dropped and the rest normalised to sum 1.
-    """
-    inv_scale = in_size / out_size
-    kernel_scale = max(inv_scale, 1.0)
-    weights = np.zeros((out_size, in_size), np.float64)
-    for i in range(out_size):
-        sample = (i + 0.5) * inv_scale
-        start = max(int(np.ceil(sample - kernel_scale - 0.5)), 0)
-        end = min(int(np.floor(sample + kernel_scale - 0.5)), in_size - 1) + 1
-        taps = np.maximum(0.0, 1.0 - np.abs((np.arange(start, end) + 0.5 - sample) / kernel_scale))
-        if taps.sum() > 0:
-            weights[i, start:end] = taps / taps.sum()
-    return weights
-
-
 def resize_antialiased(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     """[H, W, 3] -> [height, width, 3] float32: `tf.image.resize(..., "bilinear", antialias=True)`
-    in NumPy, for the paths that never import TensorFlow. Two matrix products (rows first, as
-    TensorFlow does), in float64 so that only TensorFlow's own float32 rounding separates them."""
-    h, w, channels = pixels.shape
-    rows, cols = _triangle_weights(h, height), _triangle_weights(w, width)
-    tall = rows @ np.asarray(pixels, np.float64).reshape(h, w * channels)  # [height, W * 3]
-    wide = tall.reshape(height, w, channels).transpose(0, 2, 1) @ cols.T  # [height, 3, width]
-    return np.ascontiguousarray(wide.transpose(0, 2, 1), dtype=np.float32)
+    without TensorFlow, one image at a time.
 
-
-def load_image_without_tensorflow(path: Path, size: int) -> np.ndarray:
-    """`load_image` in NumPy only: the same decode, the same resize (to within 1e-3)."""
-    return resize_antialiased(read_image_file(path, min_side=2 * size), size, size)
+    Pillow's bilinear filter is the same rule (a triangle kernel sampled at (i + 0.5) * in/out,
+    widened by in/out when shrinking, taps outside the image dropped, the rest normalised); on
+    float32 planes (mode "F") it keeps full precision, runs in C over the filter's band only and
+    releases the GIL, so decoding threads resize in parallel with the network. It agrees with
+    TensorFlow to within 0.01 of 255 (TensorFlow's own float32 rounding)."""
+    planes = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(pixels[..., c], dtype=np.float32)).resize(
+                (width, height), Image.BILINEAR
+            )
+        )
+        for c in range(pixels.shape[2])
+    ]
+    return np.stack(planes, axis=-1)
 
 
 def resize_batch(images: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -123,12 +112,9 @@ def resize_batch(images: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     ).numpy()
 
 
-def resize_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
-    """[H, W, 3] uint8 -> [size, size, 3] float32 in 0..255, exactly as the exported graph
-    resizes."""
-    return resize_batch(pixels[np.newaxis], (size, size))[0]
-
-
 def load_image(path: Path, size: int) -> np.ndarray:
-    """The one way a file becomes network input: decode, then resize to [size, size, 3] float32."""
-    return resize_pixels(read_image_file(path, min_side=2 * size), size)
+    """The one way a file becomes network input, in training, labelling and evaluation: decode
+    (a large JPEG at a reduced scale), then resize to [size, size, 3] float32 with the
+    antialiased bilinear filter the exported graph applies. No TensorFlow call: threads run it
+    side by side."""
+    return resize_antialiased(read_image_file(path, min_side=DRAFT_FACTOR * size), size, size)

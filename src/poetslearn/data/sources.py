@@ -9,8 +9,6 @@ dataset is class names plus the train, validation and test splits.
 from __future__ import annotations
 
 import hashlib
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -18,7 +16,8 @@ from typing import Protocol
 import numpy as np
 
 from poetslearn.data.images import load_image, read_image_file
-from poetslearn.errors import DataError, ImageError
+from poetslearn.data.parallel import DECODERS, load_each
+from poetslearn.errors import DataError
 
 SPLITS = ("train", "validation", "test")
 KEY_BYTES = 16  # blake2b digest size of an image's content key
@@ -76,13 +75,13 @@ class ArrayImages:
 
 
 class FileImages:
-    """Image files, keyed by a hash of their bytes, decoded and resized in worker threads."""
+    """Image files, keyed by a hash of their bytes, decoded and resized by several threads."""
 
     def __init__(
         self, paths: list[Path], names: list[str], keys: list[bytes], workers: int | None = None
     ) -> None:
         self.paths, self.names, self._keys = paths, names, keys
-        self.workers = workers or min(8, (os.cpu_count() or 1) + 2)
+        self.workers = workers or DECODERS
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -91,18 +90,9 @@ class FileImages:
         return self._keys
 
     def load_batch(self, indices: list[int], size: int) -> tuple[np.ndarray, dict[int, str]]:
-        def load(i: int) -> np.ndarray | ImageError:
-            try:
-                return load_image(self.paths[i], size)
-            except ImageError as e:
-                return e
-
-        with ThreadPoolExecutor(self.workers) as pool:
-            results = list(pool.map(load, indices))
-        failures = {i: str(r) for i, r in zip(indices, results) if isinstance(r, ImageError)}
-        ok = [r for r in results if not isinstance(r, ImageError)]
+        ok, failed = load_each(lambda i: load_image(self.paths[i], size), indices, self.workers)
         batch = np.stack(ok) if ok else np.zeros((0, size, size, 3), np.float32)
-        return batch, failures
+        return batch, {indices[position]: reason for position, reason in failed.items()}
 
     def read_original(self, index: int, min_side: int | None = None) -> np.ndarray:
         return read_image_file(self.paths[index], min_side)

@@ -1,21 +1,22 @@
 """Labelling many images: the paths a command names (files, folders searched recursively, list
-files), and the classifier run a batch at a time, the next batch decoded while this one runs,
-results in input order, a file that cannot be read reported alone."""
+files), and the classifier run a batch at a time, the next batches decoded by several threads
+while this one runs, results in input order, a file that cannot be read reported alone."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from poetslearn.data.parallel import load_each, prefetched
 from poetslearn.errors import ImageError, PoetslearnError
 from poetslearn.inference.predictions import Prediction, top_predictions
 
 # What `label FOLDER` takes from a folder (by name: a folder may hold anything else too).
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 BATCH = 32  # images per classifier call: big enough to amortise a call, small in memory
+LOAD_ERRORS = (ImageError, PoetslearnError, OSError)  # one file's problem, not the run's
 
 
 @dataclass
@@ -61,28 +62,18 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def _load(classifier, paths: list[Path]) -> tuple[list, dict[int, str]]:
-    pixels, errors = [], {}
-    for i, path in enumerate(paths):
-        try:
-            pixels.append(classifier.load_pixels(path))
-        except (ImageError, PoetslearnError, OSError) as e:
-            errors[i] = str(e)
-    return pixels, errors
-
-
 def label_all(classifier, paths: list[Path], top_k: int, batch: int = BATCH) -> Iterator[Labelled]:
-    """Every path's predictions (or why it failed), in input order."""
+    """Every path's predictions (or why it failed), in input order; the images of the next
+    batches decoded by several threads while the classifier runs this one."""
     chunks = [paths[i : i + batch] for i in range(0, len(paths), batch)]
-    with ThreadPoolExecutor(1) as prefetch:
-        future = prefetch.submit(_load, classifier, chunks[0]) if chunks else None
-        for k, chunk in enumerate(chunks):
-            pixels, errors = future.result()
-            if k + 1 < len(chunks):
-                future = prefetch.submit(_load, classifier, chunks[k + 1])
-            scores = iter(classifier.probabilities(pixels) if pixels else [])
-            for i, path in enumerate(chunk):
-                if i in errors:
-                    yield Labelled(path, error=errors[i])
-                else:
-                    yield Labelled(path, top_predictions(next(scores), classifier.labels, top_k))
+
+    def load(chunk: list[Path]):
+        return load_each(classifier.load_pixels, chunk, errors=LOAD_ERRORS)
+
+    for chunk, (pixels, errors) in zip(chunks, prefetched(chunks, load)):
+        scores = iter(classifier.probabilities(pixels) if pixels else [])
+        for i, path in enumerate(chunk):
+            if i in errors:
+                yield Labelled(path, error=errors[i])
+            else:
+                yield Labelled(path, top_predictions(next(scores), classifier.labels, top_k))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from poetslearn.data.parallel import prefetched
 from poetslearn.data.sources import Split
 from poetslearn.errors import AccuracyError, PoetslearnError
 from poetslearn.progress import printing_around, progress
@@ -198,10 +199,13 @@ def evaluate_split(
     mapping = _label_mapping(classifier.labels, class_names)
     images, size = split.images, classifier.size[0]
     truth, probabilities, names, failed = [], [], [], []
+    batches = [
+        list(range(start, min(start + batch_size, len(split))))
+        for start in range(0, len(split), batch_size)
+    ]
+    loaded = prefetched(batches, lambda indices: images.load_batch(indices, size))
     with progress(len(split), "Evaluating", "img", show_progress) as bar:
-        for start in range(0, len(split), batch_size):
-            indices = list(range(start, min(start + batch_size, len(split))))
-            pixels, failures = images.load_batch(indices, size)
+        for indices, (pixels, failures) in zip(batches, loaded):
             for i, reason in failures.items():
                 printing_around(bar, warn)(f"Skipping {reason}")
                 failed.append(images.names[i])

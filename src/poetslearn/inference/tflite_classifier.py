@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from poetslearn.config import LabelConfig
-from poetslearn.data.images import load_image_without_tensorflow, resize_antialiased
+from poetslearn.data.images import load_image, resize_antialiased
 from poetslearn.errors import GraphError
 from poetslearn.export.metadata import metadata_path_for, read_metadata
 from poetslearn.export.tflite_bundle import read_embedded
@@ -82,7 +82,7 @@ class TFLiteClassifier:
 
     def load_pixels(self, path: Path) -> np.ndarray:
         # NumPy only: labelling with a .tflite model never imports TensorFlow (2 s saved).
-        return load_image_without_tensorflow(path, self.size[0])
+        return load_image(path, self.size[0])
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
         """[N, H, W, 3] float32 pixels 0..255 -> [N, classes], one invocation per image."""
