@@ -318,5 +318,38 @@ def measure(method, folder, architecture, weights, model_dir):
     print(json.dumps({**result, "img_per_s": count / result["seconds"], "peak_mb": peak_mb}))
 
 
+@main.command("profile")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--architecture", default="mobilenet_0.50_224")
+@click.option("--weights", default="imagenet")
+@click.option("--model_dir", type=click.Path(path_type=Path), default=ROOT / "../shared/models")
+@click.option("--count", default=200)
+def profile(folder, architecture, weights, model_dir, count):
+    """Milliseconds of one core per photo: decode, resize, the network (a batch of 64)."""
+    from poetslearn.data.images import DRAFT_FACTOR, read_image_file, resize_antialiased
+    from poetslearn.extract.extractor import FeatureExtractor
+
+    arch, backbone = _backbone(architecture, weights, model_dir)
+    size, paths = arch.input_size, sorted(folder.rglob("*.jpg"))[:count]
+    start = time.perf_counter()
+    decoded = [read_image_file(p, min_side=DRAFT_FACTOR * size) for p in paths]
+    decode_ms = 1000 * (time.perf_counter() - start) / len(paths)
+    start = time.perf_counter()
+    resized = np.stack([resize_antialiased(p, size, size) for p in decoded])
+    resize_ms = 1000 * (time.perf_counter() - start) / len(paths)
+    extractor = FeatureExtractor(arch, backbone, engine="auto")
+    extractor(resized[:64])
+    start = time.perf_counter()
+    for i in range(0, len(resized), 64):
+        extractor(resized[i : i + 64])
+    network_ms = 1000 * (time.perf_counter() - start) / len(paths) * (os.cpu_count() or 1)
+    total = decode_ms + resize_ms + network_ms
+    print(
+        f"per photo, one core: decode {decode_ms:.1f} ms, resize {resize_ms:.1f} ms, network "
+        f"{network_ms:.1f} ms (its rate on all cores, times the cores): {total:.1f} ms, so at "
+        f"most {1000 * (os.cpu_count() or 1) / total:.0f} img/s on these cores"
+    )
+
+
 if __name__ == "__main__":
     main()

@@ -53,6 +53,12 @@ def test_onnx_runtime_runs_the_export_as_the_graph_does(tmp_path, extra):
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
     labels = (tmp_path / "out" / "labels.txt").read_text().split()
     assert meta["labels"].split("\n") == labels and meta["input_format"] == "pixels"
+    # What a user compares: `poetslearn label`'s scores for the same files.
+    graph = str(tmp_path / "out" / "graph.pb")
+    labelled = CliRunner().invoke(cli, ["label", "--graph", graph, "--json", *map(str, paths)])
+    for row, entry in zip(probabilities, json.loads(labelled.stdout)["results"]):
+        for prediction in entry["predictions"]:
+            assert abs(row[labels.index(prediction["label"])] - prediction["score"]) < 1e-4
     facts = json.loads(meta["poetslearn"])
     assert facts["artifact"] == "onnx" and facts["labels"] == labels
     assert facts["dataset"]["testing_percentage"] == 10
