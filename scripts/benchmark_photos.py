@@ -222,7 +222,9 @@ def label_and_evaluate_rates(models: dict, many: Path, few: Path, rounds: int) -
     return readings
 
 
-def run_all(architecture, weights, model_dir, sizes, label_count, rounds, work) -> None:
+def run_all(
+    architecture, weights, model_dir, sizes, label_count, rounds, work, label_models
+) -> None:
     work.mkdir(parents=True, exist_ok=True)
     folders = {
         size: make_photos(work, count, tuple(int(v) for v in size.split("x")))
@@ -236,6 +238,7 @@ def run_all(architecture, weights, model_dir, sizes, label_count, rounds, work) 
                 readings[size][method].append(reading)
     first = next(iter(folders.values()))
     models = train_models(work, first, architecture, weights, model_dir)
+    models = {kind: models[kind] for kind in label_models.split(",")}
     rates = label_and_evaluate_rates(
         models, subset(first, work, label_count), subset(first, work, 12), rounds
     )
@@ -294,6 +297,7 @@ def median(values: list[float]) -> float:
 @click.option("--large", default=200, help="Photos of --large_size (a 12 MP phone's).")
 @click.option("--large_size", default="4032x3024")
 @click.option("--label_count", default=400, help="Photos for label and evaluate.")
+@click.option("--label_models", default="tflite,pb", help="Models label and evaluate use.")
 @click.option("--rounds", default=2)
 @click.option("--work", type=click.Path(path_type=Path), default=ROOT / "tf_files/photo_bench")
 def main(ctx, architecture, weights, model_dir, small, small_size, large, large_size, **rest):

@@ -19,6 +19,7 @@ from _common import cifar10_bottlenecks, cifar10_options
 from poetslearn.backbone.block_features import resolve_bottleneck_blocks
 from poetslearn.config import RetrainConfig
 from poetslearn.train.head import HeadParams, accuracy, train_softmax
+from poetslearn.train.schedule import new_layer_steps
 
 
 def block_widths(arch) -> list[int]:
@@ -51,7 +52,7 @@ def main(architecture, weights, model_dir, data_dir, bottleneck_dir, blocks, wei
     widths = block_widths(arch)
     d = RetrainConfig()
     params = HeadParams(
-        d.how_many_training_steps,
+        new_layer_steps(len(splits["train"]), d.train_batch_size),
         d.learning_rate,
         d.train_batch_size,
         d.eval_step_interval,

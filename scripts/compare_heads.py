@@ -18,6 +18,7 @@ from _common import cifar10_bottlenecks, cifar10_options
 
 from poetslearn.config import RetrainConfig
 from poetslearn.train.head import HeadParams, SoftmaxLayer, accuracy, softmax, train_softmax
+from poetslearn.train.schedule import new_layer_steps
 
 
 def codelab_head(x, y, n_classes, steps=4000, lr=0.01, batch=100, seed=0) -> SoftmaxLayer:
@@ -47,7 +48,7 @@ def main(architecture, weights, model_dir, data_dir, bottleneck_dir) -> None:
 
     d = RetrainConfig()
     base = HeadParams(
-        d.how_many_training_steps,
+        new_layer_steps(len(tx), d.train_batch_size),
         d.learning_rate,
         d.train_batch_size,
         d.eval_step_interval,

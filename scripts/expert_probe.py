@@ -18,6 +18,7 @@ from scipy.optimize import minimize
 
 from poetslearn.config import RetrainConfig
 from poetslearn.train.head import HeadParams, softmax, train_softmax
+from poetslearn.train.schedule import new_layer_steps
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float) -> np.ndarray:
@@ -77,7 +78,7 @@ def main(architecture, weights, model_dir, data_dir, bottleneck_dir) -> None:
         vy,
         10,
         HeadParams(
-            d.how_many_training_steps,
+            new_layer_steps(len(tx), d.train_batch_size),
             d.learning_rate,
             d.train_batch_size,
             d.eval_step_interval,

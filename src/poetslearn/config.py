@@ -49,7 +49,7 @@ class RetrainConfig:
     # The head: Adam on standardised bottlenecks, best validation step kept. The codelab's plain
     # SGD at 0.01 for 4,000 steps of 100 is measurably worse (docs/how-it-works.md, "Training
     # defaults").
-    how_many_training_steps: int = 8000
+    how_many_training_steps: int | None = None  # None: train.schedule's rule of the data's size
     learning_rate: float = 0.001
     train_batch_size: int = 256
     weight_decay: float = 1e-4
@@ -116,8 +116,8 @@ def check_settings(config: RetrainConfig) -> None:
         "eval_step_interval",
         "bottleneck_batch_size",
     )
-    for name in positive:
-        if getattr(config, name) <= 0:
+    for name in positive:  # None: chosen by a rule (the training length)
+        if getattr(config, name) is not None and getattr(config, name) <= 0:
             raise PoetslearnError(f"--{name} must be greater than 0; got {getattr(config, name)}.")
     for name in ("validation_batch_size", "test_batch_size"):
         value = getattr(config, name)

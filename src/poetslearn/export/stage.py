@@ -59,14 +59,11 @@ def run_facts(dataset, splits: dict, weights, trained, score, extractor, config)
         "best_step": trained.best_step,
         **({"fine_tuning": trained.details} if trained.details else {}),
         "training": {
-            k: getattr(config, k)
-            for k in (
-                "how_many_training_steps",
-                "learning_rate",
-                "train_batch_size",
-                "weight_decay",
-                "seed",
-            )
+            "how_many_training_steps": trained.steps or config.how_many_training_steps,
+            **{
+                k: getattr(config, k)
+                for k in ("learning_rate", "train_batch_size", "weight_decay", "seed")
+            },
         },
     }
 

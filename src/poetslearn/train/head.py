@@ -78,6 +78,7 @@ class TrainResult:
     # features, and say what they did (for the metadata).
     test_features: np.ndarray | None = None
     details: dict = field(default_factory=dict)
+    steps: int | None = None  # the new layer's training steps, as chosen
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from poetslearn.config import WORK_DIR
 from poetslearn.progress import printing_around
 from poetslearn.train.head import HeadParams, TrainResult, train_softmax
+from poetslearn.train.schedule import describe, eval_interval, new_layer_steps
 from poetslearn.train.summaries import SummaryWriter, new_run_dir
 
 if TYPE_CHECKING:  # the stage signature's types
@@ -40,6 +41,15 @@ def open_summaries(config, architecture: str) -> SummaryWriter | None:
     return SummaryWriter(new_run_dir(root))
 
 
+def training_length(config: RetrainConfig, train_size: int, log) -> tuple[int, int]:
+    """(steps, evaluation interval): the flags when given, else the rule of `schedule`."""
+    if config.how_many_training_steps is not None:
+        return config.how_many_training_steps, config.eval_step_interval
+    steps = new_layer_steps(train_size, config.train_batch_size)
+    log(describe(steps, train_size, config.train_batch_size))
+    return steps, eval_interval(steps, config.eval_step_interval)
+
+
 def train_new_layer(
     bottlenecks: Bottlenecks,
     dataset: Dataset,
@@ -51,11 +61,12 @@ def train_new_layer(
     """A new softmax layer on the frozen bottlenecks; the best validation step is kept.
     (`backend` is unused: the bottlenecks are computed already.)"""
     log = ctx.log
+    steps, interval = training_length(config, len(bottlenecks.train_y), log)
     params = HeadParams(
-        config.how_many_training_steps,
+        steps,
         config.learning_rate,
         config.train_batch_size,
-        config.eval_step_interval,
+        interval,
         config.validation_batch_size,
         config.weight_decay,
         config.seed,
@@ -77,6 +88,7 @@ def train_new_layer(
         if writer is not None:
             writer.close()
             log(f"TensorBoard summaries written to {writer.run_dir}")
+    trained.steps = steps
     log(
         f"Kept the weights of step {trained.best_step} (best validation accuracy "
         f"{trained.best_validation_accuracy:.1%})."

@@ -1,0 +1,40 @@
+"""The new layer's default training length: a rule of the training set's size."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from helpers import retrain_args
+from poetslearn.cli.main import cli
+from poetslearn.train.schedule import eval_interval, new_layer_steps
+
+
+def test_cifar10_keeps_its_8000_steps_and_small_folders_get_few():
+    assert new_layer_steps(45_000, 256) == 8000  # CIFAR-10's training split: as before
+    assert new_layer_steps(2_900, 256) == 567  # flower_photos' training split: 50 passes
+    assert new_layer_steps(32, 256) == 300  # a 40-image folder: the floor
+    assert new_layer_steps(0, 256) == 300
+    assert new_layer_steps(10_000_000, 256) == 8000  # never longer than before
+
+
+def test_the_validation_split_is_checked_at_least_twenty_times():
+    assert eval_interval(8000, 100) == 100
+    assert eval_interval(300, 100) == 15
+    assert eval_interval(10, 100) == 1
+    assert eval_interval(567, 10) == 10  # a smaller interval asked for is kept
+
+
+def test_retrain_without_a_step_count_follows_the_rule_and_flags_win(tmp_path, colour_dir):
+    args = retrain_args(tmp_path, "--image_dir", str(colour_dir))
+    at = args.index("--how_many_training_steps")
+    default = [*args[:at], *args[at + 2 :]]
+    result = CliRunner().invoke(cli, default)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "out" / "graph.pb.json").read_text())
+    assert meta["training"]["how_many_training_steps"] == 300
+    result = CliRunner().invoke(cli, [*default, "--how_many_training_steps", "120"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "out" / "graph.pb.json").read_text())
+    assert meta["training"]["how_many_training_steps"] == 120
