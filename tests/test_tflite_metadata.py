@@ -284,3 +284,19 @@ def test_a_tflite_without_labels_anywhere_says_pass_labels(tmp_path):
     result = CliRunner().invoke(cli, ["label", "--graph", str(bare), str(image)])
     assert result.exit_code == 1
     assert "carries no labels" in result.output and "pass --labels" in result.output
+
+
+def test_a_damaged_tflite_is_named_with_the_fix(tmp_path, exports):
+    _, models, images, _ = exports
+    whole = models["float_pixels"].read_bytes()
+    image = str(images["input_size"][0])
+    for name, contents in (
+        ("truncated.tflite", whole[: len(whole) // 3]),
+        ("scribbled.tflite", whole[:8] + bytes(range(256)) * 8 + whole[8 + 2048 :]),
+    ):
+        damaged = tmp_path / name
+        damaged.write_bytes(contents)
+        result = CliRunner().invoke(cli, ["label", "--graph", str(damaged), image])
+        assert result.exit_code == 1, result.output
+        assert f"{damaged} cannot be loaded as a TFLite model" in result.output, result.output
+        assert "Traceback" not in result.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
+import struct
 import zipfile
 
 import numpy as np
@@ -105,9 +106,9 @@ def read_embedded(model: bytes) -> tuple[dict | None, dict[str, bytes]]:
     try:  # read in place: no copy of the weights
         tree = schema.Model.GetRootAs(model, 0)
         raw = _metadata_buffer(tree, model)
-    except (IndexError, ValueError) as e:
-        raise GraphError(f"The TFLite model's flatbuffer cannot be read ({e}).") from e
-    metadata = decode_model_metadata(raw) if raw is not None else None
+        metadata = decode_model_metadata(raw) if raw is not None else None
+    except (IndexError, ValueError, TypeError, AttributeError, struct.error) as e:  # damaged
+        raise GraphError(f"its flatbuffer or its metadata is damaged ({e})") from e
     return metadata, _associated_files(model)
 
 
@@ -127,5 +128,5 @@ def _associated_files(model: bytes) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(io.BytesIO(model)) as archive:
             return {name: archive.read(name) for name in archive.namelist()}
-    except zipfile.BadZipFile:
-        return {}
+    except (zipfile.BadZipFile, ValueError, NotImplementedError, OSError):
+        return {}  # no archive, or a damaged one: the labels are then asked for by name

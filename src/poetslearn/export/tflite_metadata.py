@@ -94,7 +94,10 @@ class ClassifierMetadata:
 
 def classifier_metadata(metadata: dict | None, files: dict[str, bytes]) -> ClassifierMetadata:
     """Labels and normalization from embedded metadata; for a model without any, no labels."""
-    facts = json.loads(files[FACTS_FILE].decode("utf-8")) if FACTS_FILE in files else None
+    try:
+        facts = json.loads(files[FACTS_FILE].decode("utf-8")) if FACTS_FILE in files else None
+    except ValueError as e:  # UnicodeDecodeError is one
+        raise GraphError(f"its {FACTS_FILE} is damaged ({e})") from e
     if metadata is None:
         return ClassifierMetadata(labels=None, facts=facts)
     subgraph = (metadata.get("subgraph_metadata") or [{}])[0]

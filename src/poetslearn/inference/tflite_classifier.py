@@ -121,4 +121,7 @@ def _embedded_metadata(path: Path) -> ClassifierMetadata:
         contents = path.read_bytes()
     except OSError as e:
         raise GraphError(f"Cannot read {path} ({e.strerror or e}).") from e
-    return classifier_metadata(*read_embedded(contents))
+    try:
+        return classifier_metadata(*read_embedded(contents))
+    except GraphError as e:
+        raise GraphError(f"{path} cannot be loaded as a TFLite model: {e}. Export it again.") from e
