@@ -252,9 +252,9 @@ def summarise(architecture: str, readings: dict, rates: dict) -> dict:
     for size, methods in readings.items():
         row = {
             m: {
-                "img_per_s": median([r["img_per_s"] for r in rs]),
+                "img_per_s": statistics.median([r["img_per_s"] for r in rs]),
                 "readings": [round(r["img_per_s"], 1) for r in rs],
-                "cores_busy": median([r["cores_busy"] for r in rs]),
+                "cores_busy": statistics.median([r["cores_busy"] for r in rs]),
                 "peak_mb": max(r["peak_mb"] for r in rs),
             }
             for m, rs in methods.items()
@@ -274,17 +274,13 @@ def summarise(architecture: str, readings: dict, rates: dict) -> dict:
     extraction = next(iter(report["sizes"].values()))["poetslearn"]["img_per_s"]
     print("  label and evaluate (first size, after start-up):")
     for name, values in rates.items():
-        rate = median(values)
+        rate = statistics.median(values)
         share = rate / extraction
         report["label_evaluate"][name] = (
             {"img_per_s": rate, "of_extraction": share} if rate == rate else None  # NaN: none
         )
         print(f"    {name:16s} {rate:7.1f} img/s ({100 * share:3.0f}% of extraction)")
     return report
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
 
 
 @click.group(invoke_without_command=True)

@@ -35,12 +35,13 @@ class TFLiteClassifier:
         from poetslearn.extract.engines import interpreter_class
 
         self.graph_path = Path(config.graph)
-        embedded = _embedded_metadata(self.graph_path)
+        contents = _read(self.graph_path)  # read once: for its metadata and for LiteRT
+        embedded = _embedded_metadata(self.graph_path, contents)
         self.metadata = embedded.facts or read_metadata(self.graph_path, "tflite")
         self.labels = self._labels(config, embedded)
         try:
             with native_stderr_silenced():  # LiteRT announces its XNNPACK delegate
-                self.interpreter = interpreter_class()(model_path=str(self.graph_path))
+                self.interpreter = interpreter_class()(model_content=contents)
                 self.interpreter.allocate_tensors()
         except Exception as e:  # noqa: BLE001 - the runtime raises ValueError/RuntimeError
             raise GraphError(f"{self.graph_path} cannot be loaded as a TFLite model ({e}).") from e
@@ -116,11 +117,14 @@ class TFLiteClassifier:
         )
 
 
-def _embedded_metadata(path: Path) -> ClassifierMetadata:
+def _read(path: Path) -> bytes:
     try:
-        contents = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise GraphError(f"Cannot read {path} ({e.strerror or e}).") from e
+
+
+def _embedded_metadata(path: Path, contents: bytes) -> ClassifierMetadata:
     try:
         return classifier_metadata(*read_embedded(contents))
     except GraphError as e:
