@@ -78,7 +78,7 @@ def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
         model = _build(split, start)
         step = make_train_step(model, keras.optimizers.AdamW(1e-4))
         x = rng.uniform(0, 6, (batch, *split.activation_shape)).astype(np.float32)
-        y = rng.integers(0, 10, batch)
+        y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)]  # targets
         rate = steps_per_second(step, x, y, seconds) * batch
         gflops = rate * 3 * 2 * count_macs(split.top) / 1e9
         rows.append(

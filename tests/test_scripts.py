@@ -262,3 +262,37 @@ def test_benchmark_photos_compares_the_three_pipelines(tmp_path):
         assert row["vs_keras"] > 0 and row["vs_codelab"] > 0
     assert set(report["label_evaluate"]) == {"label .tflite", "evaluate .tflite"}
     assert len(list((tmp_path / "work" / "photos_24_80x60").rglob("*.jpg"))) == 24
+
+
+def test_fine_tune_levers_measures_each_variant_and_its_mirrored_scores(tmp_path, tiny_cifar):
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "fine_tune_levers.py"),
+            "measure",
+            "--architecture",
+            "test_tiny",
+            "--weights",
+            "none",
+            "--blocks",
+            "1",
+            "--variants",
+            "baseline,mixup+smoothing",
+            "--data_dir",
+            str(tiny_cifar),
+            "--model_dir",
+            str(tmp_path),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [r["variant"] for r in rows] == ["baseline", "mixup+smoothing"], out
+    assert rows[1]["fields"]["mixup"] == 0.2 and rows[1]["fields"]["label_smoothing"] == 0.1
+    for row in rows:
+        assert len(row["epochs"]) == row["fields"]["fine_tune_epochs"] == 6
+        assert 0 <= row["validation_mirrored"] <= 1 and 0 <= row["test_plain"] <= 1

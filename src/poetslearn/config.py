@@ -78,9 +78,14 @@ class RetrainConfig:
     # Each bottleneck from the pooled outputs of the top N blocks (1: the last block alone, as
     # the codelab; "all": every block), see `block_features`.
     bottleneck_blocks: int | str = 1
-    fine_tune_epochs: int = 6
-    fine_tune_learning_rate: float = 1e-4
+    fine_tune_epochs: int | None = None  # None: train.schedule's rule of the data's size
+    fine_tune_learning_rate: float | None = None  # None: train.schedule's rule of the width
     fine_tune_batch_size: int = 64
+    # The fine-tuning recipe's levers (train/fine_tune_recipe.py; measured in BENCHMARKS.md):
+    # warm-up epochs before the cosine decay, label smoothing, mixup's Beta(a, a) on activations.
+    fine_tune_warmup: float = 0.0
+    label_smoothing: float = 0.0
+    mixup: float = 0.0
     # Where missing bottlenecks are computed: a name of extraction.EXTRACTION_BACKENDS.
     extraction: str = "local"
     # The `ray` backend: the cluster to join ("auto", "local" or HOST:PORT) and the CPUs each
@@ -154,7 +159,7 @@ def check_settings(config: RetrainConfig) -> None:
             f"--distorted_copies must be between 1 and 50; got {config.distorted_copies}."
         )
     for name in ("fine_tune_epochs", "fine_tune_learning_rate", "fine_tune_batch_size"):
-        if getattr(config, name) <= 0:
+        if getattr(config, name) is not None and getattr(config, name) <= 0:
             raise PoetslearnError(f"--{name} must be greater than 0; got {getattr(config, name)}.")
     if config.fine_tune_blocks and config.bottleneck_blocks != 1:
         raise PoetslearnError(NOT_WITH_FINE_TUNING)

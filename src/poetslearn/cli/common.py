@@ -31,10 +31,30 @@ def option(name: str, *args, **kwargs):
     return click.option(*spellings, *args, name, **kwargs)
 
 
+class BlockCount(click.ParamType):
+    """--fine_tune_blocks, --bottleneck_blocks: a number of blocks, or 'all'."""
+
+    name = "N|all"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "all":
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number of blocks nor 'all'.", param, ctx)
+
+
 def retrain_setting(name: str, **kwargs):
     """An option whose type and default come from RetrainConfig: one source of defaults."""
     default = getattr(RETRAIN, name)
     return option(name, type=type(default), default=default, show_default=True, **kwargs)
+
+
+def ruled_setting(name: str, kind: type, help_text: str):
+    """An option that, when not given, a rule of the data or network chooses (train.schedule);
+    its value is checked with the other settings, so the errors are the library's."""
+    return option(name, type=kind, default=None, help=help_text)
 
 
 @contextmanager

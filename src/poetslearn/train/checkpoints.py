@@ -26,6 +26,7 @@ def checkpoint_path(config, extractor, start: SoftmaxLayer, train_keys: list[byt
         "decay": config.weight_decay,
         "seed": config.seed,
         "flip": config.flip_left_right,
+        "recipe": [config.fine_tune_warmup, config.label_smoothing, config.mixup],
         "start": hashlib.sha256(start.weights.tobytes()).hexdigest(),
         "data": hashlib.sha256(b"".join(train_keys)).hexdigest(),
     }

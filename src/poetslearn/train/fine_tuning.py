@@ -24,8 +24,10 @@ from poetslearn.extract.activation_cache import ActivationReader
 from poetslearn.extract.activations import get_or_create_activations
 from poetslearn.progress import printing_around
 from poetslearn.train.checkpoints import checkpoint_path, restore_checkpoint, save_checkpoint
+from poetslearn.train.fine_tune_recipe import learning_rate_schedule, loss_fn, training_batch
 from poetslearn.train.head import EvalRecord, SoftmaxLayer, TrainResult
 from poetslearn.train.new_layer import open_summaries, train_new_layer
+from poetslearn.train.schedule import with_fine_tuning_defaults
 
 if TYPE_CHECKING:  # the stage signature's types
     from poetslearn.config import RetrainConfig
@@ -105,16 +107,13 @@ def _run_epoch(
 ) -> EvalRecord:
     """One pass over the training activations in an order drawn from (seed, epoch), so a resumed
     run repeats it exactly; then the validation figures."""
-    n = len(readers["train"])
+    n, classes = len(readers["train"]), model.biases.shape[0]
     rng = np.random.default_rng([config.seed, epoch])
     order, losses, correct = rng.permutation(n), [], 0.0
     for start in range(0, n, batch):
         idx = order[start : start + batch]
-        x = readers["train"].read(idx)
-        if config.flip_left_right:  # mirrored maps stand in for mirrored images
-            flip = rng.random(len(idx)) < 0.5
-            x[flip] = x[flip][:, :, ::-1]
-        loss, hits = step(x, labels["train"][idx])
+        x, targets = training_batch(readers["train"], idx, labels["train"], classes, config, rng)
+        loss, hits = step(x, targets)
         losses.append(float(loss))
         correct += float(hits)
         bar.update(1)
@@ -124,21 +123,24 @@ def _run_epoch(
     )
 
 
-def make_train_step(model: _Model, optimizer):
-    """One optimizer step on a batch of activations and labels: (mean loss, correct count).
-    (Also what scripts/fine_tune_speed.py times.)"""
+def make_train_step(model: _Model, optimizer, label_smoothing: float = 0.0):
+    """One optimizer step on a batch of activations and target distributions [batch, classes]:
+    (mean loss, count of top scores on the targets' top class). (Also what
+    scripts/fine_tune_speed.py times.)"""
     import tensorflow as tf
 
     variables = model.variables
     optimizer.build(variables)
+    loss_of = loss_fn(label_smoothing)
 
     @tf.function(reduce_retracing=True)
-    def step(x, y):
+    def step(x, targets):
         with tf.GradientTape() as tape:
             logits = model.logits(x)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+            loss = loss_of(targets, logits)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return loss, tf.reduce_sum(tf.cast(tf.argmax(logits, 1) == y, tf.float32))
+        hits = tf.argmax(logits, 1) == tf.argmax(targets, 1)
+        return loss, tf.reduce_sum(tf.cast(hits, tf.float32))
 
     return step
 
@@ -161,11 +163,13 @@ def _train(
     batch = min(config.fine_tune_batch_size, n)
     steps = math.ceil(n / batch)
     optimizer = keras.optimizers.AdamW(
-        keras.optimizers.schedules.CosineDecay(config.fine_tune_learning_rate, steps * epochs),
+        learning_rate_schedule(
+            config.fine_tune_learning_rate, steps, epochs, config.fine_tune_warmup
+        ),
         weight_decay=config.weight_decay,
     )
     variables = model.variables
-    step = make_train_step(model, optimizer)
+    step = make_train_step(model, optimizer, config.label_smoothing)
     if checkpoint.is_file():
         done, best, history = restore_checkpoint(checkpoint, model, optimizer)
         log(f"Resuming fine-tuning after epoch {done} of {epochs} ({checkpoint}).")
@@ -245,6 +249,9 @@ def run_fine_tuning(
         )
     log = ctx.log
     start = train_new_layer(bottlenecks, dataset, extractor, config, None, ctx)
+    config = with_fine_tuning_defaults(
+        config, len(bottlenecks.splits["train"].labels), extractor.arch.alpha, log
+    )
     checkpoint = checkpoint_path(
         config, extractor, start.layer, bottlenecks.splits["train"].images.keys()
     )
@@ -271,6 +278,9 @@ def run_fine_tuning(
         "epochs": config.fine_tune_epochs,
         "learning_rate": config.fine_tune_learning_rate,
         "batch_size": config.fine_tune_batch_size,
+        "warmup_epochs": config.fine_tune_warmup,
+        "label_smoothing": config.label_smoothing,
+        "mixup": config.mixup,
         "best_epoch": best_epoch,
         "new_layer_validation_accuracy": start.best_validation_accuracy,
     }
