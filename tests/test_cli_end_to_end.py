@@ -172,7 +172,7 @@ def test_kebab_and_snake_spellings_are_the_same_option(tmp_path, colour_dir):
             1,
             "sum to less than 100",
         ),
-        (["--dataset", "cifar10", "--image_dir", "."], 2, "not both"),
+        (["--dataset", "cifar10", "--image_dir", "."], 2, "got --dataset and --image_dir"),
     ],
 )
 def test_bad_usage(tmp_path, args, code, message):

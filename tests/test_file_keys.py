@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from helpers import make_colour_folder
-from poetslearn.data import image_folder
+from poetslearn.data import image_scan
 from poetslearn.data.image_folder import load_image_folder
 
 
@@ -19,13 +19,13 @@ def keys_of(dataset) -> dict[str, bytes]:
 
 def count_reads(monkeypatch) -> list:
     reads = []
-    original = image_folder._scan_file
+    original = image_scan.scan_file
 
     def scan(path, decode=False):
         reads.append(path)
         return original(path, decode)
 
-    monkeypatch.setattr(image_folder, "_scan_file", scan)
+    monkeypatch.setattr(image_scan, "scan_file", scan)
     return reads
 
 

@@ -26,6 +26,7 @@ class RetrainConfig:
     tfhub_module: str | None = None  # a TF Hub image feature-vector module instead of architecture
     image_size: int | None = None  # the module's input size when it does not fix one
     image_dir: Path | None = None  # a folder of class sub-folders; None means CIFAR-10
+    data_csv: Path | None = None  # a CSV file of paths, labels and splits (before image_dir)
     strict: bool = False  # unreadable images are an error (before any work) instead of skipped
     data_dir: Path = field(
         default_factory=lambda: _env_path("POETSLEARN_DATA_DIR", WORK_DIR / "data")

@@ -60,6 +60,7 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
                 ctx.show_progress,
                 ctx.warn,
                 config.strict,
+                data_csv=config.data_csv,
             )
             log(f"Dataset {dataset.summary()} (from {dataset.source})")
         with timings("build_model"):

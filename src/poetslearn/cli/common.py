@@ -85,3 +85,14 @@ def start_command(verbose: bool) -> None:
 
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
+
+
+def with_options(options: list):
+    """Applies a list of options to a command, in `--help` order (as stacked decorators would)."""
+
+    def decorate(function):
+        for add in reversed(options):
+            function = add(function)
+        return function
+
+    return decorate

@@ -11,14 +11,15 @@ import click
 
 from poetslearn.cli.common import (
     LABEL,
-    RETRAIN,
     PathType,
     echo_err,
     library_errors,
     option,
     start_command,
     verbose_option,
+    with_options,
 )
+from poetslearn.cli.data_options import check_one_data_source, data_source_options
 from poetslearn.config import LabelConfig
 
 
@@ -36,25 +37,7 @@ from poetslearn.config import LabelConfig
     default=None,
     help="Labels file. Default: the labels recorded with the graph.",
 )
-@option(
-    "dataset",
-    type=click.Choice(["cifar10"]),
-    default=None,
-    help="Evaluate on CIFAR-10 (the default when --image_dir is not given).",
-)
-@option(
-    "image_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Folder with one sub-folder of images per class.",
-)
-@option(
-    "data_dir",
-    type=PathType,
-    default=RETRAIN.data_dir,
-    show_default=True,
-    envvar="POETSLEARN_DATA_DIR",
-    help="Where CIFAR-10 is. [env: POETSLEARN_DATA_DIR]",
-)
+@with_options(data_source_options("Evaluate"))
 @option(
     "split",
     type=click.Choice(["test", "validation", "train", "all"]),
@@ -90,6 +73,7 @@ def evaluate(
     labels,
     dataset,
     image_dir,
+    data_csv,
     data_dir,
     split,
     plot,
@@ -105,9 +89,9 @@ def evaluate(
     Examples:
       poetslearn evaluate --dataset cifar10 --data_dir ../shared/data
       poetslearn evaluate --image_dir tf_files/flower_photos --plot confusion.png
+      poetslearn evaluate --data_csv photos.csv --split test
     """
-    if dataset and image_dir is not None:
-        raise click.UsageError("Give either --dataset cifar10 or --image_dir, not both.")
+    check_one_data_source(dataset, image_dir, data_csv)
     start_command(verbose)
     from poetslearn.data.datasets import load_split_to_evaluate
     from poetslearn.inference.evaluate import evaluate_split
@@ -119,7 +103,7 @@ def evaluate(
         classifier = load_classifier(LabelConfig(graph=graph, labels=labels), echo_err)
         recorded = (getattr(classifier, "metadata", None) or {}).get("dataset", {})
         data, chosen = load_split_to_evaluate(
-            image_dir, data_dir, split, recorded, not quiet, echo_err
+            image_dir, data_dir, split, recorded, not quiet, echo_err, data_csv
         )
         result = evaluate_split(
             classifier, chosen, data.class_names, batch_size, not quiet, echo_err

@@ -19,6 +19,7 @@ from poetslearn.cli.common import (
     start_command,
     verbose_option,
 )
+from poetslearn.cli.data_options import check_one_data_source
 from poetslearn.cli.retrain_options import retrain_options
 from poetslearn.config import RetrainConfig
 from poetslearn.errors import PoetslearnError
@@ -82,8 +83,7 @@ def retrain(json_output: bool, **options) -> None:
 
 def _retrain_config(options: dict) -> RetrainConfig:
     """The command's options as a RetrainConfig (the library never reads flags)."""
-    if options.pop("dataset") and options["image_dir"] is not None:
-        raise click.UsageError("Give either --dataset cifar10 or --image_dir, not both.")
+    check_one_data_source(options.pop("dataset"), options["image_dir"], options["data_csv"])
     options["show_progress"] = not options.pop("quiet")
     if options["summaries_dir"]:  # "" (off) and None (default) stay as they are
         options["summaries_dir"] = Path(options["summaries_dir"])

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from poetslearn.backbone.architectures import architecture_names
@@ -15,7 +13,9 @@ from poetslearn.cli.common import (
     option,
     retrain_setting,
     ruled_setting,
+    with_options,
 )
+from poetslearn.cli.data_options import data_source_options
 from poetslearn.extract.engines import ENGINE_CHOICES
 
 RETRAIN_OPTIONS = [
@@ -55,31 +55,12 @@ RETRAIN_OPTIONS = [
         help="Use MobileNet weights trained at another "
         "input size than --architecture's (with a warning).",
     ),
-    option(
-        "dataset",
-        type=click.Choice(["cifar10"]),
-        default=None,
-        help="Train on CIFAR-10 (the default when --image_dir is not given).",
-    ),
-    option(
-        "image_dir",
-        type=click.Path(exists=True, file_okay=False, path_type=Path),
-        help="Folder with one sub-folder of images per class; the sub-folder name is the label.",
-    ),
+    *data_source_options("Train"),
     option(
         "strict",
         is_flag=True,
-        help="Stop with an error, before any work, if a file in "
-        "--image_dir is not a readable image (default: skip it with a warning).",
-    ),
-    option(
-        "data_dir",
-        type=PathType,
-        default=RETRAIN.data_dir,
-        show_default=True,
-        envvar="POETSLEARN_DATA_DIR",
-        help="Where cifar-10-python.tar.gz (or its extracted "
-        "cifar-10-batches-py/) is, or is downloaded to. [env: POETSLEARN_DATA_DIR]",
+        help="Stop with an error, before any work, if a file in --image_dir or --data_csv is "
+        "missing or not a readable image (default: skip it with a warning).",
     ),
     option(
         "model_dir",
@@ -289,8 +270,4 @@ RETRAIN_OPTIONS = [
 ]
 
 
-def retrain_options(function):
-    """Applies every option to the command, in `--help` order (as stacked decorators would)."""
-    for decorate in reversed(RETRAIN_OPTIONS):
-        function = decorate(function)
-    return function
+retrain_options = with_options(RETRAIN_OPTIONS)

@@ -1,7 +1,8 @@
-"""Which labelled images a command works on: CIFAR-10 or a folder of class sub-folders.
+"""Which labelled images a command works on: a CSV file, a folder of class sub-folders or
+CIFAR-10.
 
-The loaders live beside this file, one module each (`cifar10`, `image_folder`); the types they
-return (image sources, splits, datasets) in `sources`.
+The loaders live beside this file, one module each (`csv_table`, `image_folder`, `cifar10`); the
+types they return (image sources, splits, datasets) in `sources`.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from pathlib import Path
 
 from poetslearn.config import RetrainConfig
 from poetslearn.data.cifar10 import load_cifar10
+from poetslearn.data.csv_table import load_csv_dataset
 from poetslearn.data.image_folder import load_image_folder
 from poetslearn.data.sources import SPLITS, Dataset, Split
+from poetslearn.errors import DataError
 
 
 def load_dataset(
@@ -23,9 +26,29 @@ def load_dataset(
     warn=print,
     strict: bool = False,
     whole: bool = False,
+    data_csv: Path | None = None,
+    multi_label: bool = False,
 ) -> Dataset:
-    """The image folder when one is given, else CIFAR-10 (downloaded into `data_dir` if absent);
-    `whole`: a folder's images unsplit, all in "train" (CIFAR-10's splits are its own)."""
+    """The CSV file's images when one is given, else the image folder's, else CIFAR-10
+    (downloaded into `data_dir` if absent); `whole`: a CSV's or folder's images unsplit, all in
+    "train" (CIFAR-10's splits are its own). `multi_label` needs a CSV: folders and CIFAR-10
+    give one label per image."""
+    if data_csv is not None:
+        return load_csv_dataset(
+            data_csv,
+            validation_percentage,
+            testing_percentage,
+            show_progress,
+            warn,
+            strict,
+            whole,
+            multi_label,
+        )
+    if multi_label:
+        raise DataError(
+            "--multi_label needs --data_csv: a folder of class sub-folders and CIFAR-10 give "
+            "one label per image. Describe the images and their labels in a CSV file."
+        )
     if image_dir is not None:
         return load_image_folder(
             image_dir, validation_percentage, testing_percentage, show_progress, warn, strict, whole
@@ -40,13 +63,26 @@ def load_split_to_evaluate(
     recorded: dict,
     show_progress: bool = True,
     warn=print,
+    data_csv: Path | None = None,
 ) -> tuple[Dataset, Split]:
     """The data set and the split ("test", "validation", "train" or "all") to evaluate on, cut
-    with the percentages recorded in the graph's metadata so "test" is retrain's test split."""
+    with the percentages recorded in the graph's metadata so "test" is retrain's test split
+    (and read as multi-label when the model was trained so)."""
     validation = recorded.get("validation_percentage", RetrainConfig.validation_percentage)
     testing = recorded.get("testing_percentage", RetrainConfig.testing_percentage)
     whole = split == "all"  # no split to cut: a class of one photo is fine
-    data = load_dataset(image_dir, data_dir, validation, testing, show_progress, warn, whole=whole)
+    multi_label = bool(recorded.get("multi_label", False))
+    data = load_dataset(
+        image_dir,
+        data_dir,
+        validation,
+        testing,
+        show_progress,
+        warn,
+        whole=whole,
+        data_csv=data_csv,
+        multi_label=multi_label,
+    )
     if whole:
         return data, Split.concatenate([data.splits[name] for name in SPLITS])
     return data, data.splits[split]

@@ -181,7 +181,8 @@ class ConcatenatedImages:
 @dataclass
 class Split:
     images: ImageSource
-    labels: np.ndarray  # [N] int64 class indices
+    # [N] int64 class indices; for a multi-label data set, [N, labels] uint8 0/1 targets
+    labels: np.ndarray
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -210,16 +211,27 @@ class Dataset:
     # Test images 0..exact_test_rows-1 are bit-exact in every copy of the data set, so their
     # accuracy is reported apart (CIFAR-10: see ../shared/README.md); None: nothing to add.
     exact_test_rows: int | None = None
+    multi_label: bool = False  # an image may have any number of labels (a CSV's rows)
 
     def summary(self) -> str:
         counts = ", ".join(f"{s} {len(self.splits[s]):,}" for s in SPLITS)
         return f"{self.name}: {len(self.class_names)} classes; {counts}"
 
+    def labels_missing_from(self, split_name: str, splits: dict[str, Split] | None = None):
+        """The class names no image of that split has (as a label, if multi-label)."""
+        labels = (splits or self.splits)[split_name].labels
+        present = (
+            set(np.flatnonzero(labels.any(axis=0)).tolist())
+            if self.multi_label
+            else set(labels.tolist())
+        )
+        return [c for i, c in enumerate(self.class_names) if i not in present]
+
     def check_every_class_present(self, splits: dict[str, Split]) -> None:
-        """After unreadable images were dropped, each split must still hold every class."""
-        for name, split in splits.items():
-            present = set(split.labels.tolist())
-            empty = [c for i, c in enumerate(self.class_names) if i not in present]
+        """After unreadable images were dropped, each split must still hold every class (a
+        multi-label set: the training split; its checks on the others are the loader's)."""
+        for name in ("train",) if self.multi_label else splits:
+            empty = self.labels_missing_from(name, splits)
             if empty:
                 raise DataError(
                     f"After skipping unreadable images, the {name} split has no "
