@@ -18,7 +18,7 @@ from _common import cifar10_bottlenecks, cifar10_options
 
 from poetslearn.backbone.block_features import resolve_bottleneck_blocks
 from poetslearn.config import RetrainConfig
-from poetslearn.train.head import HeadParams, accuracy, train_softmax
+from poetslearn.train.head import HeadParams, accuracy, train_output_layer
 from poetslearn.train.schedule import new_layer_steps
 
 
@@ -70,7 +70,7 @@ def main(architecture, weights, model_dir, data_dir, bottleneck_dir, blocks, wei
         columns = slice(-sum(widths[-n:]), None)
         tx, vx, sx = (vectors[s][:, columns] for s in ("train", "validation", "test"))
         t = time.perf_counter()
-        trained = train_softmax(
+        trained = train_output_layer(
             np.ascontiguousarray(tx), ty, vx, vy, 10, params, log=lambda *_: None
         )
         layer = trained.layer

@@ -17,11 +17,12 @@ import numpy as np
 from _common import cifar10_bottlenecks, cifar10_options
 
 from poetslearn.config import RetrainConfig
-from poetslearn.train.head import HeadParams, SoftmaxLayer, accuracy, softmax, train_softmax
+from poetslearn.train.head import HeadParams, OutputLayer, accuracy, train_output_layer
+from poetslearn.train.objectives import softmax
 from poetslearn.train.schedule import new_layer_steps
 
 
-def codelab_head(x, y, n_classes, steps=4000, lr=0.01, batch=100, seed=0) -> SoftmaxLayer:
+def codelab_head(x, y, n_classes, steps=4000, lr=0.01, batch=100, seed=0) -> OutputLayer:
     """The codelab's retrain.py head: SGD on raw bottlenecks, truncated-normal init, last step."""
     rng = np.random.default_rng(seed)
     w = np.clip(rng.normal(0, 0.001, (x.shape[1], n_classes)), -0.002, 0.002).astype(np.float32)
@@ -33,7 +34,7 @@ def codelab_head(x, y, n_classes, steps=4000, lr=0.01, batch=100, seed=0) -> Sof
         p /= batch
         w -= lr * (x[idx].T @ p)
         b -= lr * p.sum(axis=0)
-    return SoftmaxLayer(w, b)
+    return OutputLayer(w, b)
 
 
 @click.command()
@@ -72,7 +73,7 @@ def main(architecture, weights, model_dir, data_dir, bottleneck_dir) -> None:
     print(f"{'head':28s} {'val':>7s} {'test':>7s} {'0-999':>7s} {'seconds':>8s}")
     for name, params in variants.items():
         t = time.perf_counter()
-        layer = train_softmax(tx, ty, vx, vy, 10, params, log=lambda *_: None).layer
+        layer = train_output_layer(tx, ty, vx, vy, 10, params, log=lambda *_: None).layer
         s = time.perf_counter() - t
         print(
             f"{name:28s} {accuracy(layer, vx, vy):7.1%} {accuracy(layer, sx, sy):7.1%} "

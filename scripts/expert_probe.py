@@ -17,7 +17,8 @@ from _common import cifar10_bottlenecks, cifar10_options
 from scipy.optimize import minimize
 
 from poetslearn.config import RetrainConfig
-from poetslearn.train.head import HeadParams, softmax, train_softmax
+from poetslearn.train.head import HeadParams, train_output_layer
+from poetslearn.train.objectives import softmax
 from poetslearn.train.schedule import new_layer_steps
 
 
@@ -71,7 +72,7 @@ def main(architecture, weights, model_dir, data_dir, bottleneck_dir) -> None:
             best = (l2, row)
     d = RetrainConfig()
     t = time.perf_counter()
-    layer = train_softmax(
+    layer = train_output_layer(
         tx,
         ty,
         vx,

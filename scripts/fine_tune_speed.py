@@ -54,7 +54,7 @@ def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
     from poetslearn.backbone.load import load_backbone
     from poetslearn.backbone.split import split_backbone, whole_network
     from poetslearn.train.fine_tuning import _build, make_train_step
-    from poetslearn.train.head import SoftmaxLayer
+    from poetslearn.train.head import OutputLayer
 
     threads = os.cpu_count() or 1
     fma = fma_peak_gflops(threads)
@@ -69,7 +69,7 @@ def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
             else split_backbone(backbone.arch, backbone.model, k)
         )
         dim = backbone.arch.feature_dim
-        start = SoftmaxLayer(
+        start = OutputLayer(
             rng.normal(0, 0.01, (dim, 10)).astype(np.float32),
             np.zeros(10, np.float32),
             np.zeros(dim, np.float32),

@@ -162,3 +162,25 @@ def cifar_folder(shared, root, classes=(0, 6, 9), per_class=40, offset=0):
         for i in rows:
             Image.fromarray(train.images.pixels[i]).save(folder / f"{i}.png")
     return root
+
+
+def make_colour_mosaics(root: Path, count: int = 60, colours=COLOURS, seed: int = 0) -> Path:
+    """root/mosaic_<i>.png, each two or one solid colours side by side, and root/mosaics.csv
+    naming them (`path,labels`): a tiny multi-label data set whose labels a layer must get
+    exactly right."""
+    rng = np.random.default_rng(seed)
+    names = list(colours)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(count):
+        # Every other image holds two colours; the rest hold one, so sets of 1 and 2 both occur.
+        chosen = sorted(rng.choice(len(names), 2 if i % 2 == 0 else 1, replace=False).tolist())
+        halves = [
+            noisy_colour(colours[names[c]], size=(40, 24), seed=seed * 1000 + i * 7 + c)
+            for c in chosen
+        ]
+        pixels = np.concatenate(halves * (2 // len(halves)), axis=1)
+        Image.fromarray(pixels).save(root / f"mosaic_{i}.png")
+        rows.append(f"mosaic_{i}.png,{';'.join(names[c] for c in chosen)}")
+    (root / "mosaics.csv").write_text("path,labels\n" + "\n".join(rows) + "\n")
+    return root / "mosaics.csv"

@@ -13,7 +13,7 @@ from poetslearn.backbone.graph_import import read_graph_bytes
 from poetslearn.backbone.weights import build_backbone
 from poetslearn.cli.main import cli
 from poetslearn.errors import WeightsError
-from poetslearn.train.head import softmax
+from poetslearn.train.objectives import softmax
 
 FLOAT_TGZ = [f"mobilenet_v1_0.25_{s}_frozen.tgz" for s in (128, 160, 192, 224)]
 QUANTIZED = [

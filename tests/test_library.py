@@ -498,7 +498,7 @@ def test_feature_statistics_work_in_chunks_and_match_numpy(monkeypatch):
 def test_head_trains_on_standardised_features_without_copying_them():
     """Training sees standardised features: shifting and scaling each raw feature, which
     standardisation undoes, leaves every step the same (the folded gradient is right)."""
-    from poetslearn.train.head import HeadParams, accuracy, train_softmax
+    from poetslearn.train.head import HeadParams, accuracy, train_output_layer
 
     rng = np.random.default_rng(3)
     centres = rng.normal(0, 1, (4, 12))
@@ -517,8 +517,8 @@ def test_head_trains_on_standardised_features_without_copying_them():
         weight_decay=1e-3,
         seed=0,
     )
-    a = train_softmax(x[:500], y[:500], x[500:], y[500:], 4, params, log=quiet)
-    b = train_softmax(moved[:500], y[:500], moved[500:], y[500:], 4, params, log=quiet)
+    a = train_output_layer(x[:500], y[:500], x[500:], y[500:], 4, params, log=quiet)
+    b = train_output_layer(moved[:500], y[:500], moved[500:], y[500:], 4, params, log=quiet)
     assert a.best_step == b.best_step and a.best_validation_accuracy > 0.8
     np.testing.assert_allclose(a.layer.probabilities(x), b.layer.probabilities(moved), atol=2e-3)
     assert [r.validation_accuracy for r in a.history] == [r.validation_accuracy for r in b.history]

@@ -296,3 +296,36 @@ def test_fine_tune_levers_measures_each_variant_and_its_mirrored_scores(tmp_path
     for row in rows:
         assert len(row["epochs"]) == row["fields"]["fine_tune_epochs"] == 6
         assert 0 <= row["validation_mirrored"] <= 1 and 0 <= row["test_plain"] <= 1
+
+
+def test_cifar_mosaics_makes_a_multi_label_table_and_measures_it(tmp_path, tiny_cifar):
+    script = [sys.executable, str(ROOT / "scripts" / "cifar_mosaics.py")]
+    made = subprocess.run(
+        [*script, "make", "--data_dir", str(tiny_cifar), "--out", str(tmp_path / "m")]
+        + ["--train", "200", "--validation", "40", "--test", "40"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
+    assert "Wrote 280 mosaics" in made
+    rows = (tmp_path / "m" / "mosaics.csv").read_text().splitlines()
+    assert rows[0] == "path,labels,split" and len(rows) == 281
+    assert rows[1].startswith("train/00000.png,") and rows[-1].endswith(",test")
+    from PIL import Image
+
+    assert Image.open(tmp_path / "m" / "test" / "00000.png").size == (64, 64)
+    out = subprocess.run(
+        [*script, "measure", "--table", str(tmp_path / "m" / "mosaics.csv")]
+        + ["--architecture", "test_tiny", "--variants", "new_layer,blocks_all"]
+        + ["--work", str(tmp_path / "work"), "--weights_args", "--weights none"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
+    results = json.loads(out.splitlines()[-1])["results"]
+    assert list(results) == ["new_layer", "blocks_all"], out
+    for figures in results.values():
+        assert 0 <= figures["test_map"] <= 1 and 0 <= figures["test_micro_f1"] <= 1
+    assert results["new_layer"]["computed"] == 280  # the second variant pools other blocks

@@ -27,6 +27,7 @@ class RetrainConfig:
     image_size: int | None = None  # the module's input size when it does not fix one
     image_dir: Path | None = None  # a folder of class sub-folders; None means CIFAR-10
     data_csv: Path | None = None  # a CSV file of paths, labels and splits (before image_dir)
+    multi_label: bool = False  # a sigmoid per label, any number per image (needs data_csv)
     strict: bool = False  # unreadable images are an error (before any work) instead of skipped
     data_dir: Path = field(
         default_factory=lambda: _env_path("POETSLEARN_DATA_DIR", WORK_DIR / "data")
@@ -166,9 +167,25 @@ def check_settings(config: RetrainConfig) -> None:
         raise PoetslearnError(NOT_WITH_FINE_TUNING)
     if config.weight_decay < 0:
         raise PoetslearnError(f"--weight_decay must be 0 or more; got {config.weight_decay}.")
+    _check_multi_label(config)
     v, t = config.validation_percentage, config.testing_percentage
     if not 0 < v < 100 or not 0 < t < 100 or v + t >= 100:
         raise PoetslearnError(
             f"--validation_percentage ({v}) and --testing_percentage ({t}) must each be between "
             f"0 and 100 (exclusive) and sum to less than 100, leaving images for training."
+        )
+
+
+def _check_multi_label(config: RetrainConfig) -> None:
+    if not config.multi_label:
+        return
+    if config.data_csv is None:
+        raise PoetslearnError(
+            "--multi_label needs --data_csv: a folder of class sub-folders and CIFAR-10 give one "
+            "label per image. Describe the images and their labels in a CSV file (docs/data.md)."
+        )
+    if config.fine_tune_blocks:
+        raise PoetslearnError(
+            "--multi_label does not combine with --fine_tune_blocks yet: fine-tuning trains one "
+            "label per image. Use --bottleneck_blocks N to lift a multi-label layer instead."
         )

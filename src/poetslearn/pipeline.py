@@ -61,6 +61,7 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
                 ctx.warn,
                 config.strict,
                 data_csv=config.data_csv,
+                multi_label=config.multi_label,
             )
             log(f"Dataset {dataset.summary()} (from {dataset.source})")
         with timings("build_model"):

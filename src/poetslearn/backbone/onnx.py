@@ -42,6 +42,10 @@ class _Graph:
         return output
 
 
+# The classifier's output layer: its activation -> the ONNX operator and its attributes.
+OUTPUT_ACTIVATIONS = {"softmax": ("Softmax", {"axis": 1}), "sigmoid": ("Sigmoid", {})}
+
+
 def _activation(graph: _Graph, name: str, tensor: str, activation: str) -> str:
     if activation == "linear":
         return tensor
@@ -266,10 +270,12 @@ def convert_classifier_to_onnx(
     biases: np.ndarray,
     pixel_scale: tuple[float, float] | None = None,
     metadata: dict[str, str] | None = None,
+    activation: str = "softmax",
 ) -> bytes:
     """A whole classifier as ONNX, through the same writer as the backbone: input `pixels`
     [batch, s, s, 3] float32 (0..255, or the codelab format undone by `pixel_scale`), the
-    network, then softmax(features @ weights + biases) as `probabilities` [batch, classes]."""
+    network, then softmax (or, multi-label, a sigmoid per label) of features @ weights + biases
+    as `probabilities` [batch, classes]."""
     if not hasattr(backbone, "layers") or not hasattr(backbone, "inputs"):
         raise UnsupportedLayer(f"{type(backbone).__name__} is not a Keras functional model")
     size = arch.input_size
@@ -279,7 +285,8 @@ def convert_classifier_to_onnx(
     logits = graph.node("MatMul", [features, weights_name], "final/matmul")
     biases_name = graph.constant("final/biases", np.asarray(biases, np.float32))
     logits = graph.node("Add", [logits, biases_name], "final/logits")
-    graph.node("Softmax", [logits], "probabilities", axis=1)
+    op, attributes = OUTPUT_ACTIVATIONS[activation]
+    graph.node(op, [logits], "probabilities", **attributes)
     return _model_bytes(
         graph,
         arch.name,

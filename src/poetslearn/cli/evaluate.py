@@ -97,6 +97,7 @@ def evaluate(
     from poetslearn.inference.evaluate import evaluate_split
     from poetslearn.inference.label import load_classifier
     from poetslearn.inference.plot import plot_evaluation
+    from poetslearn.inference.plot_multi_label import plot_label_figures
 
     echo = echo_err if json_output else click.echo
     with library_errors():
@@ -110,21 +111,15 @@ def evaluate(
         )
         plotted = None
         if plot is not None:
-            plotted = plot_evaluation(
-                result, chosen, plot, f"{Path(graph).name} on {data.name} ({split})"
-            )
+            draw = plot_label_figures if data.multi_label else plot_evaluation
+            plotted = draw(result, chosen, plot, f"{Path(graph).name} on {data.name} ({split})")
 
-    exact = _print_report(echo, result, data, split, plotted)
+    print_report = _print_multi_label_report if data.multi_label else _print_report
+    exact = print_report(echo, result, data, split, plotted)
     if json_output:
-        report = {
-            "graph": str(graph),
-            "dataset": data.name,
-            "split": split,
-            **result.as_dict(),
-            **exact,
-        }
-        if plotted is not None:
-            report["plot"] = str(plotted)
+        report = {"graph": str(graph), "dataset": data.name, "split": split}
+        report.update({**result.as_dict(), **exact})
+        report.update({"plot": str(plotted)} if plotted is not None else {})
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     if result.failed:
         sys.exit(1)
@@ -153,3 +148,22 @@ def _print_report(echo, result, data, split: str, plotted: Path | None) -> dict[
     if plotted is not None:
         echo(f"Plot written to {plotted}")
     return exact
+
+
+def _print_multi_label_report(echo, result, data, split: str, plotted: Path | None) -> dict:
+    """A multi-label evaluation as text: mAP, micro and macro F1, then per label its threshold,
+    precision, recall, F1, average precision and support."""
+    for line in result.describe():
+        echo(f"{data.name}, {split} split: {line}")
+    width = max(5, *(len(lbl) for lbl in result.labels))
+    echo(f"{'label':{width}s}  threshold  precision  recall      F1      AP  support")
+    shown = lambda v, w: f"{'-':>{w}s}" if v is None else f"{v:{w}.3f}"  # noqa: E731
+    for row in result.per_class():
+        echo(
+            f"{row['label']:{width}s}  {row['threshold']:9.3f}  {shown(row['precision'], 9)}  "
+            f"{shown(row['recall'], 6)}  {shown(row['f1'], 6)}  "
+            f"{shown(row['average_precision'], 6)}  {row['support']:7d}"
+        )
+    if plotted is not None:
+        echo(f"Plot written to {plotted}")
+    return {}

@@ -50,7 +50,8 @@ from poetslearn.config import LabelConfig
     type=click.IntRange(min=1),
     default=LABEL.top_k,
     show_default=True,
-    help="How many labels to print per image.",
+    help="How many labels to print per image (a --multi_label model prints every label at or "
+    "above its threshold, and gives its top k scores in --json).",
 )
 @click.option(
     "--json", "json_output", is_flag=True, help="Print one JSON document instead of text."
@@ -129,12 +130,7 @@ def label(images, image, image_list, json_output, verbose, **options) -> None:
                 click.echo(f"Error: {done.error}", err=True)
                 results.append({"image": str(done.path), "error": done.error})
                 continue
-            results.append(
-                {
-                    "image": str(done.path),
-                    "predictions": [{"label": p.label, "score": p.score} for p in done.predictions],
-                }
-            )
+            results.append(_result(done))
             if not json_output:
                 _print_predictions(done, several=len(paths) > 1)
     if json_output:
@@ -144,9 +140,27 @@ def label(images, image, image_list, json_output, verbose, **options) -> None:
         sys.exit(1)
 
 
+def _result(done) -> dict:
+    """One image's JSON: its predictions (multi-label: the labels it has, and its top k
+    scores)."""
+    as_list = lambda predictions: [{"label": p.label, "score": p.score} for p in predictions]  # noqa: E731
+    result = {"image": str(done.path), "predictions": as_list(done.predictions)}
+    if done.scores is not None:
+        result["scores"] = as_list(done.scores)
+    return result
+
+
 def _print_predictions(done, several: bool) -> None:
-    """The codelab's form, best first; with several images, each block headed by its file."""
+    """The codelab's form, best first; with several images, each block headed by its file. A
+    multi-label image with no label at or above its threshold prints none (and says so on
+    standard error)."""
     if several:
         click.echo(f"{done.path}:")
     for p in done.predictions:
         click.echo(f"{'  ' if several else ''}{p.label} (score={p.score:.5f})")
+    if done.scores is not None and not done.predictions:
+        best = done.scores[0]
+        echo_err(
+            f"{done.path}: no label at or above its threshold (highest: {best.label}, "
+            f"score={best.score:.5f})."
+        )

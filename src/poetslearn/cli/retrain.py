@@ -132,6 +132,8 @@ def _done_line(t: dict[str, float]) -> str:
 
 def _retrain_report(result, peak_mb: float | None) -> dict:
     """What `retrain --json` prints: everything a script needs, nothing it must parse."""
+    from poetslearn.export.stage import validation_key
+
     stats, score = result.extraction, result.score
     return {
         "outputs": {what: str(path) for what, path in result.outputs.items()},
@@ -139,7 +141,7 @@ def _retrain_report(result, peak_mb: float | None) -> dict:
         "bottleneck_blocks": result.extractor.bottleneck_blocks,
         "weights": result.weights.as_dict(),
         "dataset": {"name": result.dataset.name, "classes": result.dataset.class_names},
-        "validation_accuracy": result.trained.best_validation_accuracy,
+        validation_key(result.dataset): result.trained.best_validation_accuracy,
         "test_accuracy": score.accuracy,
         "test_size": score.size,
         **score.extra,

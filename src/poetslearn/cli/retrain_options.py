@@ -57,6 +57,13 @@ RETRAIN_OPTIONS = [
     ),
     *data_source_options("Train"),
     option(
+        "multi_label",
+        is_flag=True,
+        help="Any number of labels per image (--data_csv rows such as 'beach;dog'): a sigmoid "
+        "per label, a threshold per label chosen on validation, the best step by validation "
+        "mAP. `label` then prints every label above its threshold.",
+    ),
+    option(
         "strict",
         is_flag=True,
         help="Stop with an error, before any work, if a file in --image_dir or --data_csv is "

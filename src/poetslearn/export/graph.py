@@ -24,7 +24,7 @@ from poetslearn.export.metadata import (
     metadata_path_for,
 )
 from poetslearn.outputs import write_files_atomic
-from poetslearn.train.head import SoftmaxLayer
+from poetslearn.train.head import OutputLayer
 
 
 def to_pixels(images, input_format: str):
@@ -35,7 +35,7 @@ def to_pixels(images, input_format: str):
     return images
 
 
-def build_frozen_graph(extractor, layer: SoftmaxLayer, input_format: str = "pixels"):
+def build_frozen_graph(extractor, layer: OutputLayer, input_format: str = "pixels"):
     """Returns a GraphDef with every variable folded into constants."""
     import tensorflow as tf
 
@@ -51,13 +51,14 @@ def build_frozen_graph(extractor, layer: SoftmaxLayer, input_format: str = "pixe
             extractor.features(to_pixels(images, input_format)), name=BOTTLENECK_NAME
         )
         logits = tf.matmul(features, weights) + biases
-        return tf.nn.softmax(logits, name=OUTPUT_NAME)
+        # tf.nn.softmax, or tf.nn.sigmoid for multi-label data: named as the codelab's output.
+        return getattr(tf.nn, layer.activation)(logits, name=OUTPUT_NAME)
 
     return frozen_graph_def(classify)
 
 
 def export_classifier(
-    extractor, layer: SoftmaxLayer, facts: ModelFacts, graph_path: Path, labels_path: Path
+    extractor, layer: OutputLayer, facts: ModelFacts, graph_path: Path, labels_path: Path
 ) -> dict[str, Path]:
     """Writes graph, labels and metadata as one; returns {what: path}."""
     graph_def = build_frozen_graph(extractor, layer, facts.input_format)

@@ -40,6 +40,19 @@ class ModelFacts:
     bottleneck_blocks: int = 1
     pooled_layers: list[str] = field(default_factory=list)
     run: dict = field(default_factory=dict)  # data set and split, weights, accuracy, training
+    # Multi-label: a sigmoid per label, and the threshold per label chosen on validation
+    # (`label` prints every label at or above its own).
+    thresholds: list[float] | None = None
+
+    def output_facts(self) -> dict:
+        """What the output means: softmax over the labels, or a probability per label."""
+        if self.thresholds is None:
+            return {"multi_label": False, "output": "softmax over the labels"}
+        return {
+            "multi_label": True,
+            "output": "sigmoid: an independent probability per label",
+            "thresholds": {label: float(t) for label, t in zip(self.labels, self.thresholds)},
+        }
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,7 @@ def build_metadata(facts: ModelFacts, kind: str, **extra) -> dict:
         **input_facts(facts, artifact),
         "preprocessing": facts.preprocessing,
         "labels": list(facts.labels),
+        **facts.output_facts(),
         **extra,
         **facts.run,
     }

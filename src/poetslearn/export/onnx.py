@@ -13,7 +13,7 @@ from poetslearn.backbone.onnx import UnsupportedLayer, convert_classifier_to_onn
 from poetslearn.errors import PoetslearnError
 from poetslearn.export.metadata import CODELAB_MEAN, CODELAB_STD, ModelFacts, build_metadata
 from poetslearn.outputs import write_atomic
-from poetslearn.train.head import SoftmaxLayer
+from poetslearn.train.head import OutputLayer
 
 
 def onnx_metadata_props(meta: dict) -> dict[str, str]:
@@ -27,7 +27,7 @@ def onnx_metadata_props(meta: dict) -> dict[str, str]:
     }
 
 
-def export_onnx(extractor, layer: SoftmaxLayer, facts: ModelFacts, path: Path) -> dict[str, Path]:
+def export_onnx(extractor, layer: OutputLayer, facts: ModelFacts, path: Path) -> dict[str, Path]:
     """Writes the .onnx classifier (atomically); returns {"onnx": path}."""
     codelab = facts.input_format == "codelab"
     meta = build_metadata(facts, "onnx")
@@ -39,6 +39,7 @@ def export_onnx(extractor, layer: SoftmaxLayer, facts: ModelFacts, path: Path) -
             layer.biases,
             (CODELAB_STD, CODELAB_MEAN) if codelab else None,
             onnx_metadata_props(meta),
+            layer.activation,
         )
     except UnsupportedLayer as e:
         raise PoetslearnError(

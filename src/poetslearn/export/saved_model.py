@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from poetslearn.backbone.convert import freeze
-from poetslearn.train.head import SoftmaxLayer
+from poetslearn.train.head import OutputLayer
 
 
 def decode_rgb_on_white(data):
@@ -35,7 +35,7 @@ def decode_rgb_on_white(data):
     return tf.round(rgb * alpha + 255.0 * (1.0 - alpha))
 
 
-def _frozen_network(extractor, layer: SoftmaxLayer):
+def _frozen_network(extractor, layer: OutputLayer):
     """pixels [N, H, W, 3] float32 0..255, any size -> (features [N, dim], probabilities
     [N, classes]), frozen: the one copy of the weights every entry point calls."""
     import tensorflow as tf
@@ -43,13 +43,14 @@ def _frozen_network(extractor, layer: SoftmaxLayer):
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
     def network(images):
         features = extractor.features(images)
-        return features, tf.nn.softmax(tf.matmul(features, layer.weights) + layer.biases)
+        logits = tf.matmul(features, layer.weights) + layer.biases
+        return features, getattr(tf.nn, layer.activation)(logits)  # softmax, or sigmoid
 
     frozen = freeze(network)
     return lambda images: tuple(frozen(images))  # a frozen function returns a flat list
 
 
-def build_frozen_module(extractor, layer: SoftmaxLayer, class_names: list[str]):
+def build_frozen_module(extractor, layer: OutputLayer, class_names: list[str]):
     """A tf.Module with the serving signatures and TF Hub's `__call__`, around the frozen network
     (decoding, argmax and the label lookup hold no weights)."""
     import tensorflow as tf
@@ -59,11 +60,14 @@ def build_frozen_module(extractor, layer: SoftmaxLayer, class_names: list[str]):
 
     def outputs(probabilities):
         classes = tf.argmax(probabilities, axis=1)
-        return {
+        answer = {
             "probabilities": probabilities,
             "classes": classes,
             "labels": tf.gather(tf.constant(class_names), classes),
         }
+        if layer.thresholds is not None:  # multi-label: each label's decision at its threshold
+            answer["decisions"] = probabilities >= tf.constant(layer.thresholds, tf.float32)
+        return answer
 
     def decode(data):
         return tf.image.resize(
@@ -99,7 +103,7 @@ def build_frozen_module(extractor, layer: SoftmaxLayer, class_names: list[str]):
 
 
 def export_saved_model(
-    extractor, layer: SoftmaxLayer, class_names: list[str], directory: Path
+    extractor, layer: OutputLayer, class_names: list[str], directory: Path
 ) -> Path:
     """A SavedModel with signatures `serving_default` (pixels) and `classify_bytes`.
 

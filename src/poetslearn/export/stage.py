@@ -48,9 +48,10 @@ def run_facts(dataset, splits: dict, weights, trained, score, extractor, config)
             "sizes": {name: len(split) for name, split in splits.items()},
             "validation_percentage": config.validation_percentage,
             "testing_percentage": config.testing_percentage,
+            "multi_label": dataset.multi_label,
         },
         "weights": weights.as_dict(),
-        "validation_accuracy": trained.best_validation_accuracy,
+        validation_key(dataset): trained.best_validation_accuracy,
         "test_accuracy": score.accuracy,
         # When every vector was cached no engine ran: the requested one says how they were made.
         "bottleneck_engine": extractor.engine_name or extractor.requested_engine,
@@ -68,8 +69,14 @@ def run_facts(dataset, splits: dict, weights, trained, score, extractor, config)
     }
 
 
-def model_facts(extractor, class_names: list[str], input_format: str, run: dict) -> ModelFacts:
+def validation_key(dataset) -> str:
+    """The best step's validation figure: accuracy, or mAP for multi-label data."""
+    return "validation_map" if dataset.multi_label else "validation_accuracy"
+
+
+def model_facts(extractor, layer, class_names: list[str], input_format: str, run: dict):
     arch, blocks = extractor.arch, extractor.bottleneck_blocks
+    thresholds = None if layer.thresholds is None else [float(t) for t in layer.thresholds]
     return ModelFacts(
         architecture=arch.name,
         input_size=arch.input_size,
@@ -80,6 +87,7 @@ def model_facts(extractor, class_names: list[str], input_format: str, run: dict)
         bottleneck_blocks=blocks,
         pooled_layers=list(pooled_layers(arch, blocks)) if blocks > 1 else [],
         run=run,
+        thresholds=thresholds,
     )
 
 
@@ -89,7 +97,7 @@ def export_everything(
     """Writes every artefact `config` asks for; returns {what: path}."""
     layer, names = trained.layer, dataset.class_names
     run = run_facts(dataset, splits, weights, trained, score, extractor, config)
-    facts = model_facts(extractor, names, config.input_format, run)
+    facts = model_facts(extractor, layer, names, config.input_format, run)
     paths = export_classifier(extractor, layer, facts, config.output_graph, config.output_labels)
     try:
         if config.saved_model_dir is not None:

@@ -28,7 +28,7 @@ from poetslearn.export.tflite_bundle import embed
 from poetslearn.export.tflite_metadata import associated_files, model_metadata
 from poetslearn.export.tflite_metadata_schema import encode_model_metadata
 from poetslearn.outputs import write_files_atomic
-from poetslearn.train.head import SoftmaxLayer
+from poetslearn.train.head import OutputLayer
 
 
 def representative_images(split, extractor, count: int = 100) -> np.ndarray:
@@ -49,7 +49,7 @@ def _calibration(representative: np.ndarray | None, input_format: str):
 
 def export_tflite(
     extractor,
-    layer: SoftmaxLayer,
+    layer: OutputLayer,
     facts: ModelFacts,
     path: Path,
     quantize: str | None = None,
@@ -70,7 +70,7 @@ def export_tflite(
         features = extractor.backbone((pixels - arch.input_mean) / arch.input_std, training=False)
         mean, std, weights, biases = layer.standardised()  # quantizes far better than folded
         logits = tf.matmul((features - mean) / std, weights) + biases
-        return tf.nn.softmax(logits, name=OUTPUT_NAME)
+        return getattr(tf.nn, layer.activation)(logits, name=OUTPUT_NAME)  # softmax, sigmoid
 
     calibration = _calibration(representative, facts.input_format) if quantize else None
     meta = build_metadata(facts, "tflite", quantization=quantize or "float32")

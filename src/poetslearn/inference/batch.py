@@ -11,7 +11,12 @@ from pathlib import Path
 
 from poetslearn.data.parallel import load_each, prefetched
 from poetslearn.errors import ImageError, PoetslearnError
-from poetslearn.inference.predictions import Prediction, top_predictions
+from poetslearn.inference.predictions import (
+    Prediction,
+    classifier_thresholds,
+    labels_above,
+    top_predictions,
+)
 
 # What `label FOLDER` takes from a folder (by name: a folder may hold anything else too).
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -22,8 +27,9 @@ LOAD_ERRORS = (ImageError, PoetslearnError, OSError)  # one file's problem, not 
 @dataclass
 class Labelled:
     path: Path
-    predictions: list[Prediction] | None = None
+    predictions: list[Prediction] | None = None  # top k; multi-label: the labels it has
     error: str | None = None
+    scores: list[Prediction] | None = None  # multi-label: the top k scores, decided or not
 
 
 def images_in(folder: Path) -> list[Path]:
@@ -64,16 +70,21 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
 
 def label_all(classifier, paths: list[Path], top_k: int, batch: int = BATCH) -> Iterator[Labelled]:
     """Every path's predictions (or why it failed), in input order; the images of the next
-    batches decoded by several threads while the classifier runs this one."""
+    batches decoded by several threads while the classifier runs this one. A multi-label
+    model's predictions are the labels at or above their thresholds, its top k in `scores`."""
     chunks = [paths[i : i + batch] for i in range(0, len(paths), batch)]
+    labels, thresholds = classifier.labels, classifier_thresholds(classifier)
 
     def load(chunk: list[Path]):
         return load_each(classifier.load_pixels, chunk, errors=LOAD_ERRORS)
 
+    def answer(path: Path, probs) -> Labelled:
+        top = top_predictions(probs, labels, top_k)
+        if thresholds is None:
+            return Labelled(path, top)
+        return Labelled(path, labels_above(probs, labels, thresholds), scores=top)
+
     for chunk, (pixels, errors) in zip(chunks, prefetched(chunks, load)):
         scores = iter(classifier.probabilities(pixels) if pixels else [])
         for i, path in enumerate(chunk):
-            if i in errors:
-                yield Labelled(path, error=errors[i])
-            else:
-                yield Labelled(path, top_predictions(next(scores), classifier.labels, top_k))
+            yield Labelled(path, error=errors[i]) if i in errors else answer(path, next(scores))

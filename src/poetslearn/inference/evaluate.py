@@ -1,5 +1,6 @@
 """Evaluating an exported classifier on a labelled split: accuracy, per-class precision and
-recall, the confusion matrix, and a picture of it with the most confident mistakes."""
+recall, the confusion matrix, and a picture of it with the most confident mistakes. Multi-label
+data get `multi_label_evaluation.MultiLabelEvaluation`, which answers the same calls."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import numpy as np
 from poetslearn.data.parallel import prefetched
 from poetslearn.data.sources import Split
 from poetslearn.errors import AccuracyError, PoetslearnError
+from poetslearn.inference.multi_label_evaluation import MultiLabelEvaluation
+from poetslearn.inference.predictions import classifier_thresholds
 from poetslearn.progress import printing_around, progress
 
 if TYPE_CHECKING:  # the stage signature's types
@@ -65,8 +68,10 @@ class Evaluation:
         probabilities: np.ndarray,
         names: list[str],
         failed: list[str] | None = None,
+        thresholds: np.ndarray | None = None,
     ) -> Evaluation:
-        """From [N, classes] probabilities (or logits: only their order matters)."""
+        """From [N, classes] probabilities (or logits: only their order matters); `thresholds`
+        are multi-label's, unused here (the top label is the answer)."""
         predicted = probabilities.argmax(axis=1) if len(probabilities) else np.zeros(0, np.int64)
         confidence = probabilities.max(axis=1) if len(probabilities) else np.zeros(0)
         return cls(
@@ -96,6 +101,12 @@ class Evaluation:
             for i in np.flatnonzero(self.truth != self.predicted)
         ]
 
+    def describe(self) -> list[str]:
+        return [f"accuracy = {self.accuracy:.1%} (N={len(self.truth)})"]
+
+    def summary(self) -> dict[str, float]:
+        return {}  # accuracy says it all
+
     def as_dict(self) -> dict:
         return {
             "accuracy": self.accuracy,
@@ -105,6 +116,10 @@ class Evaluation:
             "confusion": self.confusion.tolist(),
             "failed": self.failed,
         }
+
+
+# Whether the data are multi-label -> what measures a classifier on them.
+EVALUATIONS = {False: Evaluation, True: MultiLabelEvaluation}
 
 
 @dataclass
@@ -122,7 +137,7 @@ class TestScore:
 
     @property
     def size(self) -> int:
-        return len(self.evaluation.truth)
+        return len(self.evaluation.names)
 
 
 def _sample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -162,18 +177,20 @@ def score_on_test(
     features = (
         trained.test_features if trained.test_features is not None else bottlenecks.vectors["test"]
     )
-    evaluation = Evaluation.of(
+    evaluation = EVALUATIONS[dataset.multi_label].of(
         dataset.class_names,
         test.labels[idx],
         trained.layer.probabilities(features[idx]),
         [test.images.names[i] for i in idx],
+        thresholds=trained.layer.thresholds,
     )
     whole = len(idx) == len(test)
-    score = TestScore(
-        evaluation, whole, exact_rows_figures(evaluation, dataset.exact_test_rows, whole)
-    )
-    ctx.log(f"Final test accuracy = {score.accuracy:.1%} (N={score.size})")
-    for line in describe_exact_rows(score.extra, dataset.exact_test_rows, score.size):
+    exact = exact_rows_figures(evaluation, dataset.exact_test_rows, whole)
+    extra = {f"test_{k}": v for k, v in evaluation.summary().items()}
+    score = TestScore(evaluation, whole, {**extra, **exact})
+    for line in evaluation.describe():
+        ctx.log(f"Final test {line}")
+    for line in describe_exact_rows(exact, dataset.exact_test_rows, score.size):
         ctx.log(line)
     return score
 
@@ -194,9 +211,10 @@ def evaluate_split(
     batch_size: int = 64,
     show_progress: bool = True,
     warn=print,
-) -> Evaluation:
-    """Runs the classifier over every image of `split` (labels matched by name)."""
-    mapping = _label_mapping(classifier.labels, class_names)
+):
+    """Runs the classifier over every image of `split` (labels matched by name): an Evaluation,
+    or a MultiLabelEvaluation when the split's labels are [N, labels] targets."""
+    mapping, n_labels = _label_mapping(classifier.labels, class_names), len(classifier.labels)
     images, size = split.images, classifier.size[0]
     truth, probabilities, names, failed = [], [], [], []
     batches = [
@@ -212,13 +230,31 @@ def evaluate_split(
             ok = [i for i in indices if i not in failures]
             if ok:
                 probabilities.append(classifier.probabilities(pixels))
-                truth.extend(mapping[split.labels[ok]])
+                truth.append(
+                    _in_classifier_order(split.labels[ok], mapping, len(classifier.labels))
+                )
                 names.extend(images.names[i] for i in ok)
             bar.update(len(indices))
-    probs = (
-        np.concatenate(probabilities) if probabilities else np.zeros((0, len(classifier.labels)))
+    probs = np.concatenate(probabilities) if probabilities else np.zeros((0, n_labels))
+    multi_label = split.labels.ndim == 2
+    truth_shape = (0, n_labels) if multi_label else (0,)
+    return EVALUATIONS[multi_label].of(
+        list(classifier.labels),
+        np.concatenate(truth) if truth else np.zeros(truth_shape, np.int64),
+        probs,
+        names,
+        failed,
+        thresholds=classifier_thresholds(classifier),
     )
-    return Evaluation.of(list(classifier.labels), np.array(truth, np.int64), probs, names, failed)
+
+
+def _in_classifier_order(labels: np.ndarray, mapping: np.ndarray, n_labels: int) -> np.ndarray:
+    """The data's labels as the classifier's indices ([N]), or targets in its columns ([N, L])."""
+    if labels.ndim == 1:
+        return mapping[labels]
+    targets = np.zeros((len(labels), n_labels), np.uint8)
+    targets[:, mapping] = labels
+    return targets
 
 
 def _label_mapping(labels: list[str], class_names: list[str]) -> np.ndarray:

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from poetslearn.outputs import write_atomic
-from poetslearn.train.head import EvalRecord, SoftmaxLayer
+from poetslearn.train.head import EvalRecord, OutputLayer
 
 
-def checkpoint_path(config, extractor, start: SoftmaxLayer, train_keys: list[bytes]) -> Path:
+def checkpoint_path(config, extractor, start: OutputLayer, train_keys: list[bytes]) -> Path:
     """One file per run setting: what must be equal for a resumed run to end as this one."""
     facts = {
         "backbone": extractor.fingerprint,

@@ -25,7 +25,7 @@ from poetslearn.extract.activations import get_or_create_activations
 from poetslearn.progress import printing_around
 from poetslearn.train.checkpoints import checkpoint_path, restore_checkpoint, save_checkpoint
 from poetslearn.train.fine_tune_recipe import learning_rate_schedule, loss_fn, training_batch
-from poetslearn.train.head import EvalRecord, SoftmaxLayer, TrainResult
+from poetslearn.train.head import EvalRecord, OutputLayer, TrainResult
 from poetslearn.train.new_layer import open_summaries, train_new_layer
 from poetslearn.train.schedule import with_fine_tuning_defaults
 
@@ -71,10 +71,10 @@ class _Model:
         ]
         return np.concatenate(out)
 
-    def layer(self) -> SoftmaxLayer:
+    def layer(self) -> OutputLayer:
         """The new layer on raw features, standardisation folded in (as `head` exports it)."""
         w, b = self.weights.numpy(), self.biases.numpy()
-        return SoftmaxLayer(
+        return OutputLayer(
             (w / self.std[:, None]).astype(np.float32),
             (b - (self.mean / self.std) @ w).astype(np.float32),
             self.mean,
@@ -82,7 +82,7 @@ class _Model:
         )
 
 
-def _build(split: SplitBackbone, start: SoftmaxLayer) -> _Model:
+def _build(split: SplitBackbone, start: OutputLayer) -> _Model:
     import keras
     import tensorflow as tf
 
@@ -95,7 +95,7 @@ def _build(split: SplitBackbone, start: SoftmaxLayer) -> _Model:
 
 def _evaluate(model: _Model, reader: ActivationReader, labels: np.ndarray) -> tuple[float, float]:
     """(accuracy, cross entropy) on a whole split."""
-    from poetslearn.train.head import cross_entropy, softmax
+    from poetslearn.train.objectives import cross_entropy, softmax
 
     layer = model.layer()
     probs = softmax(layer.logits(model.features(reader)))

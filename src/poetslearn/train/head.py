@@ -1,4 +1,5 @@
-"""The new softmax layer, trained on cached bottlenecks.
+"""The new output layer, trained on cached bottlenecks: a softmax over classes, or a sigmoid per
+label for multi-label data (what it learns is its `objectives.Objective`).
 
 Training is a few thousand small matrix products, so it runs in NumPy: no graph to build, exactly
 reproducible from a seed, and done in seconds even for 50,000 x 1,024 features. The layer is
@@ -15,6 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from poetslearn.train.objectives import SingleLabel, sigmoid, softmax
+
+ACTIVATIONS = {"softmax": softmax, "sigmoid": sigmoid}
+
 
 @dataclass
 class HeadParams:
@@ -28,8 +33,9 @@ class HeadParams:
 
 
 @dataclass
-class SoftmaxLayer:
-    """logits = bottlenecks @ weights + biases; weights [dim, classes], biases [classes].
+class OutputLayer:
+    """logits = bottlenecks @ weights + biases; weights [dim, classes], biases [classes];
+    probabilities = activation(logits).
 
     `feature_mean` and `feature_std` ([dim]) record the standardisation that training folded
     into the weights. Exports that quantize to 8 bits unfold it again (`standardised`): folded
@@ -41,6 +47,8 @@ class SoftmaxLayer:
     biases: np.ndarray
     feature_mean: np.ndarray | None = None
     feature_std: np.ndarray | None = None
+    activation: str = "softmax"  # "sigmoid": one independent probability per label
+    thresholds: np.ndarray | None = None  # [labels], multi-label: chosen on validation
 
     def standardised(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(mean, std, w, b) with logits = ((x - mean) / std) @ w + b, equal to `logits(x)`."""
@@ -55,7 +63,7 @@ class SoftmaxLayer:
         return x @ self.weights + self.biases
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return softmax(self.logits(x))
+        return ACTIVATIONS[self.activation](self.logits(x))
 
 
 @dataclass
@@ -70,7 +78,7 @@ class EvalRecord:
 
 @dataclass
 class TrainResult:
-    layer: SoftmaxLayer
+    layer: OutputLayer
     best_step: int
     best_validation_accuracy: float
     history: list[EvalRecord] = field(default_factory=list)
@@ -81,18 +89,7 @@ class TrainResult:
     steps: int | None = None  # the new layer's training steps, as chosen
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def cross_entropy(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    picked = probabilities[np.arange(len(labels)), labels]
-    return float(-np.log(np.maximum(picked, 1e-12)).mean())
-
-
-def accuracy(layer: SoftmaxLayer, x: np.ndarray, y: np.ndarray) -> float:
+def accuracy(layer: OutputLayer, x: np.ndarray, y: np.ndarray) -> float:
     return float((layer.logits(x).argmax(axis=1) == y).mean()) if len(y) else float("nan")
 
 
@@ -133,31 +130,30 @@ class _Adam:
 
 def _evaluation(
     step: int,
-    layer: SoftmaxLayer,
-    xb: np.ndarray,
-    yb: np.ndarray,
-    val_x: np.ndarray,
-    val_y: np.ndarray,
+    layer: OutputLayer,
+    batch: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
     validation_batch_size: int,
     rng: np.random.Generator,
+    objective,
 ) -> EvalRecord:
-    """The figures of one evaluation: on the last training batch and on (a sample of) validation."""
-    batch_probs = layer.probabilities(xb)
-    train_acc = float((batch_probs.argmax(axis=1) == yb).mean())
+    """The figures of one evaluation: on the last training batch and on (a sample of) validation;
+    "accuracy" is the objective's score (accuracy, or mAP for multi-label data)."""
+    (xb, yb), (val_x, val_y) = batch, validation
+    batch_probs = objective.probabilities(layer.logits(xb))
     if 0 < validation_batch_size < len(val_x):
         pick = rng.choice(len(val_x), validation_batch_size, replace=False)
         vx, vy = val_x[pick], val_y[pick]
     else:
         vx, vy = val_x, val_y
-    val_probs = layer.probabilities(vx)
-    val_acc = float((val_probs.argmax(axis=1) == vy).mean())
+    val_probs = objective.probabilities(layer.logits(vx))
     return EvalRecord(
         step,
-        train_acc,
-        cross_entropy(batch_probs, yb),
-        val_acc,
+        objective.score(batch_probs, yb),
+        objective.loss(batch_probs, yb),
+        objective.score(val_probs, vy),
         len(vy),
-        cross_entropy(val_probs, vy),
+        objective.loss(val_probs, vy),
     )
 
 
@@ -171,15 +167,24 @@ def _batch_indices(rng: np.random.Generator, n: int, batch: int):
         cursor += batch
 
 
-def _step_line(record: EvalRecord) -> str:
+def step_line(record: EvalRecord, objective=None) -> str:
+    objective = objective or SingleLabel()
+    name, shown = objective.score_name, objective.format_score
     return (
-        f"Step {record.step}: Train accuracy = {record.train_accuracy:.1%}, Cross entropy = "
-        f"{record.cross_entropy:.4f}, Validation accuracy = "
-        f"{record.validation_accuracy:.1%} (N={record.validation_size})"
+        f"Step {record.step}: Train {name} = {shown(record.train_accuracy)}, Cross entropy = "
+        f"{record.cross_entropy:.4f}, Validation {name} = "
+        f"{shown(record.validation_accuracy)} (N={record.validation_size})"
     )
 
 
-def train_softmax(
+def _standardisation(train_x: np.ndarray):
+    """(mean, std, inv_std [dim, 1], shift): standardised features are x * inv_std - shift."""
+    mean, std = _column_mean_std(train_x)
+    std = np.where(std < 1e-6, 1.0, std).astype(np.float32)  # constant features stay constant
+    return mean, std, (1.0 / std).astype(np.float32)[:, None], (mean / std).astype(np.float32)
+
+
+def train_output_layer(
     train_x: np.ndarray,
     train_y: np.ndarray,
     val_x: np.ndarray,
@@ -188,20 +193,21 @@ def train_softmax(
     params: HeadParams,
     log=print,
     on_eval=None,
+    objective=None,
 ) -> TrainResult:
-    """Trains the layer; `log` receives one line per evaluation, `on_eval(record, weights)` the
-    figures themselves (weights [dim, classes] on standardised features), e.g. for TensorBoard."""
+    """Trains the layer for `objective` (default: one label per image, softmax); `log` receives
+    one line per evaluation, `on_eval(record, weights)` the figures themselves (weights [dim,
+    classes] on standardised features), e.g. for TensorBoard."""
+    objective = objective or SingleLabel()
     rng = np.random.default_rng(params.seed)
-    mean, std = _column_mean_std(train_x)
-    std = np.where(std < 1e-6, 1.0, std).astype(np.float32)  # constant features stay constant
-    # Standardised features are x * inv_std - shift. The layer (w, b) acts on those; on raw
-    # features it is x @ (w * inv_std) + (b - shift @ w), and the gradient of w is
+    # The layer (w, b) acts on standardised features; on raw features it is
+    # x @ (w * inv_std) + (b - shift @ w), and the gradient of w is
     # inv_std * (x.T @ grad) - shift * sum(grad): the features are never copied.
-    inv_std = (1.0 / std).astype(np.float32)[:, None]
-    shift = (mean / std).astype(np.float32)
+    mean, std, inv_std, shift = _standardisation(train_x)
 
-    def on_raw(w: np.ndarray, b: np.ndarray) -> SoftmaxLayer:
-        return SoftmaxLayer((w * inv_std).astype(np.float32), (b - shift @ w).astype(np.float32))
+    def on_raw(w: np.ndarray, b: np.ndarray) -> OutputLayer:
+        w_raw, b_raw = (w * inv_std).astype(np.float32), (b - shift @ w).astype(np.float32)
+        return OutputLayer(w_raw, b_raw, activation=objective.activation)
 
     adam = _Adam(
         np.zeros((train_x.shape[1], n_classes), np.float32),
@@ -210,32 +216,51 @@ def train_softmax(
     )
     w, b = adam.w, adam.b  # updated in place
     batches = _batch_indices(rng, len(train_x), min(params.batch_size, len(train_x)))
-    best = (-1.0, -np.inf, 0, w.copy(), b.copy())
+    best = ((-np.inf, -np.inf), None, w.copy(), b.copy())
     history: list[EvalRecord] = []
     for step in range(1, params.steps + 1):
         idx = next(batches)
         xb, yb = train_x[idx], train_y[idx]
-        grad = on_raw(w, b).probabilities(xb)
-        grad[np.arange(len(yb)), yb] -= 1.0
-        grad /= len(yb)
+        grad = objective.logit_gradient(objective.probabilities(on_raw(w, b).logits(xb)), yb)
         g_b = grad.sum(axis=0)
         adam.update(
             step, inv_std * (xb.T @ grad) - shift[:, None] * g_b + params.weight_decay * w, g_b
         )
         if step % params.eval_step_interval == 0 or step == params.steps:
+            batch, validation = (xb, yb), (val_x, val_y)
             record = _evaluation(
-                step, on_raw(w, b), xb, yb, val_x, val_y, params.validation_batch_size, rng
+                step, on_raw(w, b), batch, validation, params.validation_batch_size, rng, objective
             )
             history.append(record)
             if on_eval is not None:
                 on_eval(record, w)
-            log(_step_line(record))
-            # Best validation accuracy wins; among equals, the lower validation cross entropy.
-            score = (record.validation_accuracy, -record.validation_cross_entropy)
-            if score > best[:2]:
-                best = (*score, step, w.copy(), b.copy())
+            log(step_line(record, objective))
+            if _ranking(record) > best[0]:
+                best = (_ranking(record), record, w.copy(), b.copy())
+    _, kept, w, b = best
+    layer = finished_layer(on_raw(w, b), mean, std, objective, (val_x, val_y))
+    return TrainResult(layer, kept.step, kept.validation_accuracy, history)
 
-    val_acc, _, best_step, w, b = best
-    folded = on_raw(w, b)
-    layer = SoftmaxLayer(folded.weights, folded.biases, mean.astype(np.float32), std)
-    return TrainResult(layer, best_step, val_acc, history)
+
+def _ranking(record: EvalRecord) -> tuple[float, float]:
+    """The best validation score wins (a score that cannot be computed ranks last); among
+    equals, the lower validation loss."""
+    return (
+        float(np.nan_to_num(record.validation_accuracy, nan=-1.0)),
+        -record.validation_cross_entropy,
+    )
+
+
+def finished_layer(raw: OutputLayer, mean, std, objective, validation) -> OutputLayer:
+    """The kept weights with their standardisation recorded and, for multi-label data, a
+    threshold per label chosen on the whole validation split."""
+    val_x, val_y = validation
+    thresholds = objective.thresholds(objective.probabilities(raw.logits(val_x)), val_y)
+    return OutputLayer(
+        raw.weights,
+        raw.biases,
+        mean.astype(np.float32),
+        std,
+        objective.activation,
+        thresholds,
+    )

@@ -1,5 +1,5 @@
-"""Training the new softmax layer on the bottlenecks (`head.train_softmax`), with a progress bar
-over its steps and TensorBoard summaries: the `new_layer` trainer (see `trainers`)."""
+"""Training the new output layer on the bottlenecks (`head.train_output_layer`), with a progress
+bar over its steps and TensorBoard summaries: the `new_layer` trainer (see `trainers`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from poetslearn.config import WORK_DIR
 from poetslearn.progress import printing_around
-from poetslearn.train.head import HeadParams, TrainResult, train_softmax
+from poetslearn.train.head import HeadParams, TrainResult, train_output_layer
+from poetslearn.train.objectives import objective_for
 from poetslearn.train.schedule import describe, eval_interval, new_layer_steps
 from poetslearn.train.summaries import SummaryWriter, new_run_dir
 
@@ -58,7 +59,7 @@ def train_new_layer(
     backend: ExtractionBackend | None,
     ctx: RunContext,
 ) -> TrainResult:
-    """A new softmax layer on the frozen bottlenecks; the best validation step is kept.
+    """A new output layer on the frozen bottlenecks; the best validation step is kept.
     (`backend` is unused: the bottlenecks are computed already.)"""
     log = ctx.log
     steps, interval = training_length(config, len(bottlenecks.train_y), log)
@@ -71,10 +72,11 @@ def train_new_layer(
         config.weight_decay,
         config.seed,
     )
+    objective = objective_for(dataset.multi_label, bottlenecks.train_y)
     writer = open_summaries(config, extractor.arch.name)
     try:
         with ctx.progress(params.steps, "Training", "step") as bar:
-            trained = train_softmax(
+            trained = train_output_layer(
                 bottlenecks.train_x,
                 bottlenecks.train_y,
                 bottlenecks.vectors["validation"],
@@ -83,14 +85,16 @@ def train_new_layer(
                 params,
                 printing_around(bar, log),
                 on_eval=_StepProgress(bar, writer),
+                objective=objective,
             )
     finally:
         if writer is not None:
             writer.close()
             log(f"TensorBoard summaries written to {writer.run_dir}")
     trained.steps = steps
+    best = objective.format_score(trained.best_validation_accuracy)
     log(
-        f"Kept the weights of step {trained.best_step} (best validation accuracy "
-        f"{trained.best_validation_accuracy:.1%})."
+        f"Kept the weights of step {trained.best_step} (best validation "
+        f"{objective.score_name} {best})."
     )
     return trained
