@@ -32,6 +32,7 @@ VARIANTS = {
     "new_layer": [],
     "blocks_4": ["--bottleneck_blocks", "4"],
     "blocks_all": ["--bottleneck_blocks", "all"],
+    "fine_tune_4": ["--fine_tune_blocks", "4"],
 }
 
 

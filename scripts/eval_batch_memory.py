@@ -1,5 +1,5 @@
 """Peak memory of running the top K blocks in inference over a batch of cached activations: what
-fine-tuning does for its validation and test features (`fine_tuning.EVAL_BATCH` at a time).
+fine-tuning does for its validation and test features (`fine_tune_model.EVAL_BATCH` at a time).
 
     python scripts/eval_batch_memory.py --architecture mobilenet_1.0_224 --blocks 4 --batch 256
 

@@ -53,7 +53,7 @@ def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
 
     from poetslearn.backbone.load import load_backbone
     from poetslearn.backbone.split import split_backbone, whole_network
-    from poetslearn.train.fine_tuning import _build, make_train_step
+    from poetslearn.train.fine_tune_model import build_model, make_train_step
     from poetslearn.train.head import OutputLayer
 
     threads = os.cpu_count() or 1
@@ -75,7 +75,7 @@ def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
             np.zeros(dim, np.float32),
             np.ones(dim, np.float32),
         )
-        model = _build(split, start)
+        model = build_model(split, start)
         step = make_train_step(model, keras.optimizers.AdamW(1e-4))
         x = rng.uniform(0, 6, (batch, *split.activation_shape)).astype(np.float32)
         y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)]  # targets

@@ -329,3 +329,28 @@ def test_cifar_mosaics_makes_a_multi_label_table_and_measures_it(tmp_path, tiny_
     for figures in results.values():
         assert 0 <= figures["test_map"] <= 1 and 0 <= figures["test_micro_f1"] <= 1
     assert results["new_layer"]["computed"] == 280  # the second variant pools other blocks
+
+
+def test_multi_label_thresholds_compares_each_rule(tmp_path):
+    from helpers import make_colour_mosaics
+
+    table = make_colour_mosaics(tmp_path / "mosaics", count=90)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "multi_label_thresholds.py")]
+        + ["--architecture", "test_tiny", "--weights", "none", "--data_csv", str(table)]
+        + ["--bottleneck_dir", str(tmp_path / "bn")],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout
+    rows = json.loads(out.splitlines()[-1])["rows"]
+    assert list(rows) == [
+        "0.5",
+        "one_for_all",
+        "raw_peak_per_label",
+        "micro_f1_ascent",
+        "smoothed_per_label",
+        "shrunk_per_label",
+    ]
+    assert all(0 <= row["test_micro_f1"] <= 1 for row in rows.values())

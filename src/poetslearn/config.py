@@ -184,8 +184,3 @@ def _check_multi_label(config: RetrainConfig) -> None:
             "--multi_label needs --data_csv: a folder of class sub-folders and CIFAR-10 give one "
             "label per image. Describe the images and their labels in a CSV file (docs/data.md)."
         )
-    if config.fine_tune_blocks:
-        raise PoetslearnError(
-            "--multi_label does not combine with --fine_tune_blocks yet: fine-tuning trains one "
-            "label per image. Use --bottleneck_blocks N to lift a multi-label layer instead."
-        )

@@ -146,4 +146,6 @@ class DistortedImages:
 
 def distorted_split(train: Split, settings: Distortions) -> Split:
     """The distorted copies of a training split, labelled like their originals."""
-    return Split(DistortedImages(train.images, settings), np.repeat(train.labels, settings.copies))
+    return Split(
+        DistortedImages(train.images, settings), np.repeat(train.labels, settings.copies, axis=0)
+    )

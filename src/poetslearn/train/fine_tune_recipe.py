@@ -15,11 +15,15 @@ import numpy as np
 def training_batch(
     reader, indices: np.ndarray, labels: np.ndarray, classes: int, config, rng
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(activations, targets [batch, classes]) for one step: mirrored maps stand in for mirrored
-    images (--flip_left_right); with `config.mixup` A > 0, each activation map and its one-hot
-    target is blended with another of the batch at a share drawn from Beta(A, A)."""
+    """(activations, targets [batch, classes]) for one step: one-hot targets of class indices, or
+    the 0/1 targets of multi-label data as they are. Mirrored maps stand in for mirrored images
+    (--flip_left_right); with `config.mixup` A > 0, each activation map and its target is
+    blended with another of the batch at a share drawn from Beta(A, A)."""
     x = reader.read(indices)
-    targets = np.eye(classes, dtype=np.float32)[labels[indices]]
+    picked = labels[indices]
+    targets = (
+        picked.astype(np.float32) if picked.ndim == 2 else np.eye(classes, dtype=np.float32)[picked]
+    )
     if config.flip_left_right:
         flip = rng.random(len(indices)) < 0.5
         x[flip] = x[flip][:, :, ::-1]
@@ -41,6 +45,20 @@ def loss_fn(label_smoothing: float):
             classes = tf.cast(tf.shape(targets)[1], targets.dtype)
             targets = targets * (1 - label_smoothing) + label_smoothing / classes
         return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(targets, logits))
+
+    return loss
+
+
+def sigmoid_loss_fn(positive_weights: np.ndarray):
+    """Multi-label: binary cross entropy of each label's logit, positives weighted per label,
+    summed over labels and averaged over the batch (as `objectives.MultiLabel.loss`)."""
+    import tensorflow as tf
+
+    weights = tf.constant(positive_weights, tf.float32)
+
+    def loss(targets, logits):
+        per_label = tf.nn.weighted_cross_entropy_with_logits(targets, logits, weights)
+        return tf.reduce_mean(tf.reduce_sum(per_label, axis=1))
 
     return loss
 

@@ -12,7 +12,6 @@ backbone's own layers, so the export carries them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,9 +23,11 @@ from poetslearn.extract.activation_cache import ActivationReader
 from poetslearn.extract.activations import get_or_create_activations
 from poetslearn.progress import printing_around
 from poetslearn.train.checkpoints import checkpoint_path, restore_checkpoint, save_checkpoint
-from poetslearn.train.fine_tune_recipe import learning_rate_schedule, loss_fn, training_batch
-from poetslearn.train.head import EvalRecord, OutputLayer, TrainResult
+from poetslearn.train.fine_tune_model import FineTuneModel, build_model, make_train_step
+from poetslearn.train.fine_tune_recipe import learning_rate_schedule, training_batch
+from poetslearn.train.head import EvalRecord, OutputLayer, TrainResult, ranking
 from poetslearn.train.new_layer import open_summaries, train_new_layer
+from poetslearn.train.objectives import objective_for
 from poetslearn.train.schedule import with_fine_tuning_defaults
 
 if TYPE_CHECKING:  # the stage signature's types
@@ -37,76 +38,27 @@ if TYPE_CHECKING:  # the stage signature's types
     from poetslearn.extract.bottlenecks import Bottlenecks
     from poetslearn.extract.extractor import FeatureExtractor
 
-# Activations per inference pass of the top blocks (validation and test features). Their
-# intermediate maps dominate peak memory: at mobilenet_1.0_224 with K=4 a pass over 256 took the
-# process to 2,847 MB and over 64 to 1,243 MB (scripts/eval_batch_memory.py); a whole K=4 run
-# with 256 peaked at 3,651 MB.
-EVAL_BATCH = 64
 
-
-@dataclass
-class _Model:
-    """The trained part: the top blocks and the new layer (on standardised features)."""
-
-    split: SplitBackbone
-    mean: np.ndarray
-    std: np.ndarray
-    weights: object  # tf.Variable [dim, classes]
-    biases: object  # tf.Variable [classes]
-
-    @property
-    def variables(self) -> list:
-        return list(self.split.top.trainable_variables) + [self.weights, self.biases]
-
-    def logits(self, activations):
-        features = self.split.top(activations, training=False)  # batch norm frozen
-        return ((features - self.mean) / self.std) @ self.weights + self.biases
-
-    def features(self, reader: ActivationReader) -> np.ndarray:
-        out = [
-            self.split.top(
-                reader.read(range(i, min(i + EVAL_BATCH, len(reader)))), training=False
-            ).numpy()
-            for i in range(0, len(reader), EVAL_BATCH)
-        ]
-        return np.concatenate(out)
-
-    def layer(self) -> OutputLayer:
-        """The new layer on raw features, standardisation folded in (as `head` exports it)."""
-        w, b = self.weights.numpy(), self.biases.numpy()
-        return OutputLayer(
-            (w / self.std[:, None]).astype(np.float32),
-            (b - (self.mean / self.std) @ w).astype(np.float32),
-            self.mean,
-            self.std,
-        )
-
-
-def _build(split: SplitBackbone, start: OutputLayer) -> _Model:
-    import keras
-    import tensorflow as tf
-
-    for layer in split.top.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
-    mean, std, w, b = start.standardised()
-    return _Model(split, mean, std, tf.Variable(w), tf.Variable(b))
-
-
-def _evaluate(model: _Model, reader: ActivationReader, labels: np.ndarray) -> tuple[float, float]:
-    """(accuracy, cross entropy) on a whole split."""
-    from poetslearn.train.objectives import cross_entropy, softmax
-
-    layer = model.layer()
-    probs = softmax(layer.logits(model.features(reader)))
-    return float((probs.argmax(axis=1) == labels).mean()), cross_entropy(probs, labels)
+def _evaluate(model: FineTuneModel, reader: ActivationReader, labels: np.ndarray, objective):
+    """(score, loss) on a whole split: accuracy and cross entropy, or mAP and weighted binary
+    cross entropy for multi-label data."""
+    probs = objective.probabilities(model.layer().logits(model.features(reader)))
+    return objective.score(probs, labels), objective.loss(probs, labels)
 
 
 def _run_epoch(
-    epoch: int, step, model: _Model, readers: dict, labels: dict, batch: int, config, bar
+    epoch: int,
+    step,
+    model: FineTuneModel,
+    data: tuple[dict, dict],
+    batch: int,
+    config,
+    objective,
+    bar,
 ) -> EvalRecord:
     """One pass over the training activations in an order drawn from (seed, epoch), so a resumed
     run repeats it exactly; then the validation figures."""
+    readers, labels = data
     n, classes = len(readers["train"]), model.biases.shape[0]
     rng = np.random.default_rng([config.seed, epoch])
     order, losses, correct = rng.permutation(n), [], 0.0
@@ -117,48 +69,36 @@ def _run_epoch(
         losses.append(float(loss))
         correct += float(hits)
         bar.update(1)
-    accuracy, ce = _evaluate(model, readers["validation"], labels["validation"])
+    score, loss = _evaluate(model, readers["validation"], labels["validation"], objective)
     return EvalRecord(
-        epoch, correct / n, float(np.mean(losses)), accuracy, len(labels["validation"]), ce
+        epoch, correct / n, float(np.mean(losses)), score, len(labels["validation"]), loss
     )
 
 
-def make_train_step(model: _Model, optimizer, label_smoothing: float = 0.0):
-    """One optimizer step on a batch of activations and target distributions [batch, classes]:
-    (mean loss, count of top scores on the targets' top class). (Also what
-    scripts/fine_tune_speed.py times.)"""
-    import tensorflow as tf
-
-    variables = model.variables
-    optimizer.build(variables)
-    loss_of = loss_fn(label_smoothing)
-
-    @tf.function(reduce_retracing=True)
-    def step(x, targets):
-        with tf.GradientTape() as tape:
-            logits = model.logits(x)
-            loss = loss_of(targets, logits)
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        hits = tf.argmax(logits, 1) == tf.argmax(targets, 1)
-        return loss, tf.reduce_sum(tf.cast(hits, tf.float32))
-
-    return step
+def _epoch_line(record: EvalRecord, epochs: int, objective) -> str:
+    return (
+        f"Epoch {record.step}/{epochs}: Train {objective.train_figure} = "
+        f"{record.train_accuracy:.1%}, Cross entropy = {record.cross_entropy:.4f}, Validation "
+        f"{objective.score_name} = {objective.format_score(record.validation_accuracy)} "
+        f"(N={record.validation_size})"
+    )
 
 
 def _train(
-    model: _Model,
-    readers: dict,
-    labels: dict,
+    model: FineTuneModel,
+    data: tuple[dict, dict],
     config,
     checkpoint: Path,
     ctx: RunContext,
+    objective,
     on_epoch=None,
 ) -> tuple[int, float, list[EvalRecord]]:
-    """Trains for --fine_tune_epochs; returns (best epoch, its validation accuracy, history),
-    with the best epoch's weights in place (epoch 0: the start, if no epoch beat it)."""
+    """Trains for --fine_tune_epochs on (readers, labels) per split; returns (best epoch, its
+    validation score, history), with the best epoch's weights in place (epoch 0: the start, if
+    no epoch beat it)."""
     import keras
 
-    log = ctx.log
+    log, (readers, labels) = ctx.log, data
     n, epochs = len(readers["train"]), config.fine_tune_epochs
     batch = min(config.fine_tune_batch_size, n)
     steps = math.ceil(n / batch)
@@ -169,41 +109,29 @@ def _train(
         weight_decay=config.weight_decay,
     )
     variables = model.variables
-    step = make_train_step(model, optimizer, config.label_smoothing)
+    step = make_train_step(model, optimizer, config.label_smoothing, objective)
     if checkpoint.is_file():
         done, best, history = restore_checkpoint(checkpoint, model, optimizer)
         log(f"Resuming fine-tuning after epoch {done} of {epochs} ({checkpoint}).")
     else:
-        accuracy, ce = _evaluate(model, readers["validation"], labels["validation"])
-        done, best, history = 0, (accuracy, -ce, [v.numpy() for v in variables]), []
+        score, loss = _evaluate(model, readers["validation"], labels["validation"], objective)
+        done, best, history = 0, (score, -loss, [v.numpy() for v in variables]), []
         log(
-            f"Epoch 0/{epochs} (the new layer alone): Validation accuracy = {accuracy:.1%} "
-            f"(N={len(labels['validation'])})"
+            f"Epoch 0/{epochs} (the new layer alone): Validation {objective.score_name} = "
+            f"{objective.format_score(score)} (N={len(labels['validation'])})"
         )
     with ctx.progress(steps * (epochs - done), "Fine-tuning", "step") as bar:
         for epoch in range(done + 1, epochs + 1):
-            history.append(_run_epoch(epoch, step, model, readers, labels, batch, config, bar))
-            printing_around(bar, log)(
-                f"Epoch {epoch}/{epochs}: Train accuracy = {history[-1].train_accuracy:.1%}, "
-                f"Cross entropy = {history[-1].cross_entropy:.4f}, Validation accuracy = "
-                f"{history[-1].validation_accuracy:.1%} (N={len(labels['validation'])})"
-            )
+            history.append(_run_epoch(epoch, step, model, data, batch, config, objective, bar))
+            printing_around(bar, log)(_epoch_line(history[-1], epochs, objective))
             if on_epoch is not None:
                 on_epoch(history[-1], model.weights.numpy())
-            score = (history[-1].validation_accuracy, -history[-1].validation_cross_entropy)
-            if score > best[:2]:
-                best = (*score, [v.numpy() for v in variables])
+            if ranking(history[-1]) > best[:2]:
+                best = (*ranking(history[-1]), [v.numpy() for v in variables])
             save_checkpoint(checkpoint, epoch, model, optimizer, best, history)
     for variable, value in zip(variables, best[2]):
         variable.assign(value)
-    best_epoch = max(
-        (
-            r.step
-            for r in history
-            if (r.validation_accuracy, -r.validation_cross_entropy) == best[:2]
-        ),
-        default=0,
-    )
+    best_epoch = max((r.step for r in history if ranking(r) == best[:2]), default=0)
     return best_epoch, best[0], history
 
 
@@ -257,22 +185,35 @@ def run_fine_tuning(
     )
     readers = make_readers()
     labels = {name: s.labels for name, s in bottlenecks.splits.items()}
-    model = _build(split, start.layer)
+    objective = objective_for(dataset.multi_label, labels["train"])
+    model = build_model(split, start.layer)
     writer = open_summaries(config, extractor.arch.name)
     try:
-        best_epoch, accuracy, history = _train(
-            model, readers, labels, config, checkpoint, ctx, writer
+        best_epoch, score, history = _train(
+            model, (readers, labels), config, checkpoint, ctx, objective, writer
         )
     finally:
         if writer is not None:
             writer.close()
             log(f"TensorBoard summaries of the fine-tuning written to {writer.run_dir}")
-    log(f"Kept the weights of epoch {best_epoch} (best validation accuracy {accuracy:.1%}).")
+    log(
+        f"Kept the weights of epoch {best_epoch} (best validation {objective.score_name} "
+        f"{objective.format_score(score)})."
+    )
+    layer = _finished_layer(model, objective, readers["validation"], labels["validation"])
     test_features = model.features(readers["test"])
     for reader in readers.values():
         reader.close()
     checkpoint.unlink(missing_ok=True)
-    details = {
+    details = _details(config, split, best_epoch, start)
+    return TrainResult(
+        layer, best_epoch, score, history, test_features=test_features, details=details
+    )
+
+
+def _details(config, split: SplitBackbone, best_epoch: int, start: TrainResult) -> dict:
+    """What the metadata records of the fine-tuning."""
+    return {
         "blocks": config.fine_tune_blocks,
         "cut": split.cut,
         "epochs": config.fine_tune_epochs,
@@ -282,8 +223,17 @@ def run_fine_tuning(
         "label_smoothing": config.label_smoothing,
         "mixup": config.mixup,
         "best_epoch": best_epoch,
-        "new_layer_validation_accuracy": start.best_validation_accuracy,
+        "new_layer_validation_accuracy": start.best_validation_accuracy,  # mAP if multi-label
     }
-    return TrainResult(
-        model.layer(), best_epoch, accuracy, history, test_features=test_features, details=details
+
+
+def _finished_layer(
+    model: FineTuneModel, objective, validation: ActivationReader, labels
+) -> OutputLayer:
+    """The trained layer with the objective's activation and, multi-label, the thresholds chosen
+    on the validation split."""
+    layer = model.layer(objective.activation)
+    layer.thresholds = objective.thresholds(
+        lambda: layer.probabilities(model.features(validation)), labels
     )
+    return layer

@@ -235,14 +235,14 @@ def train_output_layer(
             if on_eval is not None:
                 on_eval(record, w)
             log(step_line(record, objective))
-            if _ranking(record) > best[0]:
-                best = (_ranking(record), record, w.copy(), b.copy())
+            if ranking(record) > best[0]:
+                best = (ranking(record), record, w.copy(), b.copy())
     _, kept, w, b = best
     layer = finished_layer(on_raw(w, b), mean, std, objective, (val_x, val_y))
     return TrainResult(layer, kept.step, kept.validation_accuracy, history)
 
 
-def _ranking(record: EvalRecord) -> tuple[float, float]:
+def ranking(record: EvalRecord) -> tuple[float, float]:
     """The best validation score wins (a score that cannot be computed ranks last); among
     equals, the lower validation loss."""
     return (
@@ -255,7 +255,7 @@ def finished_layer(raw: OutputLayer, mean, std, objective, validation) -> Output
     """The kept weights with their standardisation recorded and, for multi-label data, a
     threshold per label chosen on the whole validation split."""
     val_x, val_y = validation
-    thresholds = objective.thresholds(objective.probabilities(raw.logits(val_x)), val_y)
+    thresholds = objective.thresholds(lambda: objective.probabilities(raw.logits(val_x)), val_y)
     return OutputLayer(
         raw.weights,
         raw.biases,

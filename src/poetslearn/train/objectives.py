@@ -56,8 +56,22 @@ class SingleLabel:
     def format_score(self, value: float) -> str:
         return f"{value:.1%}"
 
-    def thresholds(self, probabilities: np.ndarray, labels: np.ndarray) -> None:
-        return None  # the top label is the answer
+    def thresholds(self, probabilities_of, labels: np.ndarray) -> None:
+        return None  # the top label is the answer; `probabilities_of()` is never run
+
+    # Fine-tuning (TensorFlow): its loss, and how many of a batch's answers are right.
+    train_figure = "accuracy"
+
+    def tf_loss(self, label_smoothing: float = 0.0):
+        from poetslearn.train.fine_tune_recipe import loss_fn
+
+        return loss_fn(label_smoothing)
+
+    def tf_hits(self, logits, targets):
+        import tensorflow as tf
+
+        hits = tf.argmax(logits, 1) == tf.argmax(targets, 1)
+        return tf.reduce_sum(tf.cast(hits, tf.float32))
 
 
 class MultiLabel:
@@ -95,8 +109,23 @@ class MultiLabel:
     def format_score(self, value: float) -> str:
         return f"{value:.3f}"
 
-    def thresholds(self, probabilities: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        return best_thresholds(probabilities, targets)
+    def thresholds(self, probabilities_of, targets: np.ndarray) -> np.ndarray:
+        """The best-F1 threshold per label on `probabilities_of()` (the validation split's)."""
+        return best_thresholds(probabilities_of(), targets)
+
+    train_figure = "exact match at 0.5"
+
+    def tf_loss(self, label_smoothing: float = 0.0):
+        from poetslearn.train.fine_tune_recipe import sigmoid_loss_fn
+
+        return sigmoid_loss_fn(self.positive_weights)  # smoothing is single-label's lever
+
+    def tf_hits(self, logits, targets):
+        """Images whose every label is decided right at 0.5 (a logit of 0)."""
+        import tensorflow as tf
+
+        right = tf.reduce_all((logits >= 0) == (targets >= 0.5), axis=1)
+        return tf.reduce_sum(tf.cast(right, tf.float32))
 
 
 def objective_for(multi_label: bool, train_targets: np.ndarray):
