@@ -88,6 +88,17 @@ def test_absolute_paths_and_a_byte_order_mark(colour_dir, tmp_path):
     assert sum(len(s) for s in data.splits.values()) == len(rows)
 
 
+def test_paths_written_on_windows_read_anywhere(colour_dir):
+    rows = folder_rows(colour_dir)
+    windows = [r.replace("/", "\\") for r in rows]
+    from_windows = load_csv_dataset(
+        write_csv(colour_dir / "w.csv", ["path,labels", *windows]), **quiet
+    )
+    from_posix = load_csv_dataset(write_csv(colour_dir / "p.csv", ["path,labels", *rows]), **quiet)
+    for name in from_posix.splits:  # same files, same splits
+        assert from_windows.splits[name].images.keys() == from_posix.splits[name].images.keys()
+
+
 @pytest.mark.parametrize(
     "lines, message",
     [

@@ -37,7 +37,8 @@ class CsvRow:
 
     @property
     def rule_key(self) -> str:
-        """The path the stable split rule hashes: as written, with "/" between folders."""
+        """The path as written with "/" between folders (a CSV made on Windows reads anywhere):
+        what the stable split rule hashes and the file that is read."""
         return self.path.replace("\\", "/").removeprefix("./")
 
 
@@ -127,10 +128,7 @@ def load_csv_dataset(
             f"{csv_path} gives {len(names)} label(s); a classifier needs at least 2 "
             f"(or one with --multi_label)."
         )
-    paths = [
-        Path(row.path) if Path(row.path).is_absolute() else csv_path.parent / row.path
-        for row in rows
-    ]
+    paths = [csv_path.parent / row.rule_key for row in rows]  # an absolute path stays itself
     scanned = scan_files(paths, strict, show_progress, csv_path.parent)
     bad = [(path, reason) for path, reason in zip(paths, scanned) if isinstance(reason, str)]
     report_unreadable(str(csv_path), bad, strict, warn)
