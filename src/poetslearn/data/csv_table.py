@@ -166,8 +166,10 @@ def _assign_splits(
         return {"train": list(kept), "validation": [], "test": []}
     ruled = {row.line: row.split or split_of(row.rule_key, validation, testing) for row, *_ in kept}
     if not multi_label:
-        for label in sorted({row.labels[0] for row, *_ in kept}):
-            mine = [row for row, *_ in kept if row.labels[0] == label]
+        by_label: dict[str, list[CsvRow]] = {}
+        for row, *_ in kept:
+            by_label.setdefault(row.labels[0], []).append(row)
+        for mine in by_label.values():
             by_split = {s: [] for s in SPLITS}
             for row in mine:
                 if row.split is None:
