@@ -218,3 +218,20 @@ def test_fine_tuning_learns_mosaics_with_a_sigmoid_per_label(tmp_path):
     image = two_colour_image(tmp_path, "green", "blue")
     out = run(["label", "--graph", str(tmp_path / "out" / "graph.pb"), str(image)])
     assert sorted(line.split(" (")[0] for line in out.stdout.splitlines()) == ["blue", "green"]
+
+
+def test_a_test_split_without_positives_gives_null_figures_not_invalid_json(tmp_path):
+    table = make_colour_mosaics(tmp_path / "mosaics", count=40)
+    rows = table.read_text().splitlines()[1:]
+    lines = ["path,labels,split"]
+    for i, row in enumerate(rows):
+        path, labels = row.split(",")
+        split = ("train", "validation", "test")[i % 3]
+        lines.append(f"{path},{'' if split == 'test' else labels},{split}")  # test: no labels
+    table.write_text("\n".join(lines) + "\n")
+    result = run(retrain_args(tmp_path, "--data_csv", str(table), "--multi_label", "--json"))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)  # NaN would not parse as strict JSON below
+    json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    assert report["test_map"] is None  # no positive: no precision-recall curve
+    assert report["test_exact_match"] is not None

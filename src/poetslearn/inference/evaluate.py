@@ -186,7 +186,8 @@ def score_on_test(
     )
     whole = len(idx) == len(test)
     exact = exact_rows_figures(evaluation, dataset.exact_test_rows, whole)
-    extra = {f"test_{k}": v for k, v in evaluation.summary().items()}
+    # JSON has no NaN (a figure with nothing to count, such as mAP without positives): null.
+    extra = {f"test_{k}": v if np.isfinite(v) else None for k, v in evaluation.summary().items()}
     score = TestScore(evaluation, whole, {**extra, **exact})
     for line in evaluation.describe():
         ctx.log(f"Final test {line}")
