@@ -88,6 +88,9 @@ class RetrainConfig:
     fine_tune_warmup: float = 0.0
     label_smoothing: float = 0.0
     mixup: float = 0.0
+    # Test-time mirroring: every scored image averaged with its mirror image, in retrain's
+    # validation and test figures and inside every export (data/mirror.py).
+    test_time_mirror: bool = False
     # Where missing bottlenecks are computed: a name of extraction.EXTRACTION_BACKENDS.
     extraction: str = "local"
     # The `ray` backend: the cluster to join ("auto", "local" or HOST:PORT) and the CPUs each

@@ -42,10 +42,6 @@ class _Graph:
         return output
 
 
-# The classifier's output layer: its activation -> the ONNX operator and its attributes.
-OUTPUT_ACTIVATIONS = {"softmax": ("Softmax", {"axis": 1}), "sigmoid": ("Sigmoid", {})}
-
-
 def _activation(graph: _Graph, name: str, tensor: str, activation: str) -> str:
     if activation == "linear":
         return tensor
@@ -260,38 +256,4 @@ def convert_to_onnx(arch, backbone, input_hw: tuple[int, int] | None = None) -> 
     graph.node("Identity", [out], "features")
     return _model_bytes(
         graph, arch.name, ["batch", height, width, 3], ["batch", int(backbone.output_shape[-1])]
-    )
-
-
-def convert_classifier_to_onnx(
-    arch,
-    backbone,
-    weights: np.ndarray,
-    biases: np.ndarray,
-    pixel_scale: tuple[float, float] | None = None,
-    metadata: dict[str, str] | None = None,
-    activation: str = "softmax",
-) -> bytes:
-    """A whole classifier as ONNX, through the same writer as the backbone: input `pixels`
-    [batch, s, s, 3] float32 (0..255, or the codelab format undone by `pixel_scale`), the
-    network, then softmax (or, multi-label, a sigmoid per label) of features @ weights + biases
-    as `probabilities` [batch, classes]."""
-    if not hasattr(backbone, "layers") or not hasattr(backbone, "inputs"):
-        raise UnsupportedLayer(f"{type(backbone).__name__} is not a Keras functional model")
-    size = arch.input_size
-    graph = _Graph()
-    features = _layers_stage(graph, backbone, _input_stage(graph, arch, size, size, pixel_scale))
-    weights_name = graph.constant("final/weights", np.asarray(weights, np.float32))
-    logits = graph.node("MatMul", [features, weights_name], "final/matmul")
-    biases_name = graph.constant("final/biases", np.asarray(biases, np.float32))
-    logits = graph.node("Add", [logits, biases_name], "final/logits")
-    op, attributes = OUTPUT_ACTIVATIONS[activation]
-    graph.node(op, [logits], "probabilities", **attributes)
-    return _model_bytes(
-        graph,
-        arch.name,
-        ["batch", size, size, 3],
-        ["batch", int(np.shape(weights)[1])],
-        "probabilities",
-        metadata,
     )

@@ -35,7 +35,26 @@ def to_pixels(images, input_format: str):
     return images
 
 
-def build_frozen_graph(extractor, layer: OutputLayer, input_format: str = "pixels"):
+def mirror_averaged(features_of, mirror: bool):
+    """`features_of`, or with --test_time_mirror the mean of the features of the images and of
+    their mirror images (one pass over both, as a batch twice as large), as retrain scored them."""
+    if not mirror:
+        return features_of
+
+    def averaged(pixels):
+        import tensorflow as tf
+
+        plain, mirrored = tf.split(
+            features_of(tf.concat([pixels, tf.reverse(pixels, axis=[2])], axis=0)), 2, axis=0
+        )
+        return (plain + mirrored) / 2
+
+    return averaged
+
+
+def build_frozen_graph(
+    extractor, layer: OutputLayer, input_format: str = "pixels", mirror: bool = False
+):
     """Returns a GraphDef with every variable folded into constants."""
     import tensorflow as tf
 
@@ -47,9 +66,8 @@ def build_frozen_graph(extractor, layer: OutputLayer, input_format: str = "pixel
         # Made inside the function so the graph keeps these names (a reader can find the layer).
         weights = tf.constant(layer.weights, name="final_weights")
         biases = tf.constant(layer.biases, name="final_biases")
-        features = tf.identity(
-            extractor.features(to_pixels(images, input_format)), name=BOTTLENECK_NAME
-        )
+        features_of = mirror_averaged(extractor.features, mirror)
+        features = tf.identity(features_of(to_pixels(images, input_format)), name=BOTTLENECK_NAME)
         logits = tf.matmul(features, weights) + biases
         # tf.nn.softmax, or tf.nn.sigmoid for multi-label data: named as the codelab's output.
         return getattr(tf.nn, layer.activation)(logits, name=OUTPUT_NAME)
@@ -61,7 +79,7 @@ def export_classifier(
     extractor, layer: OutputLayer, facts: ModelFacts, graph_path: Path, labels_path: Path
 ) -> dict[str, Path]:
     """Writes graph, labels and metadata as one; returns {what: path}."""
-    graph_def = build_frozen_graph(extractor, layer, facts.input_format)
+    graph_def = build_frozen_graph(extractor, layer, facts.input_format, facts.test_time_mirror)
     meta = build_metadata(facts, "frozen_graph", labels_file=Path(labels_path).name)
     metadata_path = metadata_path_for(graph_path)
     write_files_atomic(

@@ -43,6 +43,8 @@ class ModelFacts:
     # Multi-label: a sigmoid per label, and the threshold per label chosen on validation
     # (`label` prints every label at or above its own).
     thresholds: list[float] | None = None
+    # --test_time_mirror: the model averages each image's features with its mirror image's.
+    test_time_mirror: bool = False
 
     def output_facts(self) -> dict:
         """What the output means: softmax over the labels, or a probability per label."""
@@ -139,6 +141,7 @@ def build_metadata(facts: ModelFacts, kind: str, **extra) -> dict:
         "preprocessing": facts.preprocessing,
         "labels": list(facts.labels),
         **facts.output_facts(),
+        "test_time_mirror": facts.test_time_mirror,
         **extra,
         **facts.run,
     }

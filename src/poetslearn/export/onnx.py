@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from poetslearn.backbone.onnx import UnsupportedLayer, convert_classifier_to_onnx
+from poetslearn.backbone.onnx import UnsupportedLayer
+from poetslearn.backbone.onnx_classifier import convert_classifier_to_onnx
 from poetslearn.errors import PoetslearnError
 from poetslearn.export.metadata import CODELAB_MEAN, CODELAB_STD, ModelFacts, build_metadata
 from poetslearn.outputs import write_atomic
@@ -40,6 +41,7 @@ def export_onnx(extractor, layer: OutputLayer, facts: ModelFacts, path: Path) ->
             (CODELAB_STD, CODELAB_MEAN) if codelab else None,
             onnx_metadata_props(meta),
             layer.activation,
+            facts.test_time_mirror,
         )
     except UnsupportedLayer as e:
         raise PoetslearnError(

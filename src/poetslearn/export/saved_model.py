@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from poetslearn.backbone.convert import freeze
+from poetslearn.export.graph import mirror_averaged
 from poetslearn.train.head import OutputLayer
 
 
@@ -35,14 +36,14 @@ def decode_rgb_on_white(data):
     return tf.round(rgb * alpha + 255.0 * (1.0 - alpha))
 
 
-def _frozen_network(extractor, layer: OutputLayer):
+def _frozen_network(extractor, layer: OutputLayer, mirror: bool = False):
     """pixels [N, H, W, 3] float32 0..255, any size -> (features [N, dim], probabilities
     [N, classes]), frozen: the one copy of the weights every entry point calls."""
     import tensorflow as tf
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
     def network(images):
-        features = extractor.features(images)
+        features = mirror_averaged(extractor.features, mirror)(images)
         logits = tf.matmul(features, layer.weights) + layer.biases
         return features, getattr(tf.nn, layer.activation)(logits)  # softmax, or sigmoid
 
@@ -50,12 +51,14 @@ def _frozen_network(extractor, layer: OutputLayer):
     return lambda images: tuple(frozen(images))  # a frozen function returns a flat list
 
 
-def build_frozen_module(extractor, layer: OutputLayer, class_names: list[str]):
+def build_frozen_module(
+    extractor, layer: OutputLayer, class_names: list[str], mirror: bool = False
+):
     """A tf.Module with the serving signatures and TF Hub's `__call__`, around the frozen network
     (decoding, argmax and the label lookup hold no weights)."""
     import tensorflow as tf
 
-    network = _frozen_network(extractor, layer)
+    network = _frozen_network(extractor, layer, mirror)
     size = extractor.arch.input_size
 
     def outputs(probabilities):
@@ -103,7 +106,7 @@ def build_frozen_module(extractor, layer: OutputLayer, class_names: list[str]):
 
 
 def export_saved_model(
-    extractor, layer: OutputLayer, class_names: list[str], directory: Path
+    extractor, layer: OutputLayer, class_names: list[str], directory: Path, mirror: bool = False
 ) -> Path:
     """A SavedModel with signatures `serving_default` (pixels) and `classify_bytes`.
 
@@ -114,7 +117,7 @@ def export_saved_model(
 
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    module = build_frozen_module(extractor, layer, class_names)
+    module = build_frozen_module(extractor, layer, class_names, mirror)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
     try:
         tf.saved_model.save(

@@ -74,7 +74,9 @@ def validation_key(dataset) -> str:
     return "validation_map" if dataset.multi_label else "validation_accuracy"
 
 
-def model_facts(extractor, layer, class_names: list[str], input_format: str, run: dict):
+def model_facts(
+    extractor, layer, class_names: list[str], input_format: str, run: dict, mirror: bool = False
+):
     arch, blocks = extractor.arch, extractor.bottleneck_blocks
     thresholds = None if layer.thresholds is None else [float(t) for t in layer.thresholds]
     return ModelFacts(
@@ -88,6 +90,7 @@ def model_facts(extractor, layer, class_names: list[str], input_format: str, run
         pooled_layers=list(pooled_layers(arch, blocks)) if blocks > 1 else [],
         run=run,
         thresholds=thresholds,
+        test_time_mirror=mirror,
     )
 
 
@@ -97,12 +100,12 @@ def export_everything(
     """Writes every artefact `config` asks for; returns {what: path}."""
     layer, names = trained.layer, dataset.class_names
     run = run_facts(dataset, splits, weights, trained, score, extractor, config)
-    facts = model_facts(extractor, layer, names, config.input_format, run)
+    facts = model_facts(extractor, layer, names, config.input_format, run, config.test_time_mirror)
     paths = export_classifier(extractor, layer, facts, config.output_graph, config.output_labels)
     try:
         if config.saved_model_dir is not None:
             paths["saved_model"] = export_saved_model(
-                extractor, layer, names, config.saved_model_dir
+                extractor, layer, names, config.saved_model_dir, config.test_time_mirror
             )
         if config.tflite_output is not None:
             representative = (

@@ -13,7 +13,7 @@ from poetslearn.backbone.convert import to_tflite
 from poetslearn.data.images import resize_batch
 from poetslearn.data.sources import calibration_images
 from poetslearn.errors import PoetslearnError
-from poetslearn.export.graph import to_pixels
+from poetslearn.export.graph import mirror_averaged, to_pixels
 from poetslearn.export.metadata import (
     CODELAB_MEAN,
     CODELAB_STD,
@@ -67,7 +67,10 @@ def export_tflite(
     def classify(images):
         # Already at the input size: no resize op (TFLite has no antialiased resize).
         pixels = to_pixels(images, facts.input_format)
-        features = extractor.backbone((pixels - arch.input_mean) / arch.input_std, training=False)
+        features = mirror_averaged(
+            lambda x: extractor.backbone((x - arch.input_mean) / arch.input_std, training=False),
+            facts.test_time_mirror,
+        )(pixels)
         mean, std, weights, biases = layer.standardised()  # quantizes far better than folded
         logits = tf.matmul((features - mean) / std, weights) + biases
         return getattr(tf.nn, layer.activation)(logits, name=OUTPUT_NAME)  # softmax, sigmoid

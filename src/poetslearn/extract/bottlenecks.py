@@ -15,6 +15,7 @@ import numpy as np
 from poetslearn.config import RetrainConfig
 from poetslearn.context import RunContext
 from poetslearn.data.distortions import Distortions, distorted_split
+from poetslearn.data.mirror import MIRROR_SUFFIX, average_with_mirror, mirrored_splits
 from poetslearn.data.sources import Dataset, Split
 from poetslearn.extract.backends import BatchResult, ExtractionBackend, LocalExtraction, NodeCounts
 from poetslearn.extract.bottleneck_cache import BottleneckCache
@@ -116,6 +117,9 @@ class Bottlenecks:
     stats: ExtractionStats
     train_x: np.ndarray = field(repr=False, default=None)  # training vectors + distorted copies
     train_y: np.ndarray = field(repr=False, default=None)
+    # --test_time_mirror: the scored splits' mirror images ("validation_mirror", ...); their
+    # vectors are already averaged into `vectors`, fine-tuning reads their activations.
+    mirrored: dict[str, Split] = field(default_factory=dict)
 
     def release(self) -> None:
         """Drops every vector (the splits stay): room for building the export."""
@@ -142,6 +146,8 @@ def get_or_create_bottlenecks(
     to_compute = dict(dataset.splits)
     if distortions.enabled:
         to_compute["distorted"] = distorted_split(dataset.splits["train"], distortions)
+    if config.test_time_mirror:
+        to_compute.update(mirrored_splits(dataset.splits))
     vectors, splits, stats = compute_bottlenecks(
         to_compute, extractor, cache, config.bottleneck_batch_size, ctx.show_progress, warn, backend
     )
@@ -154,6 +160,13 @@ def get_or_create_bottlenecks(
     )
     if stats.by_node:
         log(stats.by_node.describe("Vectors"))
+    mirrored = {name: splits.pop(name) for name in list(splits) if name.endswith(MIRROR_SUFFIX)}
+    if mirrored:
+        log(
+            "Scoring each validation and test image with its mirror image, averaged "
+            "(--test_time_mirror); every export does the same."
+        )
+    vectors = average_with_mirror(vectors)
     dataset.check_every_class_present(splits)
     train_x, train_y = vectors["train"], splits["train"].labels
     if "distorted" in splits:
@@ -163,4 +176,4 @@ def get_or_create_bottlenecks(
             f"Training on {len(splits['train']):,} images and "
             f"{len(train_y) - len(splits['train']):,} distorted copies ({distortions.describe()})."
         )
-    return Bottlenecks(vectors, splits, stats, train_x, train_y)
+    return Bottlenecks(vectors, splits, stats, train_x, train_y, mirrored)

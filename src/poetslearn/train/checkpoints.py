@@ -30,6 +30,8 @@ def checkpoint_path(config, extractor, start: OutputLayer, train_keys: list[byte
         "start": hashlib.sha256(start.weights.tobytes()).hexdigest(),
         "data": hashlib.sha256(b"".join(train_keys)).hexdigest(),
     }
+    if config.test_time_mirror:  # validation figures of another kind (old runs keep their file)
+        facts["mirror"] = True
     digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:20]
     return Path(config.bottleneck_dir) / "checkpoints" / f"fine-tune-{digest}.npz"
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from poetslearn.backbone.split import SplitBackbone, split_backbone
+from poetslearn.data.mirror import MIRROR_SUFFIX, mean_with_mirror
 from poetslearn.errors import PoetslearnError
-from poetslearn.extract.activation_cache import ActivationReader
 from poetslearn.extract.activations import get_or_create_activations
 from poetslearn.progress import printing_around
 from poetslearn.train.checkpoints import checkpoint_path, restore_checkpoint, save_checkpoint
@@ -39,10 +39,19 @@ if TYPE_CHECKING:  # the stage signature's types
     from poetslearn.extract.extractor import FeatureExtractor
 
 
-def _evaluate(model: FineTuneModel, reader: ActivationReader, labels: np.ndarray, objective):
-    """(score, loss) on a whole split: accuracy and cross entropy, or mAP and weighted binary
-    cross entropy for multi-label data."""
-    probs = objective.probabilities(model.layer().logits(model.features(reader)))
+def _split_features(model: FineTuneModel, readers: dict, name: str) -> np.ndarray:
+    """A scored split's features through the trained blocks; with --test_time_mirror, averaged
+    with its mirror images' (whose activations are read as a split of their own)."""
+    features = model.features(readers[name])
+    mirror = readers.get(name + MIRROR_SUFFIX)
+    return features if mirror is None else mean_with_mirror(name, features, model.features(mirror))
+
+
+def _evaluate(model: FineTuneModel, readers: dict, labels: np.ndarray, objective):
+    """(score, loss) on the whole validation split: accuracy and cross entropy, or mAP and
+    weighted binary cross entropy for multi-label data."""
+    features = _split_features(model, readers, "validation")
+    probs = objective.probabilities(model.layer().logits(features))
     return objective.score(probs, labels), objective.loss(probs, labels)
 
 
@@ -69,7 +78,7 @@ def _run_epoch(
         losses.append(float(loss))
         correct += float(hits)
         bar.update(1)
-    score, loss = _evaluate(model, readers["validation"], labels["validation"], objective)
+    score, loss = _evaluate(model, readers, labels["validation"], objective)
     return EvalRecord(
         epoch, correct / n, float(np.mean(losses)), score, len(labels["validation"]), loss
     )
@@ -114,7 +123,7 @@ def _train(
         done, best, history = restore_checkpoint(checkpoint, model, optimizer)
         log(f"Resuming fine-tuning after epoch {done} of {epochs} ({checkpoint}).")
     else:
-        score, loss = _evaluate(model, readers["validation"], labels["validation"], objective)
+        score, loss = _evaluate(model, readers, labels["validation"], objective)
         done, best, history = 0, (score, -loss, [v.numpy() for v in variables]), []
         log(
             f"Epoch 0/{epochs} (the new layer alone): Validation {objective.score_name} = "
@@ -154,7 +163,7 @@ def fine_tune(
         config,
         ctx,
         lambda: get_or_create_activations(
-            bottlenecks.splits, split, extractor, config, backend, ctx
+            {**bottlenecks.splits, **bottlenecks.mirrored}, split, extractor, config, backend, ctx
         ),
     )
 
@@ -200,8 +209,8 @@ def run_fine_tuning(
         f"Kept the weights of epoch {best_epoch} (best validation {objective.score_name} "
         f"{objective.format_score(score)})."
     )
-    layer = _finished_layer(model, objective, readers["validation"], labels["validation"])
-    test_features = model.features(readers["test"])
+    layer = _finished_layer(model, objective, readers, labels["validation"])
+    test_features = _split_features(model, readers, "test")
     for reader in readers.values():
         reader.close()
     checkpoint.unlink(missing_ok=True)
@@ -227,13 +236,11 @@ def _details(config, split: SplitBackbone, best_epoch: int, start: TrainResult) 
     }
 
 
-def _finished_layer(
-    model: FineTuneModel, objective, validation: ActivationReader, labels
-) -> OutputLayer:
+def _finished_layer(model: FineTuneModel, objective, readers: dict, labels) -> OutputLayer:
     """The trained layer with the objective's activation and, multi-label, the thresholds chosen
     on the validation split."""
     layer = model.layer(objective.activation)
     layer.thresholds = objective.thresholds(
-        lambda: layer.probabilities(model.features(validation)), labels
+        lambda: layer.probabilities(_split_features(model, readers, "validation")), labels
     )
     return layer

@@ -80,6 +80,7 @@ def fine_tune_all(
         config,
         ctx,
         lambda: {
-            name: ImageReader(s.images, extractor.arch) for name, s in bottlenecks.splits.items()
+            name: ImageReader(s.images, extractor.arch)
+            for name, s in {**bottlenecks.splits, **bottlenecks.mirrored}.items()
         },
     )
