@@ -2,8 +2,9 @@
 CIFAR-10: validation (5,000), test rows 0-999 (bit-exact, +-1.4 points at 95%) and all 10,000
 test images, the best epoch, the validation figure of every epoch, and the training time. Each
 variant runs `retrain` in a fresh process on the same bottleneck and activation caches (the first
-variant fills them). Mirrored test-time scoring is measured on each variant's exported .tflite:
-the scores of every image and its mirror averaged, against the image alone.
+variant fills them). Mirrored test-time scoring is measured on each variant's exported .tflite
+(scripts/mirror_scoring.py): the scores of every image and its mirror averaged, against the image
+alone.
 
     python scripts/fine_tune_levers.py --architecture mobilenet_0.25_128 --blocks 4 \
         --variants baseline,epochs12,smoothing,warmup,mixup
@@ -59,30 +60,6 @@ def parse_variant(spec: str) -> dict:
     return fields
 
 
-def mirrored_scores(tflite: Path, data_dir: Path) -> dict:
-    """Accuracy of the exported model on validation and test, alone and averaged with the
-    mirror image's scores."""
-    import numpy as np
-
-    from poetslearn import LabelConfig, load_classifier
-    from poetslearn.data.cifar10 import load_cifar10
-
-    classifier = load_classifier(LabelConfig(graph=tflite))
-    data = load_cifar10(data_dir, download=False, show_progress=False)
-    out = {}
-    for split in ("validation", "test"):
-        pixels = data.splits[split].images.pixels.astype(np.float32)
-        labels = data.splits[split].labels
-        plain = classifier.probabilities(pixels)
-        both = (plain + classifier.probabilities(pixels[:, :, ::-1])) / 2
-        for name, probs in (("plain", plain), ("mirrored", both)):
-            hits = probs.argmax(axis=1) == labels
-            out[f"{split}_{name}"] = float(hits.mean())
-            if split == "test":
-                out[f"rows_0_999_{name}"] = float(hits[:1000].mean())
-    return out
-
-
 def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
@@ -101,6 +78,8 @@ def cli():
 @click.option("--weights", default="imagenet")
 def one(fields, work, data_dir, model_dir, architecture, weights):
     """One variant in this process; prints one JSON line."""
+    from mirror_scoring import mirrored_scores  # beside this script
+
     from poetslearn import RetrainConfig, retrain
 
     fields = json.loads(fields)

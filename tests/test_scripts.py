@@ -354,3 +354,33 @@ def test_multi_label_thresholds_compares_each_rule(tmp_path):
         "shrunk_per_label",
     ]
     assert all(0 <= row["test_micro_f1"] <= 1 for row in rows.values())
+
+
+def test_mirror_scoring_reports_plain_and_mirrored_accuracy(tmp_path, tiny_cifar):
+    from poetslearn import RetrainConfig, retrain
+
+    graph = tmp_path / "graph.pb"
+    retrain(
+        RetrainConfig(
+            architecture="test_tiny",
+            weights="none",
+            data_dir=tiny_cifar,
+            bottleneck_dir=tmp_path / "bottlenecks",
+            output_graph=graph,
+            output_labels=tmp_path / "labels.txt",
+            summaries_dir="",
+            how_many_training_steps=100,
+            show_progress=False,
+        ),
+        log=lambda _: None,
+    )
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "mirror_scoring.py"), "--graph", str(graph),
+         "--data_dir", str(tiny_cifar)],
+        check=True, capture_output=True, text=True, cwd=tmp_path,
+    ).stdout  # fmt: skip
+    scores = json.loads(out.strip().splitlines()[-1])
+    for split in ("validation", "test", "rows_0_999"):
+        for scoring in ("plain", "mirrored", "mirrored_logits"):
+            assert 0 <= scores[f"{split}_{scoring}"] <= 1, out
+    assert "mirrored_logits" in out and "validation / rows 0-999 / test 10k" in out
