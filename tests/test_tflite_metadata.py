@@ -30,6 +30,9 @@ VARIANTS = {
     "int8_pixels": ["--tflite_quantize", "int8"],
     "float_codelab": ["--input_format", "codelab"],
     "int8_codelab": ["--input_format", "codelab", "--tflite_quantize", "int8"],
+    # Each image averaged with its mirror image inside the model: a batch of two behind the
+    # one-image input that MediaPipe feeds.
+    "float_mirror": ["--test_time_mirror"],
 }
 
 
@@ -47,7 +50,7 @@ def _mediapipe():
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory, shared):
-    """The four .tflite variants of one classifier (genuine mobilenet_0.25_128 on real CIFAR-10
+    """The .tflite variants of one classifier (genuine mobilenet_0.25_128 on real CIFAR-10
     photos: random weights quantize to nothing), and images to classify."""
     root = tmp_path_factory.mktemp("tflite_metadata")
     photos = cifar_folder(shared, root / "cifar", per_class=30)
