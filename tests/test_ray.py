@@ -129,30 +129,36 @@ def test_image_folder_on_two_nodes_equals_a_local_run(ray_cluster, tmp_path):
 
 
 def test_a_csv_data_set_on_two_nodes_equals_a_local_folder_run(ray_cluster, tmp_path):
+    """... with --test_time_mirror: the mirror images travel to the workers as a split."""
     images = make_colour_folder(tmp_path / "colours", per_class=8)
     rows = [
         f"{p.relative_to(images).as_posix()},{p.parent.name}" for p in sorted(images.rglob("img_*"))
     ]
     table = images / "colours.csv"
     table.write_text("path,labels\n" + "\n".join(rows) + "\n")
-    local = retrain(tiny_retrain_config(tmp_path, images, "local"), log=lambda m: None)
+    local = retrain(
+        tiny_retrain_config(tmp_path, images, "local", test_time_mirror=True), log=lambda m: None
+    )
     on_ray = retrain(
         tiny_retrain_config(
             tmp_path,
             None,
             "ray",
             data_csv=table,
+            test_time_mirror=True,
             extraction="ray",
             ray_address=ray_cluster.address,
         ),
         log=lambda m: None,
     )
-    assert on_ray.extraction.computed == local.extraction.computed == 24
+    mirrored = len(local.dataset.splits["validation"]) + len(local.dataset.splits["test"])
+    assert on_ray.extraction.computed == local.extraction.computed == 24 + mirrored
     assert len(on_ray.extraction.by_node) == 2
     assert_same_vectors(
         cached_vectors(tmp_path / "bottlenecks_ray"), cached_vectors(tmp_path / "bottlenecks_local")
     )
     assert on_ray.score.accuracy == local.score.accuracy
+    assert on_ray.score.evaluation.confidence.tolist() == local.score.evaluation.confidence.tolist()
 
 
 def test_a_worker_killed_during_extraction_is_replaced_and_every_vector_is_right(
