@@ -132,7 +132,7 @@ def test_every_export_scores_an_image_as_its_mirror_and_evaluate_agrees(tmp_path
     # Without the flag an image and its mirror image score differently (the check above bites).
     assert np.abs(scores["plain"]["graph"] - mirrors["plain"]["graph"]).max() > 1e-3
 
-    for graph in ("graph.pb", "graph.tflite"):  # what `evaluate` reads
+    for graph in ("graph.pb", "graph.tflite", "graph.onnx"):
         evaluated = CliRunner().invoke(
             cli,
             [

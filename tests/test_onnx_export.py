@@ -85,6 +85,77 @@ def test_the_codelab_input_format_reaches_the_onnx_model(tmp_path, colour_dir):
     expected = graph_probabilities(tmp_path / "out" / "graph.pb", scaled)  # codelab graph too
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
     assert meta["input_format"] == "codelab" and "(x - 128) / 128" in meta["input"]
+    # `label` scales as the model's metadata says (decoded and resized as in training, like
+    # the .tflite; the codelab graph itself is fed as label_image.py feeds it).
+    paths = sorted(colour_dir.glob("*/*.png"))[:3]
+    scaled = (np.stack([load_image(p, 32) for p in paths]) - 128.0) / 128.0
+    expected = np.sort(run_onnx(tmp_path / "m.onnx", scaled)[0], axis=1)[:, ::-1]
+    np.testing.assert_allclose(label_scores(tmp_path / "m.onnx", paths), expected, atol=1e-6)
+
+
+def label_scores(model, paths) -> np.ndarray:
+    result = CliRunner().invoke(cli, ["label", "--graph", str(model), "--json", *map(str, paths)])
+    assert result.exit_code == 0, result.output
+    return np.array(
+        [
+            [p["score"] for p in entry["predictions"]]
+            for entry in json.loads(result.stdout)["results"]
+        ]
+    )
+
+
+def test_label_and_evaluate_read_the_onnx_model_alone(tmp_path, colour_dir):
+    result = CliRunner().invoke(
+        cli,
+        retrain_args(
+            tmp_path, "--image_dir", str(colour_dir), "--onnx_output", str(tmp_path / "m.onnx")
+        ),
+    )
+    assert result.exit_code == 0, result.output
+    alone = tmp_path / "alone" / "model.onnx"  # no labels file, no JSON beside it
+    alone.parent.mkdir()
+    alone.write_bytes((tmp_path / "m.onnx").read_bytes())
+    paths = sorted(colour_dir.glob("*/*.*"))[::5]
+    np.testing.assert_allclose(
+        label_scores(alone, paths), label_scores(tmp_path / "out" / "graph.pb", paths), atol=1e-4
+    )
+    reports = []
+    for model in (alone, tmp_path / "out" / "graph.pb"):
+        evaluated = CliRunner().invoke(
+            cli,
+            [
+                "evaluate",
+                "--graph",
+                str(model),
+                "--image_dir",
+                str(colour_dir),
+                "--json",
+                "--quiet",
+            ],
+        )
+        assert evaluated.exit_code == 0, evaluated.output
+        reports.append(json.loads(evaluated.stdout))
+    assert reports[0]["confusion"] == reports[1]["confusion"] and reports[0]["n"] == reports[1]["n"]
+
+
+def test_an_onnx_model_without_poetslearn_metadata_is_a_clear_error(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["pixels"], ["probabilities"])],
+        "other",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, 3])],
+    )
+    onnx.save(helper.make_model(graph), tmp_path / "other.onnx")
+    image = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(image)
+    result = CliRunner().invoke(cli, ["label", "--graph", str(tmp_path / "other.onnx"), str(image)])
+    assert result.exit_code != 0
+    assert "carries no poetslearn metadata" in result.output and "ONNX Runtime" in result.output
 
 
 @pytest.mark.parametrize("name", ["mobilenet_0.25_128", "inception_v3"])

@@ -29,7 +29,7 @@ from poetslearn.config import LabelConfig
     type=PathType,
     default=LABEL.graph,
     show_default=True,
-    help="Frozen graph (.pb) or .tflite model from `poetslearn retrain`.",
+    help="Frozen graph (.pb), .tflite or .onnx model from `poetslearn retrain`.",
 )
 @option(
     "labels",

@@ -35,7 +35,7 @@ from poetslearn.config import LabelConfig
     type=PathType,
     default=LABEL.graph,
     show_default=True,
-    help="Frozen graph (.pb) or .tflite model from `poetslearn retrain`, or a codelab "
+    help="Frozen graph (.pb), .tflite or .onnx model from `poetslearn retrain`, or a codelab "
     "retrained_graph.pb.",
 )
 @option(

@@ -13,18 +13,21 @@ from pathlib import Path
 from poetslearn.config import DEFAULT_LABELS_FILE, LabelConfig
 from poetslearn.export.metadata import metadata_path_for, read_metadata
 from poetslearn.inference.graph_classifiers import CodelabGraphClassifier, GraphClassifier
+from poetslearn.inference.onnx_classifier import ONNXClassifier, is_onnx_file
 from poetslearn.inference.predictions import Prediction
 from poetslearn.inference.tflite_classifier import TFLiteClassifier, is_tflite_file
 
-__all__ = ["Prediction", "TFLiteClassifier", "load_classifier"]
+__all__ = ["ONNXClassifier", "Prediction", "TFLiteClassifier", "load_classifier"]
 
 
 def load_classifier(config: LabelConfig, warn=print):
-    """The right classifier for the file: a .tflite model, a poetslearn graph (raw pixels or
-    `--input_format codelab`) or a codelab graph without metadata (fed as its flags say)."""
+    """The right classifier for the file: a .tflite or .onnx model, a poetslearn graph (raw pixels
+    or `--input_format codelab`) or a codelab graph without metadata (fed as its flags say)."""
     graph = Path(config.graph)
     if is_tflite_file(graph):
         return TFLiteClassifier(config, warn)
+    if is_onnx_file(graph):
+        return ONNXClassifier(config, warn)
     metadata = read_metadata(graph, "frozen_graph")
     if metadata is None:
         labels_path = Path(config.labels or DEFAULT_LABELS_FILE)
