@@ -228,7 +228,7 @@ RETRAIN_OPTIONS = [
         is_flag=True,
         help="Score every image and its mirror image, averaged: validation and test in retrain, "
         "and every exported model does the same, so label and evaluate give what retrain "
-        "reports. Twice the cost of each classification; +0.6 points on CIFAR-10 validation at "
+        "reports. Twice the cost of each classification; +0.5 points on CIFAR-10 validation at "
         "mobilenet_1.0_224 with --fine_tune_blocks 4 (BENCHMARKS.md).",
     ),
     option(
