@@ -23,7 +23,7 @@ class UnsupportedLayer(ValueError):
     """The backbone holds a layer this converter cannot express."""
 
 
-class _Graph:
+class OnnxGraph:
     """Collects nodes and constant tensors, naming each uniquely."""
 
     def __init__(self) -> None:
@@ -42,7 +42,7 @@ class _Graph:
         return output
 
 
-def _activation(graph: _Graph, name: str, tensor: str, activation: str) -> str:
+def _activation(graph: OnnxGraph, name: str, tensor: str, activation: str) -> str:
     if activation == "linear":
         return tensor
     if activation == "relu":
@@ -50,7 +50,7 @@ def _activation(graph: _Graph, name: str, tensor: str, activation: str) -> str:
     raise UnsupportedLayer(f"activation {activation!r} in layer {name!r}")
 
 
-def _conv(graph: _Graph, layer, tensor: str) -> str:
+def _conv(graph: OnnxGraph, layer, tensor: str) -> str:
     config = layer.get_config()
     if config.get("data_format", "channels_last") != "channels_last" or tuple(
         config.get("dilation_rate", (1, 1))
@@ -84,7 +84,7 @@ def _conv(graph: _Graph, layer, tensor: str) -> str:
     return _activation(graph, layer.name, out, config.get("activation", "linear"))
 
 
-def _fold_batch_norm(graph: _Graph, layer, tensor: str) -> str:
+def _fold_batch_norm(graph: OnnxGraph, layer, tensor: str) -> str:
     """y = gamma * (x - mean) / sqrt(var + eps) + beta, folded into the convolution before it."""
     producer = next((n for n in graph.nodes if n.output[0] == tensor), None)
     if producer is None or producer.op_type != "Conv" or layer.axis not in (-1, 3, [3], [-1]):
@@ -101,7 +101,7 @@ def _fold_batch_norm(graph: _Graph, layer, tensor: str) -> str:
     return tensor
 
 
-def _layer(graph: _Graph, layer, inputs: list[str]) -> str:
+def _layer(graph: OnnxGraph, layer, inputs: list[str]) -> str:
     kind, name, config = type(layer).__name__, layer.name, layer.get_config()
     if kind in ("Conv2D", "DepthwiseConv2D"):
         return _conv(graph, layer, inputs[0])
@@ -152,7 +152,7 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _input_stage(graph: _Graph, arch, height: int, width: int, pixel_scale=None) -> str:
+def input_stage(graph: OnnxGraph, arch, height: int, width: int, pixel_scale=None) -> str:
     """NHWC pixels -> NCHW, enlarged to the input size when smaller, scaled as the network
     expects; returns the tensor the first layer reads. `pixel_scale` (scale, shift) first turns
     another input format back into pixels: pixels = x * scale + shift."""
@@ -187,7 +187,7 @@ def _input_stage(graph: _Graph, arch, height: int, width: int, pixel_scale=None)
     )
 
 
-def _layers_stage(graph: _Graph, backbone, tensor: str) -> str:
+def layers_stage(graph: OnnxGraph, backbone, tensor: str) -> str:
     """One ONNX node (or a few) per Keras layer; returns the backbone's output tensor."""
     # Keras tensors are matched by identity: each layer's output becomes an ONNX tensor name.
     names = {id(t): tensor for t in _as_list(backbone.inputs)}
@@ -205,8 +205,8 @@ def _layers_stage(graph: _Graph, backbone, tensor: str) -> str:
     return out
 
 
-def _model_bytes(
-    graph: _Graph,
+def model_bytes(
+    graph: OnnxGraph,
     name: str,
     input_shape: list,
     output_shape: list,
@@ -251,9 +251,9 @@ def convert_to_onnx(arch, backbone, input_hw: tuple[int, int] | None = None) -> 
     height, width = input_hw or (size, size)
     if height > size or width > size:
         raise ValueError(f"the ONNX engine only enlarges; got {height}x{width} for {size}")
-    graph = _Graph()
-    out = _layers_stage(graph, backbone, _input_stage(graph, arch, height, width))
+    graph = OnnxGraph()
+    out = layers_stage(graph, backbone, input_stage(graph, arch, height, width))
     graph.node("Identity", [out], "features")
-    return _model_bytes(
+    return model_bytes(
         graph, arch.name, ["batch", height, width, 3], ["batch", int(backbone.output_shape[-1])]
     )

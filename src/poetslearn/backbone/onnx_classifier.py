@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from poetslearn.backbone.onnx import (
+    OnnxGraph,
     UnsupportedLayer,
-    _Graph,
-    _input_stage,
-    _layers_stage,
-    _model_bytes,
+    input_stage,
+    layers_stage,
+    model_bytes,
 )
 
 # The classifier's output layer: its activation -> the ONNX operator and its attributes.
@@ -37,11 +37,11 @@ def convert_classifier_to_onnx(
     if not hasattr(backbone, "layers") or not hasattr(backbone, "inputs"):
         raise UnsupportedLayer(f"{type(backbone).__name__} is not a Keras functional model")
     size = arch.input_size
-    graph = _Graph()
-    network_input = _input_stage(graph, arch, size, size, pixel_scale)
+    graph = OnnxGraph()
+    network_input = input_stage(graph, arch, size, size, pixel_scale)
     if mirror:
         network_input = with_mirror_images(graph, network_input)
-    features = _layers_stage(graph, backbone, network_input)
+    features = layers_stage(graph, backbone, network_input)
     if mirror:
         features = mean_with_mirror_images(graph, features, int(np.shape(weights)[0]))
     weights_name = graph.constant("final/weights", np.asarray(weights, np.float32))
@@ -50,7 +50,7 @@ def convert_classifier_to_onnx(
     logits = graph.node("Add", [logits, biases_name], "final/logits")
     op, attributes = OUTPUT_ACTIVATIONS[activation]
     graph.node(op, [logits], "probabilities", **attributes)
-    return _model_bytes(
+    return model_bytes(
         graph,
         arch.name,
         ["batch", size, size, 3],
