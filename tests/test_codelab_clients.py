@@ -142,8 +142,8 @@ def test_codelab_format_is_the_same_classifier_as_the_pixels_format(codelab_form
     """One model, two doors: pixels resized to 32x32, fed as 0..255 to the pixels graph and as
     (x - 128) / 128 to the codelab graph (and to its .tflite), give the same scores."""
     from helpers import graph_probabilities
+    from poetslearn.artifacts.tflite_file import interpreter_class
     from poetslearn.data.images import load_image
-    from poetslearn.extract.engines import interpreter_class
 
     tmp_path, images = codelab_format
     pixels = np.stack([load_image(p, 32) for _, p in images])

@@ -1,5 +1,5 @@
-"""The package's shape, checked: imports point one way (no cycle, counting imports inside
-functions), no module over 300 lines, no function over 60."""
+"""The package's shape, checked: imports point one way (downward through the layers below, and
+no cycle, counting imports inside functions), no module over 300 lines, no function over 60."""
 
 from __future__ import annotations
 
@@ -60,6 +60,70 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         if start not in state and (cycle := visit(start)):
             return cycle
     return None
+
+
+# The layers, top to bottom. A module may import from its own room (its top-level module or
+# package) and from the layers below its own, never from a layer above, nor from another room
+# of its own layer. The bottom layer is small single-purpose modules that may use each other
+# (the cycle test still holds them). docs/how-it-works.md shows the same picture.
+LAYERS = [
+    ["__main__"],
+    ["cli"],
+    ["pipeline"],
+    ["inference", "export"],
+    ["train"],
+    ["extract"],
+    ["data", "backbone", "artifacts"],
+    ["config", "context", "download", "errors", "memory", "outputs", "progress", "quiet", ""],
+]
+SHARED_LAYER = len(LAYERS) - 1
+
+
+def room_of(module: str) -> str:
+    """`poetslearn.data.csv_table` -> `data`; the package itself (`__version__`) -> ``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def layer_of(room: str) -> int:
+    for i, rooms in enumerate(LAYERS):
+        if room in rooms:
+            return i
+    raise AssertionError(f"{room!r} is in no layer of LAYERS: add it where it belongs")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that points up a layer or sideways into another room of the same layer."""
+    wrong = []
+    for module, imported in graph.items():
+        here = room_of(module)
+        for other in imported:
+            there = room_of(other)
+            if there == here:
+                continue
+            a, b = layer_of(here), layer_of(there)
+            if b < a or (b == a and a != SHARED_LAYER):
+                wrong.append(f"{module} -> {other}")
+    return sorted(wrong)
+
+
+def test_imports_point_down_the_layers():
+    wrong = upward_imports(import_graph())
+    assert not wrong, "imports that point up or sideways:\n" + "\n".join(wrong)
+
+
+def test_the_layer_check_finds_an_upward_import():
+    assert upward_imports({"poetslearn.config": {"poetslearn.backbone.architectures"}}) == [
+        "poetslearn.config -> poetslearn.backbone.architectures"
+    ]
+    assert upward_imports({"poetslearn.export.graph": {"poetslearn.inference.label"}})
+    assert not upward_imports({"poetslearn.cli.label": {"poetslearn.inference.label"}})
+    assert not upward_imports({"poetslearn.outputs": {"poetslearn.errors"}})
+
+
+def test_every_room_has_a_layer():
+    for module in import_graph():
+        layer_of(room_of(module))
 
 
 def test_no_import_cycle():

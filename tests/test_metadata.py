@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import make_colour_folder, retrain_args
+from poetslearn.artifacts.metadata import metadata_path_for, read_metadata
 from poetslearn.cli.main import cli
 from poetslearn.errors import GraphError
-from poetslearn.export.metadata import metadata_path_for, read_metadata
 
 
 def invoke(*args: str):

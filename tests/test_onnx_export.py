@@ -164,7 +164,7 @@ def test_the_genuine_architectures_convert(name):
     equals TensorFlow's network with the same layer on top."""
     import tensorflow as tf
 
-    from poetslearn.backbone.onnx_classifier import convert_classifier_to_onnx
+    from poetslearn.export.onnx_classifier import convert_classifier_to_onnx
     from poetslearn.extract.extractor import FeatureExtractor
 
     arch = get_architecture(name)

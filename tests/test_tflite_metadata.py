@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from helpers import cifar_folder, noisy_colour, retrain_args
+from poetslearn.artifacts.tflite_bundle import read_embedded
+from poetslearn.artifacts.tflite_metadata import LABELS_FILE, classifier_metadata, model_metadata
+from poetslearn.artifacts.tflite_metadata_schema import decode_model_metadata, encode_model_metadata
 from poetslearn.cli.main import cli
 from poetslearn.config import LabelConfig
-from poetslearn.export.tflite_bundle import read_embedded
-from poetslearn.export.tflite_metadata import LABELS_FILE, classifier_metadata, model_metadata
-from poetslearn.export.tflite_metadata_schema import decode_model_metadata, encode_model_metadata
 from poetslearn.inference.tflite_classifier import TFLiteClassifier
 
 # PyPI has mediapipe wheels for these (pyproject's test extra installs it only there).

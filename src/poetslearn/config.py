@@ -6,11 +6,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from poetslearn.backbone.architectures import DEFAULT_ARCHITECTURE
-from poetslearn.backbone.block_features import NOT_WITH_FINE_TUNING
 from poetslearn.errors import PoetslearnError
 
 WORK_DIR = Path("tf_files")  # the codelab's working folder, relative to where the command runs
+DEFAULT_ARCHITECTURE = "mobilenet_0.50_224"  # a name of backbone.architectures.ARCHITECTURES
+# Fine-tuning trains the network above a cut, so blocks below it cannot also feed the bottleneck.
+NOT_WITH_FINE_TUNING = (
+    "--bottleneck_blocks and --fine_tune_blocks cannot be combined: choose one "
+    "of the two ways past the linear layer (docs/fine-tuning.md compares "
+    "them)."
+)
 
 
 def _env_path(variable: str, default: Path) -> Path:

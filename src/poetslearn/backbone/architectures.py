@@ -164,7 +164,6 @@ def _build_registry() -> dict[str, Architecture]:
 
 
 ARCHITECTURES: dict[str, Architecture] = _build_registry()
-DEFAULT_ARCHITECTURE = "mobilenet_0.50_224"
 
 
 def architecture_names(include_tests: bool = True) -> list[str]:

@@ -13,13 +13,6 @@ from __future__ import annotations
 from poetslearn.backbone.architectures import Architecture
 from poetslearn.errors import PoetslearnError
 
-# Fine-tuning trains the network above a cut, so blocks below it cannot also feed the bottleneck.
-NOT_WITH_FINE_TUNING = (
-    "--bottleneck_blocks and --fine_tune_blocks cannot be combined: choose one "
-    "of the two ways past the linear layer (docs/fine-tuning.md compares "
-    "them)."
-)
-
 
 def valid_bottleneck_blocks(arch: Architecture) -> list[int]:
     """The N `arch` can pool: 1 (the bottleneck) up to every block, stem included."""

@@ -101,8 +101,8 @@ def evaluate(
 
     echo = echo_err if json_output else click.echo
     with library_errors():
-        classifier = load_classifier(LabelConfig(graph=graph, labels=labels), echo_err)
-        recorded = (getattr(classifier, "metadata", None) or {}).get("dataset", {})
+        classifier = load_classifier(LabelConfig(graph=graph, labels=labels))
+        recorded = (classifier.metadata or {}).get("dataset", {})
         data, chosen = load_split_to_evaluate(
             image_dir, data_dir, split, recorded, not quiet, echo_err, data_csv
         )

@@ -123,7 +123,7 @@ def label(images, image, image_list, json_output, verbose, **options) -> None:
     config = LabelConfig(**options)
     results, failed = [], 0
     with library_errors():
-        classifier = load_classifier(config, warn=echo_err)
+        classifier = load_classifier(config)
         for done in label_all(classifier, paths, top_k):
             if done.error is not None:
                 failed += 1

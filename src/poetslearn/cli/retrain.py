@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from poetslearn.backbone.architectures import get_architecture
-from poetslearn.backbone.block_features import NOT_WITH_FINE_TUNING, resolve_bottleneck_blocks
+from poetslearn.backbone.block_features import resolve_bottleneck_blocks
 from poetslearn.backbone.split import cut_layer
 from poetslearn.cli.common import (
     echo_err,
@@ -21,7 +21,7 @@ from poetslearn.cli.common import (
 )
 from poetslearn.cli.data_options import check_one_data_source
 from poetslearn.cli.retrain_options import retrain_options
-from poetslearn.config import RetrainConfig
+from poetslearn.config import NOT_WITH_FINE_TUNING, RetrainConfig
 from poetslearn.errors import PoetslearnError
 from poetslearn.memory import describe_peak_memory, peak_memory_mb
 
@@ -122,11 +122,23 @@ def _raise_keyboard_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+# The training stage's parts as the closing line names them, when the trainer had several.
+TRAINING_PARTS = {
+    "new_layer": "new layer",
+    "activations": "activations",
+    "fine_tuning": "fine-tuning",
+}
+
+
 def _done_line(t: dict[str, float]) -> str:
+    parts = [(name, t[key]) for key, name in TRAINING_PARTS.items() if key in t]
+    training = ", ".join(
+        f"{name} {s:.1f} s" for name, s in parts or [("new layer", t["train_head"])]
+    )
     return (
         f"Done in {t['total']:.1f} s (data {t['load_data']:.1f} s, network "
-        f"{t['build_model']:.1f} s, bottlenecks {t['bottlenecks']:.1f} s, new layer "
-        f"{t['train_head']:.1f} s, export {t['export']:.1f} s); {describe_peak_memory()}."
+        f"{t['build_model']:.1f} s, bottlenecks {t['bottlenecks']:.1f} s, {training}, "
+        f"export {t['export']:.1f} s); {describe_peak_memory()}."
     )
 
 

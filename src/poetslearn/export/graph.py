@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from poetslearn.backbone.convert import frozen_graph_def
-from poetslearn.export.metadata import (
+from poetslearn.artifacts.metadata import (
     BOTTLENECK_NAME,
-    CODELAB_MEAN,
-    CODELAB_STD,
     INPUT_NAME,
     OUTPUT_NAME,
     ModelFacts,
     build_metadata,
+    input_scaling,
     metadata_bytes,
     metadata_path_for,
 )
+from poetslearn.backbone.convert import frozen_graph_def
 from poetslearn.outputs import write_files_atomic
 from poetslearn.train.head import OutputLayer
 
@@ -31,7 +30,8 @@ def to_pixels(images, input_format: str):
     """The graph's input as 0..255 pixels: codelab-format input is (x - 128) / 128, undone here so
     that the network then scales exactly as it was trained (to within float rounding)."""
     if input_format == "codelab":
-        return images * CODELAB_STD + CODELAB_MEAN
+        mean, std = input_scaling(input_format)
+        return images * std + mean
     return images
 
 

@@ -6,31 +6,20 @@ its own metadata in metadata_props: `labels` (one per line), `preprocessing`, `i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from poetslearn.artifacts.metadata import ModelFacts, build_metadata, input_scaling
+from poetslearn.artifacts.onnx_file import onnx_metadata_props
 from poetslearn.backbone.onnx import UnsupportedLayer
-from poetslearn.backbone.onnx_classifier import convert_classifier_to_onnx
 from poetslearn.errors import PoetslearnError
-from poetslearn.export.metadata import CODELAB_MEAN, CODELAB_STD, ModelFacts, build_metadata
+from poetslearn.export.onnx_classifier import convert_classifier_to_onnx
 from poetslearn.outputs import write_atomic
 from poetslearn.train.head import OutputLayer
 
 
-def onnx_metadata_props(meta: dict) -> dict[str, str]:
-    """What an ONNX reader shows (strings only)."""
-    return {
-        "labels": "\n".join(meta["labels"]),
-        "preprocessing": str(meta["preprocessing"]),
-        "input_format": meta["input_format"],
-        "input": meta["input"],
-        "poetslearn": json.dumps(meta, ensure_ascii=False),
-    }
-
-
 def export_onnx(extractor, layer: OutputLayer, facts: ModelFacts, path: Path) -> dict[str, Path]:
     """Writes the .onnx classifier (atomically); returns {"onnx": path}."""
-    codelab = facts.input_format == "codelab"
+    mean, std = input_scaling(facts.input_format)
     meta = build_metadata(facts, "onnx")
     try:
         model = convert_classifier_to_onnx(
@@ -38,7 +27,7 @@ def export_onnx(extractor, layer: OutputLayer, facts: ModelFacts, path: Path) ->
             extractor.backbone,
             layer.weights,
             layer.biases,
-            (CODELAB_STD, CODELAB_MEAN) if codelab else None,
+            (std, mean) if facts.input_format == "codelab" else None,
             onnx_metadata_props(meta),
             layer.activation,
             facts.test_time_mirror,

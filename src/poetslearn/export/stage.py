@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from poetslearn.artifacts.metadata import ModelFacts, metadata_path_for
 from poetslearn.backbone.block_features import pooled_layers
 from poetslearn.errors import PoetslearnError
 from poetslearn.export.graph import export_classifier
-from poetslearn.export.metadata import ModelFacts, metadata_path_for
 from poetslearn.export.onnx import export_onnx
 from poetslearn.export.saved_model import export_saved_model
 from poetslearn.export.tflite import export_tflite, representative_images

@@ -9,24 +9,23 @@ from pathlib import Path
 
 import numpy as np
 
+from poetslearn.artifacts.metadata import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ModelFacts,
+    build_metadata,
+    input_scaling,
+    metadata_bytes,
+    metadata_path_for,
+)
+from poetslearn.artifacts.tflite_bundle import embed
+from poetslearn.artifacts.tflite_metadata import associated_files, model_metadata
+from poetslearn.artifacts.tflite_metadata_schema import encode_model_metadata
 from poetslearn.backbone.convert import to_tflite
 from poetslearn.data.images import resize_batch
 from poetslearn.data.sources import calibration_images
 from poetslearn.errors import PoetslearnError
 from poetslearn.export.graph import mirror_averaged, to_pixels
-from poetslearn.export.metadata import (
-    CODELAB_MEAN,
-    CODELAB_STD,
-    INPUT_NAME,
-    OUTPUT_NAME,
-    ModelFacts,
-    build_metadata,
-    metadata_bytes,
-    metadata_path_for,
-)
-from poetslearn.export.tflite_bundle import embed
-from poetslearn.export.tflite_metadata import associated_files, model_metadata
-from poetslearn.export.tflite_metadata_schema import encode_model_metadata
 from poetslearn.outputs import write_files_atomic
 from poetslearn.train.head import OutputLayer
 
@@ -41,7 +40,7 @@ def _calibration(representative: np.ndarray | None, input_format: str):
     """The converter's representative inputs: the images as the model's input takes them."""
     if representative is None or len(representative) == 0:
         raise PoetslearnError("int8 quantization needs representative training images.")
-    scale, shift = (CODELAB_STD, CODELAB_MEAN) if input_format == "codelab" else (1.0, 0.0)
+    shift, scale = input_scaling(input_format)
     return lambda: (
         [((image[np.newaxis] - shift) / scale).astype(np.float32)] for image in representative
     )

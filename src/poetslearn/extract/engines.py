@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from poetslearn.artifacts.tflite_file import interpreter_class
 from poetslearn.backbone.convert import to_tflite
 from poetslearn.quiet import native_stderr_silenced
 
@@ -29,19 +29,6 @@ log = logging.getLogger(__name__)
 # the caches: at 0.50/224 from CIFAR-10 images, batch 8 ran at 600 img/s, 16 at 510-555 and 128
 # at 510 (medians of interleaved runs, 2 cores).
 ENGINE_BATCH = 8
-
-
-def interpreter_class():
-    """LiteRT's interpreter, or TensorFlow's deprecated copy of it when LiteRT is missing."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-
-        return Interpreter
-    except ImportError:
-        import tensorflow as tf
-
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-        return tf.lite.Interpreter
 
 
 def convert_to_tflite(

@@ -11,12 +11,8 @@ from pathlib import Path
 
 from poetslearn.data.parallel import load_each, prefetched
 from poetslearn.errors import ImageError, PoetslearnError
-from poetslearn.inference.predictions import (
-    Prediction,
-    classifier_thresholds,
-    labels_above,
-    top_predictions,
-)
+from poetslearn.inference.classifier import Classifier
+from poetslearn.inference.predictions import Prediction, top_predictions
 
 # What `label FOLDER` takes from a folder (by name: a folder may hold anything else too).
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -68,21 +64,23 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def label_all(classifier, paths: list[Path], top_k: int, batch: int = BATCH) -> Iterator[Labelled]:
+def label_all(
+    classifier: Classifier, paths: list[Path], top_k: int, batch: int = BATCH
+) -> Iterator[Labelled]:
     """Every path's predictions (or why it failed), in input order; the images of the next
     batches decoded by several threads while the classifier runs this one. A multi-label
     model's predictions are the labels at or above their thresholds, its top k in `scores`."""
     chunks = [paths[i : i + batch] for i in range(0, len(paths), batch)]
-    labels, thresholds = classifier.labels, classifier_thresholds(classifier)
+    labels, multi_label = classifier.labels, classifier.thresholds is not None
 
     def load(chunk: list[Path]):
         return load_each(classifier.load_pixels, chunk, errors=LOAD_ERRORS)
 
     def answer(path: Path, probs) -> Labelled:
         top = top_predictions(probs, labels, top_k)
-        if thresholds is None:
+        if not multi_label:
             return Labelled(path, top)
-        return Labelled(path, labels_above(probs, labels, thresholds), scores=top)
+        return Labelled(path, classifier.decided(probs), scores=top)
 
     for chunk, (pixels, errors) in zip(chunks, prefetched(chunks, load)):
         scores = iter(classifier.probabilities(pixels) if pixels else [])

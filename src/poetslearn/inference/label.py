@@ -1,58 +1,54 @@
-"""Classifying images with an exported graph: ours (with metadata) or the codelab's.
-
-Our graphs carry a metadata file, so the input size and preprocessing are known and applied
-inside the graph. A graph without one (such as the codelab's `retrained_graph.pb`) is fed the way
-the codelab's `label_image.py` fed it: resized to the graph's input size, then (x - mean) / std,
-one image at a time.
+"""Opening an exported classifier, whatever its format: a `.tflite` or `.onnx` model, a poetslearn
+graph (raw pixels, or `--input_format codelab`), or a graph without metadata such as the
+codelab's `retrained_graph.pb`, fed as the codelab's `label_image.py` fed it (resized to the
+graph's input size, then (x - mean) / std, one image at a time, as its flags say).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from poetslearn.artifacts.metadata import metadata_path_for, read_metadata, recorded_scaling
+from poetslearn.artifacts.onnx_file import is_onnx_file
+from poetslearn.artifacts.tflite_file import is_tflite_file
 from poetslearn.config import DEFAULT_LABELS_FILE, LabelConfig
-from poetslearn.export.metadata import metadata_path_for, read_metadata
+from poetslearn.inference.classifier import Classifier
 from poetslearn.inference.graph_classifiers import CodelabGraphClassifier, GraphClassifier
-from poetslearn.inference.onnx_classifier import ONNXClassifier, is_onnx_file
+from poetslearn.inference.onnx_classifier import ONNXClassifier
 from poetslearn.inference.predictions import Prediction
-from poetslearn.inference.tflite_classifier import TFLiteClassifier, is_tflite_file
+from poetslearn.inference.tflite_classifier import TFLiteClassifier
 
-__all__ = ["ONNXClassifier", "Prediction", "TFLiteClassifier", "load_classifier"]
+__all__ = ["Classifier", "ONNXClassifier", "Prediction", "TFLiteClassifier", "load_classifier"]
 
 
-def load_classifier(config: LabelConfig, warn=print):
-    """The right classifier for the file: a .tflite or .onnx model, a poetslearn graph (raw pixels
-    or `--input_format codelab`) or a codelab graph without metadata (fed as its flags say)."""
+def load_classifier(config: LabelConfig) -> Classifier:
+    """The right classifier for the file (by its content for `.tflite`, by its name for
+    `.onnx`, else a frozen graph with or without poetslearn metadata)."""
     graph = Path(config.graph)
     if is_tflite_file(graph):
-        return TFLiteClassifier(config, warn)
+        return TFLiteClassifier(config)
     if is_onnx_file(graph):
-        return ONNXClassifier(config, warn)
+        return ONNXClassifier(config)
     metadata = read_metadata(graph, "frozen_graph")
     if metadata is None:
-        labels_path = Path(config.labels or DEFAULT_LABELS_FILE)
         return CodelabGraphClassifier(
             graph,
             config.input_layer,
             config.output_layer,
             None,
-            labels_path,
+            Path(config.labels or DEFAULT_LABELS_FILE),
             (config.input_height, config.input_width),
-            config.input_mean,
-            config.input_std,
+            (config.input_mean, config.input_std),
         )
     if metadata.get("input_format", "pixels") == "pixels":
         return GraphClassifier(graph, metadata, config.labels)
-    labels_path = Path(config.labels) if config.labels else metadata_path_for(graph)
-    labels = None if config.labels else list(metadata["labels"])
     return CodelabGraphClassifier(
         graph,
         metadata["input_tensor"],
         metadata["output_tensor"],
-        labels,
-        labels_path,
+        None if config.labels else list(metadata["labels"]),
+        Path(config.labels) if config.labels else metadata_path_for(graph),
         tuple(metadata["input_size"]),
-        metadata["input_mean"],
-        metadata["input_std"],
+        recorded_scaling(metadata),
         metadata,
     )

@@ -32,15 +32,6 @@ def top_predictions(probs: np.ndarray, labels: list[str], top_k: int) -> list[Pr
     return [Prediction(labels[i], float(probs[i])) for i in order]
 
 
-def classifier_thresholds(classifier) -> np.ndarray | None:
-    """A multi-label model's threshold per label (its metadata records them, by label), in the
-    order of its labels; None for a model of one label per image."""
-    recorded = (getattr(classifier, "metadata", None) or {}).get("thresholds")
-    if not recorded:
-        return None
-    return np.array([recorded.get(label, 0.5) for label in classifier.labels], np.float32)
-
-
 def labels_above(probs: np.ndarray, labels: list[str], thresholds: np.ndarray) -> list[Prediction]:
     """Multi-label's answer: every label at or above its threshold, best first."""
     order = np.argsort(-probs, kind="stable")

@@ -12,6 +12,7 @@ backbone's own layers, so the export carries them.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -184,8 +185,9 @@ def run_fine_tuning(
             "--fine_tune_blocks trains on float activations; use an exact "
             "--engine (auto, tflite, onnxruntime or tf), not tflite_int8."
         )
-    log = ctx.log
+    log, began = ctx.log, time.perf_counter()
     start = train_new_layer(bottlenecks, dataset, extractor, config, None, ctx)
+    new_layer_done = time.perf_counter()
     config = with_fine_tuning_defaults(
         config, len(bottlenecks.splits["train"].labels), extractor.arch.alpha, log
     )
@@ -193,6 +195,7 @@ def run_fine_tuning(
         config, extractor, start.layer, bottlenecks.splits["train"].images.keys()
     )
     readers = make_readers()
+    readers_done = time.perf_counter()
     labels = {name: s.labels for name, s in bottlenecks.splits.items()}
     objective = objective_for(dataset.multi_label, labels["train"])
     model = build_model(split, start.layer)
@@ -215,8 +218,13 @@ def run_fine_tuning(
         reader.close()
     checkpoint.unlink(missing_ok=True)
     details = _details(config, split, best_epoch, start)
+    seconds = {
+        "new_layer": new_layer_done - began,
+        "activations": readers_done - new_layer_done,  # cached, or computed now
+        "fine_tuning": time.perf_counter() - readers_done,
+    }
     return TrainResult(
-        layer, best_epoch, score, history, test_features=test_features, details=details
+        layer, best_epoch, score, history, test_features, details, stage_seconds=seconds
     )
 
 

@@ -87,6 +87,9 @@ class TrainResult:
     test_features: np.ndarray | None = None
     details: dict = field(default_factory=dict)
     steps: int | None = None  # the new layer's training steps, as chosen
+    # Seconds of the trainer's parts, when it has several (fine-tuning: the new layer, the
+    # activations, the fine-tuning itself), for the closing line and --json.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def accuracy(layer: OutputLayer, x: np.ndarray, y: np.ndarray) -> float:

@@ -15,13 +15,13 @@ import json
 from dataclasses import dataclass, field
 
 from poetslearn import __version__
-from poetslearn.errors import GraphError
-from poetslearn.export.metadata import CODELAB_MEAN, CODELAB_STD, metadata_bytes
-from poetslearn.export.tflite_metadata_schema import (
+from poetslearn.artifacts.metadata import input_scaling, metadata_bytes
+from poetslearn.artifacts.tflite_metadata_schema import (
     ASSOCIATED_FILE_TYPES,
     COLOR_SPACES,
     SCHEMA_VERSION,
 )
+from poetslearn.errors import GraphError
 
 LABELS_FILE = "labels.txt"
 FACTS_FILE = "poetslearn.json"
@@ -29,16 +29,11 @@ AXIS_LABELS = ASSOCIATED_FILE_TYPES.index("TENSOR_AXIS_LABELS")
 RGB = COLOR_SPACES.index("RGB")
 
 
-def normalization(input_format: str) -> tuple[float, float]:
-    """(mean, std) that turn pixels 0..255 into what a model of `input_format` takes."""
-    return (CODELAB_MEAN, CODELAB_STD) if input_format == "codelab" else (0.0, 1.0)
-
-
 def model_metadata(meta: dict) -> dict:
     """The ModelMetadata (schema-shaped dicts) of the `.tflite` whose poetslearn metadata is
     `meta` (from `build_metadata(facts, "tflite")`)."""
     labels, size = meta["labels"], meta["input_size"][0]
-    mean, std = normalization(meta["input_format"])
+    mean, std = input_scaling(meta["input_format"])
     shown = ", ".join(labels[:5]) + (", ..." if len(labels) > 5 else "")
     dataset = meta.get("dataset", {}).get("name", "the user's images")
     image = {

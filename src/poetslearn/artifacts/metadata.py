@@ -17,14 +17,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from poetslearn import __version__
+from poetslearn.artifacts.metadata_check import METADATA_FORMAT, checked_metadata
 from poetslearn.errors import GraphError
 
-METADATA_FORMAT = "poetslearn-graph/1"
 INPUT_NAME = "input"
 OUTPUT_NAME = "final_result"
 BOTTLENECK_NAME = "bottleneck"
 # --input_format codelab: what the codelab's label_image.py flags and Android apps use.
 CODELAB_MEAN, CODELAB_STD = 128.0, 128.0
+
+
+def input_scaling(input_format: str) -> tuple[float, float]:
+    """(mean, std) that turn pixels 0..255 into the input of a model of `input_format`."""
+    return (CODELAB_MEAN, CODELAB_STD) if input_format == "codelab" else (0.0, 1.0)
+
+
+def recorded_scaling(meta: dict) -> tuple[float, float]:
+    """(mean, std) as checked metadata records them: the codelab format's own, else none."""
+    if meta.get("input_format") == "codelab":
+        return float(meta["input_mean"]), float(meta["input_std"])
+    return 0.0, 1.0
 
 
 @dataclass(frozen=True)
@@ -159,40 +171,38 @@ def _describes(meta: dict, kind: str) -> bool:
     return ("input_tensor" in meta) == ARTIFACTS[kind].tensors
 
 
-def _load(path: Path) -> dict:
+def _parsed(path: Path) -> object:
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
         raise GraphError(
             f"The metadata file {path} cannot be read ({e}); delete it to treat "
             f"the graph as a codelab graph, or export it again."
         ) from e
-    if not isinstance(meta, dict) or meta.get("format") != METADATA_FORMAT:
-        raise GraphError(
-            f"{path} is not a poetslearn metadata file (format "
-            f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected "
-            f"{METADATA_FORMAT!r})."
-        )
-    return meta
 
 
 def read_metadata(artifact: Path, kind: str) -> dict | None:
-    """The metadata of `artifact`, from its own file or the name earlier versions used; None when
-    there is none (a codelab graph). An old-named file that describes another kind of artefact
-    (both exports once wrote `model.json`, the later replacing the earlier) is an error that
-    says so, never metadata applied to the wrong model."""
+    """The metadata of `artifact`, from its own file or the name earlier versions used, checked;
+    None when there is none (a codelab graph). An old-named file that describes another kind of
+    artefact (both exports once wrote `model.json`, the later replacing the earlier) is an error
+    that says so, never metadata applied to the wrong model."""
+    names_tensors = ARTIFACTS[kind].tensors
     path = metadata_path_for(artifact)
     if path.is_file():
-        return _load(path)
+        return checked_metadata(_parsed(path), str(path), names_tensors)
     legacy = legacy_metadata_path_for(artifact)
     if not legacy.is_file():
         return None
-    meta = _load(legacy)
-    if not _describes(meta, kind):
+    meta = _parsed(legacy)
+    if (
+        isinstance(meta, dict)
+        and meta.get("format") == METADATA_FORMAT
+        and not _describes(meta, kind)
+    ):
         other = meta.get("artifact") or ("frozen graph" if "input_tensor" in meta else "tflite")
         raise GraphError(
             f"{legacy} describes a {other} model, not {artifact}: an earlier poetslearn wrote the "
             f"metadata of both exports to that one file. Export again with this version (it "
             f"writes {path.name} beside it)."
         )
-    return meta
+    return checked_metadata(meta, str(legacy), names_tensors)

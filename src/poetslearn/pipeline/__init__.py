@@ -19,8 +19,8 @@ from poetslearn.export.stage import export_everything, plan_outputs
 from poetslearn.extract.backends import extraction_backend_for
 from poetslearn.extract.bottlenecks import ExtractionStats, get_or_create_bottlenecks
 from poetslearn.extract.extractor import FeatureExtractor, build_extractor
-from poetslearn.inference.evaluate import TestScore, check_accuracy, score_on_test
 from poetslearn.memory import return_freed_memory
+from poetslearn.pipeline.scoring import TestScore, check_accuracy, score_on_test
 from poetslearn.progress import Timings
 from poetslearn.train.head import TrainResult
 from poetslearn.train.trainers import trainer_for
@@ -71,6 +71,7 @@ def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
             bottlenecks = get_or_create_bottlenecks(dataset, extractor, config, backend, ctx)
         with timings("train_head"):
             trained = train(bottlenecks, dataset, extractor, config, backend, ctx)
+        timings.update(trained.stage_seconds)  # a trainer of several parts: each one's time
         score = score_on_test(trained, bottlenecks, dataset, config, ctx)
         if extractor.accuracy_caveat():
             log(extractor.accuracy_caveat())

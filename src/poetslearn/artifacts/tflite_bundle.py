@@ -15,8 +15,8 @@ import zipfile
 
 import numpy as np
 
+from poetslearn.artifacts.tflite_metadata_schema import decode_model_metadata
 from poetslearn.errors import GraphError
-from poetslearn.export.tflite_metadata_schema import decode_model_metadata
 
 METADATA_NAME = "TFLITE_METADATA"
 TFLITE_IDENTIFIER = b"TFL3"
