@@ -43,25 +43,43 @@ class CsvRow:
 
 
 def read_rows(csv_path: Path) -> list[CsvRow]:
-    """Every row of the CSV file, checked: the columns exist, each row names a file and gives a
-    known split word, labels have no line breaks, no file is listed twice."""
+    """Every row of the CSV file, checked: the columns exist, each row has no more cells than
+    the header, names a file and gives a known split word, labels have no line breaks, no file
+    is listed twice."""
     reader = csv.DictReader(io.StringIO(_read_text(csv_path)))
-    columns = {(name or "").strip().lower(): name for name in reader.fieldnames or []}
-    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
-    if missing:
-        raise DataError(
-            f"{csv_path} has no {' or '.join(repr(m) for m in missing)} column; its header row "
-            f"is {', '.join(reader.fieldnames or []) or '(empty)'}. Expected a header row naming "
-            f"path, labels and optionally split, for example:\n{EXAMPLE}"
-        )
-    rows = []
-    for record in reader:
-        cell = {name: (record.get(columns.get(name)) or "").strip() for name in (*columns, "split")}
-        rows.append(_parse_row(csv_path, reader.line_num, cell))
+    try:
+        header = reader.fieldnames or []
+        columns = {name.strip().lower(): name for name in header}
+        missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+        if missing:
+            raise DataError(
+                f"{csv_path} has no {' or '.join(repr(m) for m in missing)} column; its header "
+                f"row is {', '.join(header) or '(empty)'}. Expected a header row naming path, "
+                f"labels and optionally split, for example:\n{EXAMPLE}"
+            )
+        rows = [_row(csv_path, reader.line_num, record, columns) for record in reader]
+    except csv.Error as e:  # a NUL byte, an unclosed quote at the end, a cell over the limit
+        raise DataError(f"{csv_path}, line {reader.line_num}: not valid CSV ({e}).") from e
     if not rows:
         raise DataError(f"{csv_path} lists no images: it has a header row and nothing else.")
     _refuse_repeats(csv_path, rows)
     return rows
+
+
+def _row(csv_path: Path, line: int, record: dict, columns: dict[str, str]) -> CsvRow:
+    extra = record.get(None)  # DictReader's place for cells past the header's columns
+    if extra is not None and any(cell.strip() for cell in extra):  # empty ones: a sheet's edge
+        cells = len(columns) + len(extra)
+        raise DataError(
+            f"{csv_path}, line {line}: {cells} cells, but the header names {len(columns)} "
+            f"columns. A cell probably holds an unquoted comma (a file name such as "
+            f"\"photo, 2019.jpg\"): put that cell in double quotes, or save the sheet again "
+            f"as CSV, which quotes such cells."
+        )
+    # A column the header lacks (split) reads as empty: `record[None]` is the cells past it.
+    named = {name: columns.get(name) for name in (*columns, "split")}
+    cell = {name: (record.get(key) or "").strip() if key else "" for name, key in named.items()}
+    return _parse_row(csv_path, line, cell)
 
 
 def _read_text(csv_path: Path) -> str:
