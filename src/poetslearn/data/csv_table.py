@@ -73,7 +73,7 @@ def _row(csv_path: Path, line: int, record: dict, columns: dict[str, str]) -> Cs
         raise DataError(
             f"{csv_path}, line {line}: {cells} cells, but the header names {len(columns)} "
             f"columns. A cell probably holds an unquoted comma (a file name such as "
-            f"\"photo, 2019.jpg\"): put that cell in double quotes, or save the sheet again "
+            f'"photo, 2019.jpg"): put that cell in double quotes, or save the sheet again '
             f"as CSV, which quotes such cells."
         )
     # A column the header lacks (split) reads as empty: `record[None]` is the cells past it.
