@@ -86,18 +86,26 @@ def test_unreachable_server_says_what_to_do(tmp_path):
 
 def test_imagenet_weights_fall_back_to_the_codelab_tarball_download(tmp_path, server, monkeypatch):
     """No local weights, Keras download fails: the codelab's tarball is fetched and imported."""
-    from poetslearn.backbone import codelab_graphs, weights
+    from dataclasses import replace
+
+    from poetslearn.backbone import architectures, weights
     from poetslearn.backbone.architectures import get_architecture
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setenv("POETSLEARN_CACHE_DIR", str(tmp_path / "cache"))
     base = server.rsplit("/", 1)[0] + "/"
-    keras_spec = get_architecture("mobilenet_0.25_128").keras_weights
-    monkeypatch.setattr(codelab_graphs, "CODELAB_MOBILENET_URL", base)
-    # The Keras URL points at a path our server answers with the wrong bytes for an h5 file;
-    # make it unreachable instead so the codelab tarball is the one that succeeds.
-    monkeypatch.setattr(
-        type(keras_spec), "url", property(lambda self: "http://127.0.0.1:9/x.h5"), raising=False
+    arch = get_architecture("mobilenet_0.25_128")
+    tarball = arch.codelab_tarball
+    # The codelab tarball from our server (its pinned sha256 kept); the Keras file unreachable,
+    # so the codelab tarball is the one that succeeds.
+    monkeypatch.setitem(
+        architectures.ARCHITECTURES,
+        arch.name,
+        replace(
+            arch,
+            codelab_tarball=replace(tarball, url=base + tarball.filename),
+            keras_weights=replace(arch.keras_weights, url="http://127.0.0.1:9/x.h5"),
+        ),
     )
     models = tmp_path / "models"
     backbone, info = weights.build_backbone(
@@ -106,3 +114,34 @@ def test_imagenet_weights_fall_back_to_the_codelab_tarball_download(tmp_path, se
     assert (models / "mobilenet_v1_0.25_128_frozen.tgz").is_file()
     assert info.sha256 == SHARED_SHA256 and "frozen.tgz" in info.path
     assert any("127.0.0.1:9" in place for place in info.looked_in)
+
+
+def test_every_weights_file_in_the_registry_is_served_over_https_by_its_own_name():
+    from poetslearn.backbone.architectures import ARCHITECTURES
+
+    files = [
+        spec
+        for arch in ARCHITECTURES.values()
+        for spec in (arch.keras_weights, arch.codelab_tarball)
+        if spec is not None
+    ]
+    assert len(files) == 16 * 2 + 1  # every MobileNet twice (Keras, codelab), Inception V3 once
+    for spec in files:
+        assert spec.url.startswith("https://") and spec.url.endswith("/" + spec.filename), spec
+
+
+def test_every_weights_file_at_hand_is_pinned_and_its_pin_is_its_hash(shared):
+    """Each genuine file ../shared holds is pinned in the registry with the hash it has."""
+    from poetslearn.backbone.architectures import ARCHITECTURES
+    from poetslearn.download import hash_file
+
+    pinned = {
+        spec.filename: spec.sha256
+        for arch in ARCHITECTURES.values()
+        for spec in (arch.keras_weights, arch.codelab_tarball)
+        if spec is not None
+    }
+    at_hand = sorted((shared / "models").glob("*.tgz"))
+    assert at_hand
+    for path in at_hand:
+        assert pinned.get(path.name) == hash_file(path), path.name

@@ -180,8 +180,8 @@ def test_missing_weights_error_says_where_it_looked(tmp_path, monkeypatch):
         models / "mobilenet_v1_0.25_128" / "frozen_graph.pb",
         models / "mobilenet_v1_0.25_128_frozen.tgz",
         keras / "mobilenet_2_5_128_tf_no_top.h5",
-        "http://download.tensorflow.org/models/mobilenet_v1_0.25_128_frozen.tgz "
-        "(download failed: no network)",
+        "https://storage.googleapis.com/download.tensorflow.org/models/"
+        "mobilenet_v1_0.25_128_frozen.tgz (download failed: no network)",
     ):
         assert f"  {place}" in result.output
     assert "copy the codelab's tf_files/models/" in result.output

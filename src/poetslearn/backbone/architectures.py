@@ -14,15 +14,29 @@ KERAS_MOBILENET_URL = "https://storage.googleapis.com/tensorflow/keras-applicati
 KERAS_INCEPTION_V3_URL = (
     "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
 )
+# Where the codelab's retrain.py downloaded MobileNet v1 from (its http:// address, served over
+# https at this one).
+CODELAB_MOBILENET_URL = "https://storage.googleapis.com/download.tensorflow.org/models/"
+# The sha256 of the codelab tarballs we could check against the official files. Google publishes
+# none; the other twelve could not be fetched where this was written (no network), so their
+# downloads are checked for completeness and by the import, which takes only a whole MobileNet.
+CODELAB_TARBALL_SHA256 = {
+    "mobilenet_v1_0.25_128_frozen.tgz": "30af63cf9039861bc03f86c7b8092fab754d51b27f042830c456ddbfa2b72fce",  # noqa: E501
+    "mobilenet_v1_0.25_160_frozen.tgz": "2b2eb36110bc63f4cf749ef114063f45651be7e9d9eacb315eeedc023ab8a2f5",  # noqa: E501
+    "mobilenet_v1_0.25_192_frozen.tgz": "a3872bf6231336e3e66778e95a2b6abf88d26cbaf3e772c6ea6ec2a422b95be6",  # noqa: E501
+    "mobilenet_v1_0.25_224_frozen.tgz": "1cddeede49eb35af36061aaa66bf643b81f7ea89abc85f6ffef8f0bf00891756",  # noqa: E501
+}
 
 
 @dataclass(frozen=True)
-class KerasWeights:
-    """An official Keras application weights file (no classifier top)."""
+class WeightsFile:
+    """A downloadable weights file: where it is published and the hash it must have (None
+    where none is known: Keras publishes an md5 for Inception V3 only)."""
 
     filename: str
     url: str
-    md5: str | None = None  # Keras publishes a hash for Inception V3, none for MobileNet
+    sha256: str | None = None
+    md5: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,7 +51,8 @@ class Architecture:
     input_mean: float = 127.5
     input_std: float = 127.5
     alpha: float | None = None
-    keras_weights: KerasWeights | None = None
+    keras_weights: WeightsFile | None = None  # the official Keras file (no classifier top)
+    codelab_tarball: WeightsFile | None = None  # the codelab's frozen graph (MobileNet v1)
     for_tests: bool = False
     # Fast engines to try, fastest first (measured by scripts/benchmark.py on 2 AVX-512 cores):
     # XNNPACK wins on MobileNet's depthwise layers, ONNX Runtime on Inception's dense ones.
@@ -118,6 +133,11 @@ def _tiny_test_builder() -> object:
     return keras.Model(inputs, x, name="test_tiny")
 
 
+def _codelab_tarball(alpha_text: str, size: int) -> WeightsFile:
+    name = f"mobilenet_v1_{alpha_text}_{size}_frozen.tgz"
+    return WeightsFile(name, CODELAB_MOBILENET_URL + name, CODELAB_TARBALL_SHA256.get(name))
+
+
 def _build_registry() -> dict[str, Architecture]:
     registry: dict[str, Architecture] = {}
     for alpha_text in MOBILENET_ALPHAS:
@@ -133,7 +153,8 @@ def _build_registry() -> dict[str, Architecture]:
                 feature_dim=int(1024 * alpha),
                 build_backbone=_mobilenet_builder(alpha, size),
                 alpha=alpha,
-                keras_weights=KerasWeights(filename, KERAS_MOBILENET_URL + filename),
+                keras_weights=WeightsFile(filename, KERAS_MOBILENET_URL + filename),
+                codelab_tarball=_codelab_tarball(alpha_text, size),
                 block_outputs=MOBILENET_BLOCK_OUTPUTS,
                 activation_range=(0.0, 6.0),
             )
@@ -146,7 +167,7 @@ def _build_registry() -> dict[str, Architecture]:
         build_backbone=_inception_v3_builder,
         engines=("onnxruntime", "tflite"),
         block_outputs=tuple(f"mixed{i}" for i in range(11)),
-        keras_weights=KerasWeights(
+        keras_weights=WeightsFile(
             filename, KERAS_INCEPTION_V3_URL + filename, md5="bcbd6486424b2319ff4ef7d526e38f63"
         ),
     )

@@ -114,30 +114,19 @@ def find_codelab_graph(arch: Architecture, model_dir: Path, looked_in: list[str]
     return None
 
 
-# Where the codelab's retrain.py downloaded MobileNet v1 from, and the sha256 of the tarballs we
-# could verify (Google publishes none; these were checked against the official files).
-CODELAB_MOBILENET_URL = "http://download.tensorflow.org/models/"
-CODELAB_TARBALL_SHA256 = {
-    "mobilenet_v1_0.25_128_frozen.tgz": "30af63cf9039861bc03f86c7b8092fab754d51b27f042830c456ddbfa2b72fce",  # noqa: E501
-    "mobilenet_v1_0.25_160_frozen.tgz": "2b2eb36110bc63f4cf749ef114063f45651be7e9d9eacb315eeedc023ab8a2f5",  # noqa: E501
-    "mobilenet_v1_0.25_192_frozen.tgz": "a3872bf6231336e3e66778e95a2b6abf88d26cbaf3e772c6ea6ec2a422b95be6",  # noqa: E501
-    "mobilenet_v1_0.25_224_frozen.tgz": "1cddeede49eb35af36061aaa66bf643b81f7ea89abc85f6ffef8f0bf00891756",  # noqa: E501
-}
-
-
 def download_codelab_tarball(arch: Architecture, model_dir: Path, looked_in: list[str]):
     """The codelab's own download: `mobilenet_v1_<alpha>_<size>_frozen.tgz` into the model folder.
 
     Tried after the Keras file. Where no hash is known, the download is still checked for
     completeness, and the import itself rejects anything that is not a complete MobileNet graph.
     """
-    if arch.family != "mobilenet_v1":
+    spec = arch.codelab_tarball
+    if spec is None:
         return None
     dest = codelab_graph_candidates(arch, model_dir)[-1]
-    url = CODELAB_MOBILENET_URL + dest.name
-    looked_in.append(url)
+    looked_in.append(spec.url)
     try:
-        fetch_file(url, dest, sha256=CODELAB_TARBALL_SHA256.get(dest.name))
+        fetch_file(spec.url, dest, sha256=spec.sha256, md5=spec.md5)
     except (DownloadError, OSError) as e:
         looked_in[-1] += f" (download failed: {e})"
         return None

@@ -42,10 +42,11 @@ def find_keras_file(arch: Architecture, model_dir: Path, looked_in: list[str]):
         if path.is_file():
             # Keras publishes a hash for some files (Inception V3): a damaged or foreign file
             # of that name is refused, exactly as a download would be.
-            if spec.md5 and not file_matches(path, md5=spec.md5):
+            if (spec.sha256 or spec.md5) and not file_matches(path, spec.sha256, spec.md5):
+                kind, expected = ("sha256", spec.sha256) if spec.sha256 else ("md5", spec.md5)
                 raise WeightsError(
-                    f"{path} is not the published {spec.filename}: its md5 is "
-                    f"{hash_file(path, 'md5')}, expected {spec.md5}. It is damaged or another "
+                    f"{path} is not the published {spec.filename}: its {kind} is "
+                    f"{hash_file(path, kind)}, expected {expected}. It is damaged or another "
                     f"file; delete it (it is downloaded again when online) or copy a good one."
                 )
             return keras_file_loader(path), WeightsInfo(
@@ -62,7 +63,7 @@ def download_keras_file(arch: Architecture, model_dir: Path, looked_in: list[str
     dest = keras_cache_dir() / spec.filename
     looked_in.append(spec.url)
     try:
-        fetch_file(spec.url, dest, md5=spec.md5)
+        fetch_file(spec.url, dest, sha256=spec.sha256, md5=spec.md5)
     except DownloadError as e:
         looked_in[-1] += f" (download failed: {e})"
         return None
