@@ -102,3 +102,24 @@ def test_the_readmes_python_example_runs(tmp_path, monkeypatch, capsys):
     exec(compile(code, "README.md", "exec"), {})
     printed = capsys.readouterr().out.splitlines()
     assert printed[-3].startswith("red ")  # three predictions, the red class first
+
+
+def test_the_version_is_written_once_and_the_changelog_has_it():
+    import importlib.metadata
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    assert importlib.metadata.version("poetslearn") == poetslearn.__version__
+    changelog = (REPO_ROOT / "CHANGELOG.md").read_text()
+    assert f"## {poetslearn.__version__} (" in changelog
+
+
+def test_the_licence_file_is_the_one_pyproject_names():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    text = (REPO_ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
