@@ -1,9 +1,14 @@
 """What a run tells the person who started it, handed to every stage as one object: `log` for
 progress lines, `warn` for warnings, and progress bars (`progress`) unless they are turned off.
-The CLI prints to stderr; a library caller passes its own functions or `RunContext.silent()`."""
+
+Warnings have one channel: every function that can warn takes a `warn` callable, and every one
+of them defaults to `warn_on_stderr`. The CLI passes its own; a library caller passes its own
+functions or `RunContext.silent()`. (Python's `logging` carries only debugging detail, shown with
+`--verbose`.)"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,10 +19,15 @@ def _nothing(message: str) -> None:
     del message
 
 
+def warn_on_stderr(message: str) -> None:
+    """The default for every `warn`: the message on its own line on standard error."""
+    print(message, file=sys.stderr, flush=True)
+
+
 @dataclass(frozen=True)
 class RunContext:
     log: Callable[[str], None] = print
-    warn: Callable[[str], None] = print
+    warn: Callable[[str], None] = warn_on_stderr
     show_progress: bool = True
 
     @classmethod

@@ -4,12 +4,12 @@ did; imported into our Keras MobileNet once and cached by the graph's sha256."""
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 from poetslearn.backbone.architectures import Architecture
 from poetslearn.backbone.weights_info import Loader, WeightsInfo
+from poetslearn.context import warn_on_stderr
 from poetslearn.download import fetch_file, hash_file
 from poetslearn.errors import DownloadError, WeightsError
 from poetslearn.outputs import write_atomic
@@ -28,7 +28,7 @@ def imported_weights_cache_dir() -> Path:
     )
 
 
-def _import_graph_cached(path: Path, sha256: str):
+def _import_graph_cached(path: Path, sha256: str, warn=warn_on_stderr):
     """Imports a MobileNet graph once; the converted arrays are cached keyed by the source hash."""
     from poetslearn.backbone import graph_import
 
@@ -37,19 +37,17 @@ def _import_graph_cached(path: Path, sha256: str):
         try:
             return graph_import.from_npz_bytes(cached.read_bytes())
         except (OSError, ValueError, KeyError) as e:  # damaged: import again
-            logging.getLogger(__name__).warning("Ignoring damaged %s (%s)", cached, e)
+            warn(f"Warning: ignoring the damaged {cached} ({e}); importing the graph again.")
     weights = graph_import.read_mobilenet_graph(graph_import.read_graph_bytes(path), str(path))
     try:
         write_atomic(cached, graph_import.to_npz_bytes(weights))
     except OSError as e:  # a read-only home: the import works, it is just not remembered
-        logging.getLogger(__name__).warning(
-            "Could not cache imported weights in %s (%s)", cached.parent, e
-        )
+        warn(f"Warning: could not cache the imported weights in {cached.parent} ({e}).")
     return weights
 
 
 def graph_loader(
-    path: Path, arch: Architecture, allow_size_mismatch: bool, warn=None
+    path: Path, arch: Architecture, allow_size_mismatch: bool, warn=warn_on_stderr
 ) -> tuple[Loader, WeightsInfo]:
     """Loads MobileNet v1 weights from a codelab frozen graph, checking alpha and size first."""
     if arch.family != "mobilenet_v1":
@@ -58,7 +56,7 @@ def graph_loader(
             f" Use --architecture mobilenet_<alpha>_<size>."
         )
     sha256 = hash_file(path)
-    imported = _import_graph_cached(path, sha256)
+    imported = _import_graph_cached(path, sha256, warn)
     if abs(imported.alpha - arch.alpha) > 1e-6:
         raise WeightsError(
             f"{path} holds MobileNet v1 with alpha {imported.alpha:g}, but "
@@ -79,9 +77,7 @@ def graph_loader(
                 "graph of the matching size, or pass --allow_size_mismatch to use "
                 "these weights anyway."
             )
-        (warn or logging.getLogger(__name__).warning)(
-            "Warning: " + message + " Features will be worse than at the trained resolution."
-        )
+        warn("Warning: " + message + " Features will be worse than at the trained resolution.")
 
     def load(model) -> None:
         from poetslearn.backbone.graph_import import apply_to_keras

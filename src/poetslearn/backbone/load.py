@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from poetslearn.backbone.architectures import Architecture, get_architecture
 from poetslearn.backbone.tfhub import hub_architecture
 from poetslearn.backbone.weights import WeightsInfo, build_backbone
+from poetslearn.context import warn_on_stderr
 from poetslearn.quiet import import_tensorflow
 
 if TYPE_CHECKING:  # the stage signature's types
@@ -46,7 +47,7 @@ def load_backbone(
     allow_size_mismatch: bool = False,
     tfhub_module: str | None = None,
     image_size: int | None = None,
-    warn=None,
+    warn=warn_on_stderr,
 ) -> Backbone:
     """The TF Hub module when one is named, else the architecture with its weights."""
     import_tensorflow()  # the first import: without its start-up lines

@@ -26,6 +26,7 @@ from poetslearn.backbone.keras_weights import (
     keras_file_loader,
 )
 from poetslearn.backbone.weights_info import Finder, Loader, WeightsInfo
+from poetslearn.context import warn_on_stderr
 from poetslearn.download import hash_file
 from poetslearn.errors import WeightsError
 
@@ -42,7 +43,11 @@ IMAGENET_FINDERS: list[Finder] = [
 
 
 def resolve_weights(
-    arch: Architecture, weights: str, model_dir: Path, allow_size_mismatch: bool = False, warn=None
+    arch: Architecture,
+    weights: str,
+    model_dir: Path,
+    allow_size_mismatch: bool = False,
+    warn=warn_on_stderr,
 ) -> tuple[Loader | None, WeightsInfo]:
     """Decides where the backbone's weights come from, without building anything yet."""
     if weights == "none":
@@ -98,7 +103,7 @@ def build_backbone(
     model_dir: Path = Path("."),
     seed: int = 0,
     allow_size_mismatch: bool = False,
-    warn=None,
+    warn=warn_on_stderr,
 ):
     """Returns (backbone keras.Model, WeightsInfo): [N, s, s, 3] scaled floats -> [N, d]."""
     import keras

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from poetslearn.config import RetrainConfig
+from poetslearn.context import warn_on_stderr
 from poetslearn.data.cifar10 import load_cifar10
 from poetslearn.data.csv_table import load_csv_dataset
 from poetslearn.data.image_folder import load_image_folder
@@ -23,7 +24,7 @@ def load_dataset(
     validation_percentage: float,
     testing_percentage: float,
     show_progress: bool = True,
-    warn=print,
+    warn=warn_on_stderr,
     strict: bool = False,
     whole: bool = False,
     data_csv: Path | None = None,
@@ -62,7 +63,7 @@ def load_split_to_evaluate(
     split: str,
     recorded: dict,
     show_progress: bool = True,
-    warn=print,
+    warn=warn_on_stderr,
     data_csv: Path | None = None,
 ) -> tuple[Dataset, Split]:
     """The data set and the split ("test", "validation", "train" or "all") to evaluate on, cut

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from poetslearn.context import warn_on_stderr
 from poetslearn.data.image_scan import report_unreadable, scan_files
 from poetslearn.data.sources import SPLITS, Dataset, FileImages, Split
 from poetslearn.data.split_rule import give_every_split_one, split_of
@@ -41,7 +42,7 @@ def load_image_folder(
     validation_percentage: float = 10.0,
     testing_percentage: float = 10.0,
     show_progress: bool = True,
-    warn=print,
+    warn=warn_on_stderr,
     strict: bool = False,
     whole: bool = False,
 ) -> Dataset:

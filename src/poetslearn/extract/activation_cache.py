@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from poetslearn.backbone.split import ActivationCodec
+from poetslearn.context import warn_on_stderr
 from poetslearn.errors import PoetslearnError
 from poetslearn.extract.shard_store import ShardStore, checksum
 
@@ -86,7 +87,7 @@ class ActivationCache:
         fingerprint: str,
         shape: tuple[int, ...],
         codec: ActivationCodec,
-        warn=print,
+        warn=warn_on_stderr,
     ) -> None:
         self.dir = Path(root) / "activations" / f"{name}_{fingerprint[:16]}"
         self.shape, self.codec = tuple(shape), codec

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from poetslearn.context import warn_on_stderr
 from poetslearn.extract.shard_store import ShardStore, checked_keys, checksum
 
 # Vectors per shard file; the environment variable exists for tests that interrupt a run.
@@ -83,7 +84,9 @@ class BottleneckCache:
     CIFAR-10: 490 MB, not twice that).
     """
 
-    def __init__(self, root: Path, name: str, fingerprint: str, dim: int, warn=print) -> None:
+    def __init__(
+        self, root: Path, name: str, fingerprint: str, dim: int, warn=warn_on_stderr
+    ) -> None:
         self.dir = Path(root) / f"{name}_{fingerprint[:16]}"
         self.dim = dim
         self.store = ShardStore(self.dir, NpzShards(dim), SHARD_ROWS, warn)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from poetslearn.config import RetrainConfig
-from poetslearn.context import RunContext
+from poetslearn.context import RunContext, warn_on_stderr
 from poetslearn.data.distortions import Distortions, distorted_split
 from poetslearn.data.mirror import MIRROR_SUFFIX, average_with_mirror, mirrored_splits
 from poetslearn.data.sources import Dataset, Split
@@ -53,7 +53,7 @@ def compute_bottlenecks(
     cache: BottleneckCache,
     batch_size: int = 128,
     show_progress: bool = True,
-    warn=print,
+    warn=warn_on_stderr,
     backend: ExtractionBackend | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Split], ExtractionStats]:
     """Returns {split: [N, dim] float32 vectors} for every split, computing only cache misses.

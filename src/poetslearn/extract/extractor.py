@@ -24,6 +24,7 @@ from poetslearn.backbone.block_features import (
 from poetslearn.backbone.load import Backbone, load_backbone
 from poetslearn.backbone.split import split_at
 from poetslearn.backbone.weights import weights_fingerprint
+from poetslearn.context import warn_on_stderr
 from poetslearn.data.images import resize_batch
 from poetslearn.data.sources import calibration_images
 from poetslearn.errors import EngineError, WeightsError
@@ -63,7 +64,7 @@ class ExtractorSpec:
     bottleneck_blocks: int = 1
     int8_calibration: np.ndarray | None = field(default=None, compare=False, repr=False)
 
-    def build(self, warn=None) -> FeatureExtractor:
+    def build(self, warn=warn_on_stderr) -> FeatureExtractor:
         backbone = load_backbone(
             self.architecture,
             self.weights,
@@ -180,7 +181,7 @@ class FeatureExtractor:
         arch: Architecture,
         backbone,
         engine: str = "tf",
-        warn=None,
+        warn=warn_on_stderr,
         int8_calibration: np.ndarray | None = None,
         threads: int | None = None,
         description: ExtractorSpec | None = None,
@@ -219,7 +220,7 @@ class FeatureExtractor:
         # Decided on the first call, unless TensorFlow itself was asked for.
         self.engine_name: str | None = "tf" if engine == "tf" else None
         self._engines: dict[tuple[int, int], object] = {}  # engine per input size
-        self._warn = warn or log.warning
+        self._warn = warn
         self._fingerprint: str | None = None
         self.description = description or ExtractorSpec(
             arch.name, engine=engine, threads=threads, bottleneck_blocks=self.bottleneck_blocks

@@ -25,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from poetslearn.context import warn_on_stderr
 from poetslearn.data.sources import KEY_BYTES
 from poetslearn.outputs import write_files_atomic
 
@@ -82,7 +83,9 @@ class ShardLayout(Protocol):
 class ShardStore:
     """{content key: row} on disk in shards of about `shard_rows` rows, written as they fill."""
 
-    def __init__(self, directory: Path, layout: ShardLayout, shard_rows: int, warn=print) -> None:
+    def __init__(
+        self, directory: Path, layout: ShardLayout, shard_rows: int, warn=warn_on_stderr
+    ) -> None:
         self.dir = Path(directory)
         self.layout, self.shard_rows, self.warn = layout, shard_rows, warn
         self._where: dict[bytes, tuple[Path, int]] = {}  # key -> (shard, row)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from poetslearn.context import warn_on_stderr
 from poetslearn.data.parallel import prefetched
 from poetslearn.data.sources import Split
 from poetslearn.errors import PoetslearnError
@@ -137,7 +138,7 @@ def evaluate_split(
     class_names: list[str],
     batch_size: int = 64,
     show_progress: bool = True,
-    warn=print,
+    warn=warn_on_stderr,
 ):
     """Runs the classifier over every image of `split` (labels matched by name): an Evaluation,
     or a MultiLabelEvaluation when the split's labels are [N, labels] targets."""

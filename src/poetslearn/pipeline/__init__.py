@@ -12,7 +12,7 @@ from pathlib import Path
 from poetslearn.backbone.load import fetch_backbone
 from poetslearn.backbone.weights import WeightsInfo
 from poetslearn.config import RetrainConfig, check_settings
-from poetslearn.context import RunContext
+from poetslearn.context import RunContext, warn_on_stderr
 from poetslearn.data.datasets import load_dataset
 from poetslearn.data.sources import Dataset
 from poetslearn.export.stage import export_everything, plan_outputs
@@ -43,7 +43,7 @@ class RetrainResult:
         return self.score.evaluation.misclassified()
 
 
-def retrain(config: RetrainConfig, log=print, warn=print) -> RetrainResult:
+def retrain(config: RetrainConfig, log=print, warn=warn_on_stderr) -> RetrainResult:
     """Runs the whole pipeline; `log` gets progress lines, `warn` gets warnings."""
     ctx = RunContext(log, warn, config.show_progress)
     timings = Timings()
