@@ -51,14 +51,11 @@ def main(architecture, weights, model_dir, data_dir, bottleneck_dir, blocks, wei
     )
     widths = block_widths(arch)
     d = RetrainConfig()
-    params = HeadParams(
+    params = HeadParams.from_config(
+        d,
         new_layer_steps(len(splits["train"]), d.train_batch_size),
-        d.learning_rate,
-        d.train_batch_size,
-        d.eval_step_interval,
-        -1,
-        weight_decay,
-        d.seed,
+        validation_batch_size=-1,
+        weight_decay=weight_decay,
     )
     ty, vy, sy = (splits[s].labels for s in ("train", "validation", "test"))
     print(

@@ -48,14 +48,8 @@ def main(architecture, weights, model_dir, data_dir, bottleneck_dir) -> None:
     sx, sy = vectors["test"], splits["test"].labels
 
     d = RetrainConfig()
-    base = HeadParams(
-        new_layer_steps(len(tx), d.train_batch_size),
-        d.learning_rate,
-        d.train_batch_size,
-        d.eval_step_interval,
-        -1,
-        d.weight_decay,
-        0,
+    base = HeadParams.from_config(
+        d, new_layer_steps(len(tx), d.train_batch_size), validation_batch_size=-1, seed=0
     )
     variants = {
         "default": base,

@@ -78,14 +78,8 @@ def main(architecture, weights, model_dir, data_dir, bottleneck_dir) -> None:
         vx,
         vy,
         10,
-        HeadParams(
-            new_layer_steps(len(tx), d.train_batch_size),
-            d.learning_rate,
-            d.train_batch_size,
-            d.eval_step_interval,
-            -1,
-            d.weight_decay,
-            d.seed,
+        HeadParams.from_config(
+            d, new_layer_steps(len(tx), d.train_batch_size), validation_batch_size=-1
         ),
         log=lambda *_: None,
     ).layer

@@ -99,7 +99,14 @@ def trained_probabilities(config) -> dict:
 
     ctx = RunContext(lambda *_: None, print, False)
     data = load_dataset(
-        None, config.data_dir, 10, 10, False, print, data_csv=config.data_csv, multi_label=True
+        None,
+        config.data_dir,
+        10,
+        10,
+        show_progress=False,
+        warn=print,
+        data_csv=config.data_csv,
+        multi_label=True,
     )
     extractor = build_extractor(fetch_backbone(config, ctx), config, data, ctx)
     bottlenecks = get_or_create_bottlenecks(

@@ -49,6 +49,12 @@ def test_fine_tuning_trains_the_backbone_exports_it_and_label_agrees(tmp_path, c
     report = json.loads(result.stdout)
     assert "Activations at image (32x32x3): computed 30, 0 were cached." in result.stderr
     assert "Epoch 3/3: Train accuracy = " in result.stderr
+    # The closing line and --json book the new layer, the activations and the fine-tuning apart.
+    parts = report["timings_s"]
+    assert parts["new_layer"] + parts["activations"] + parts["fine_tuning"] <= parts["train_head"]
+    assert re.search(
+        r"new layer [\d.]+ s, activations [\d.]+ s, fine-tuning [\d.]+ s, export", result.stderr
+    ), result.stderr
     meta = json.loads((tmp_path / "out" / "graph.pb.json").read_text())
     assert meta["fine_tuning"]["blocks"] == 1 and meta["fine_tuning"]["cut"] == "image"
     assert meta["fine_tuning"]["epochs"] == 3

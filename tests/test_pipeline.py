@@ -43,7 +43,7 @@ def build_elsewhere(spec: ExtractorSpec):
 
 
 def extractor_for(config: RetrainConfig):
-    dataset = load_dataset(config.image_dir, config.data_dir, 10, 10, False)
+    dataset = load_dataset(config.image_dir, config.data_dir, 10, 10, show_progress=False)
     backbone = fetch_backbone(config, RunContext.silent())
     return build_extractor(backbone, config, dataset, RunContext.silent())
 

@@ -127,6 +127,7 @@ def load_csv_dataset(
     csv_path: Path,
     validation_percentage: float = 10.0,
     testing_percentage: float = 10.0,
+    *,
     show_progress: bool = True,
     warn=warn_on_stderr,
     strict: bool = False,

@@ -23,6 +23,7 @@ def load_dataset(
     data_dir: Path,
     validation_percentage: float,
     testing_percentage: float,
+    *,
     show_progress: bool = True,
     warn=warn_on_stderr,
     strict: bool = False,
@@ -39,11 +40,11 @@ def load_dataset(
             data_csv,
             validation_percentage,
             testing_percentage,
-            show_progress,
-            warn,
-            strict,
-            whole,
-            multi_label,
+            show_progress=show_progress,
+            warn=warn,
+            strict=strict,
+            whole=whole,
+            multi_label=multi_label,
         )
     if multi_label:
         raise DataError(
@@ -52,7 +53,13 @@ def load_dataset(
         )
     if image_dir is not None:
         return load_image_folder(
-            image_dir, validation_percentage, testing_percentage, show_progress, warn, strict, whole
+            image_dir,
+            validation_percentage,
+            testing_percentage,
+            show_progress=show_progress,
+            warn=warn,
+            strict=strict,
+            whole=whole,
         )
     return load_cifar10(data_dir, validation_percentage, show_progress=show_progress)
 
@@ -78,8 +85,8 @@ def load_split_to_evaluate(
         data_dir,
         validation,
         testing,
-        show_progress,
-        warn,
+        show_progress=show_progress,
+        warn=warn,
         whole=whole,
         data_csv=data_csv,
         multi_label=multi_label,

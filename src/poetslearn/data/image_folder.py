@@ -41,6 +41,7 @@ def load_image_folder(
     image_dir: Path,
     validation_percentage: float = 10.0,
     testing_percentage: float = 10.0,
+    *,
     show_progress: bool = True,
     warn=warn_on_stderr,
     strict: bool = False,

@@ -43,36 +43,54 @@ class RetrainResult:
         return self.score.evaluation.misclassified()
 
 
+def _settings_and_data(config: RetrainConfig, ctx: RunContext):
+    """The first stages: the settings checked, the trainer and backend resolved, the outputs
+    planned (all before any work), then the data set loaded."""
+    check_settings(config)
+    train, backend = trainer_for(config), extraction_backend_for(config)
+    plan_outputs(config)
+    dataset = load_dataset(
+        config.image_dir,
+        config.data_dir,
+        config.validation_percentage,
+        config.testing_percentage,
+        show_progress=ctx.show_progress,
+        warn=ctx.warn,
+        strict=config.strict,
+        data_csv=config.data_csv,
+        multi_label=config.multi_label,
+    )
+    ctx.log(f"Dataset {dataset.summary()} (from {dataset.source})")
+    return train, backend, dataset
+
+
 def retrain(config: RetrainConfig, log=print, warn=warn_on_stderr) -> RetrainResult:
     """Runs the whole pipeline; `log` gets progress lines, `warn` gets warnings."""
     ctx = RunContext(log, warn, config.show_progress)
     timings = Timings()
     with timings("total"):
         with timings("load_data"):
-            check_settings(config)
-            train, backend = trainer_for(config), extraction_backend_for(config)
-            plan_outputs(config)
-            dataset = load_dataset(
-                config.image_dir,
-                config.data_dir,
-                config.validation_percentage,
-                config.testing_percentage,
-                ctx.show_progress,
-                ctx.warn,
-                config.strict,
-                data_csv=config.data_csv,
-                multi_label=config.multi_label,
-            )
-            log(f"Dataset {dataset.summary()} (from {dataset.source})")
+            train, backend, dataset = _settings_and_data(config, ctx)
         with timings("build_model"):
             backbone = fetch_backbone(config, ctx)
-            extractor = build_extractor(backbone, config, dataset, ctx)
+            extractor = build_extractor(backbone=backbone, config=config, dataset=dataset, ctx=ctx)
         with timings("bottlenecks"):
-            bottlenecks = get_or_create_bottlenecks(dataset, extractor, config, backend, ctx)
+            bottlenecks = get_or_create_bottlenecks(
+                dataset=dataset, extractor=extractor, config=config, backend=backend, ctx=ctx
+            )
         with timings("train_head"):
-            trained = train(bottlenecks, dataset, extractor, config, backend, ctx)
+            trained = train(
+                bottlenecks=bottlenecks,
+                dataset=dataset,
+                extractor=extractor,
+                config=config,
+                backend=backend,
+                ctx=ctx,
+            )
         timings.update(trained.stage_seconds)  # a trainer of several parts: each one's time
-        score = score_on_test(trained, bottlenecks, dataset, config, ctx)
+        score = score_on_test(
+            trained=trained, bottlenecks=bottlenecks, dataset=dataset, config=config, ctx=ctx
+        )
         if extractor.accuracy_caveat():
             log(extractor.accuracy_caveat())
         # Every vector is done with; freed, they make room for building the export (about
@@ -82,7 +100,13 @@ def retrain(config: RetrainConfig, log=print, warn=warn_on_stderr) -> RetrainRes
         check_accuracy(score, config.assert_accuracy_at_least)
         with timings("export"):
             outputs = export_everything(
-                extractor, trained, dataset, bottlenecks.splits, backbone.weights, score, config
+                extractor=extractor,
+                trained=trained,
+                dataset=dataset,
+                splits=bottlenecks.splits,
+                weights=backbone.weights,
+                score=score,
+                config=config,
             )
     return RetrainResult(
         dataset, extractor, backbone.weights, bottlenecks.stats, trained, score, outputs, timings

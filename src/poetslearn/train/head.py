@@ -12,10 +12,11 @@ raw bottlenecks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from poetslearn.config import RetrainConfig
 from poetslearn.train.objectives import SingleLabel, sigmoid, softmax
 
 ACTIVATIONS = {"softmax": softmax, "sigmoid": sigmoid}
@@ -30,6 +31,26 @@ class HeadParams:
     validation_batch_size: int  # -1: the whole validation split at every evaluation
     weight_decay: float
     seed: int
+
+    @classmethod
+    def from_config(
+        cls, config: RetrainConfig, steps: int, eval_step_interval: int | None = None, **changes
+    ) -> HeadParams:
+        """The settings `config` gives, for `steps` steps (chosen by the training-length rule
+        or given), validation every `eval_step_interval` (default: the config's); `changes`
+        override any other field by name."""
+        return replace(
+            cls(
+                steps=steps,
+                learning_rate=config.learning_rate,
+                batch_size=config.train_batch_size,
+                eval_step_interval=eval_step_interval or config.eval_step_interval,
+                validation_batch_size=config.validation_batch_size,
+                weight_decay=config.weight_decay,
+                seed=config.seed,
+            ),
+            **changes,
+        )
 
 
 @dataclass

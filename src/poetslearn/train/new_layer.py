@@ -63,15 +63,7 @@ def train_new_layer(
     (`backend` is unused: the bottlenecks are computed already.)"""
     log = ctx.log
     steps, interval = training_length(config, len(bottlenecks.train_y), log)
-    params = HeadParams(
-        steps,
-        config.learning_rate,
-        config.train_batch_size,
-        interval,
-        config.validation_batch_size,
-        config.weight_decay,
-        config.seed,
-    )
+    params = HeadParams.from_config(config, steps, interval)
     objective = objective_for(dataset.multi_label, bottlenecks.train_y)
     writer = open_summaries(config, extractor.arch.name)
     try:

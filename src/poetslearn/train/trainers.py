@@ -2,7 +2,8 @@
 top blocks of the backbone with it (`fine_tune`, chosen by --fine_tune_blocks K > 0), or the whole
 network on the images (`fine_tune_all`, --fine_tune_blocks all).
 
-A trainer takes (bottlenecks, dataset, extractor, config, backend, ctx): the run's extraction
+A trainer takes (bottlenecks, dataset, extractor, config, backend, ctx), by those names (the
+pipeline calls every stage by keyword): the run's extraction
 backend computes whatever more it needs from the images (fine-tuning's activations), and `ctx`
 is the run's `RunContext`. It returns what it trained
 (`head.TrainResult`: the layer, its best step and validation accuracy, and, when it changed the
