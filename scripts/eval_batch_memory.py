@@ -1,5 +1,6 @@
 """Peak memory of running the top K blocks in inference over a batch of cached activations: what
-fine-tuning does for its validation and test features (`fine_tune_model.EVAL_BATCH` at a time).
+fine-tuning does for its validation and test features (`EVAL_BATCH` of
+train/fine_tuning/model.py at a time).
 
     python scripts/eval_batch_memory.py --architecture mobilenet_1.0_224 --blocks 4 --batch 256
 
@@ -12,7 +13,7 @@ import click
 import numpy as np
 
 from poetslearn.backbone.architectures import get_architecture
-from poetslearn.backbone.split import split_backbone
+from poetslearn.backbone.cut import cut_backbone
 from poetslearn.backbone.weights import build_backbone
 from poetslearn.memory import peak_memory_mb
 
@@ -23,7 +24,7 @@ from poetslearn.memory import peak_memory_mb
 @click.option("--batch", type=int, default=64, help="Activations per pass.")
 def main(architecture: str, blocks: int, batch: int) -> None:
     arch = get_architecture(architecture)
-    split = split_backbone(arch, build_backbone(arch, "none")[0], blocks)  # weights change nothing
+    split = cut_backbone(arch, build_backbone(arch, "none")[0], blocks)  # weights change nothing
     x = np.random.default_rng(0).uniform(0, 6, (batch, *split.activation_shape)).astype(np.float32)
     before = peak_memory_mb()
     for _ in range(3):

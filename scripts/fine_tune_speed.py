@@ -51,9 +51,9 @@ def steps_per_second(step, x, y, min_seconds: float) -> float:
 def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
     import keras
 
+    from poetslearn.backbone.cut import cut_backbone, whole_network
     from poetslearn.backbone.load import load_backbone
-    from poetslearn.backbone.split import split_backbone, whole_network
-    from poetslearn.train.fine_tune_model import build_model, make_train_step
+    from poetslearn.train.fine_tuning.model import build_model, make_train_step
     from poetslearn.train.head import OutputLayer
 
     threads = os.cpu_count() or 1
@@ -66,7 +66,7 @@ def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
         split = (
             whole_network(backbone.model)
             if k == "all"
-            else split_backbone(backbone.arch, backbone.model, k)
+            else cut_backbone(backbone.arch, backbone.model, k)
         )
         dim = backbone.arch.feature_dim
         start = OutputLayer(

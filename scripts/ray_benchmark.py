@@ -53,7 +53,7 @@ def _extract(
     from poetslearn.extract.backends import LocalExtraction
     from poetslearn.extract.bottleneck_cache import BottleneckCache
     from poetslearn.extract.bottlenecks import compute_bottlenecks
-    from poetslearn.extract.extractor import FeatureExtractor, describe_extractor
+    from poetslearn.extract.extractor import FeatureExtractor, extractor_spec
 
     train = load_cifar10(data_dir, download=False, show_progress=False).splits["train"]
     split = Split(train.images.subset(list(range(images))), train.labels[:images])
@@ -61,7 +61,7 @@ def _extract(
         architecture, weights = "test_tiny", "none"
     backbone = load_backbone(architecture, weights, model_dir)
     extractor = FeatureExtractor(
-        backbone.arch, backbone.model, "auto", description=describe_extractor(backbone, "auto")
+        backbone.arch, backbone.model, "auto", description=extractor_spec(backbone, "auto")
     )
     start = time.perf_counter()
     cluster = None

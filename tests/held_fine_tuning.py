@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from poetslearn.cli.main import cli
-from poetslearn.train import fine_tuning
+from poetslearn.train.fine_tuning import top_blocks as fine_tuning
 
 
 def hold_after_first_epoch(held_file: Path) -> None:

@@ -1,4 +1,4 @@
-"""The fine-tuning recipe's levers (train/fine_tune_recipe.py), each a small function."""
+"""The fine-tuning recipe's levers (train/fine_tuning/recipe.py), each a small function."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from poetslearn.train.fine_tune_recipe import learning_rate_schedule, loss_fn, training_batch
+from poetslearn.train.fine_tuning.recipe import learning_rate_schedule, loss_fn, training_batch
 
 
 class ArrayReader:

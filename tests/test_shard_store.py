@@ -13,7 +13,7 @@ import pytest
 
 from poetslearn import outputs
 from poetslearn.backbone.architectures import get_architecture
-from poetslearn.backbone.split import ActivationCodec
+from poetslearn.backbone.cut import ActivationCodec
 from poetslearn.data.sources import KEY_BYTES
 from poetslearn.extract.activation_cache import ActivationCache
 from poetslearn.extract.bottleneck_cache import BottleneckCache

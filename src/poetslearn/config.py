@@ -88,7 +88,7 @@ class RetrainConfig:
     fine_tune_epochs: int | None = None  # None: train.schedule's rule of the data's size
     fine_tune_learning_rate: float | None = None  # None: train.schedule's rule of the width
     fine_tune_batch_size: int = 64
-    # The fine-tuning recipe's levers (train/fine_tune_recipe.py; measured in BENCHMARKS.md):
+    # The fine-tuning recipe's levers (train/fine_tuning/recipe.py; measured in BENCHMARKS.md):
     # warm-up epochs before the cosine decay, label smoothing, mixup's Beta(a, a) on activations.
     fine_tune_warmup: float = 0.0
     label_smoothing: float = 0.0

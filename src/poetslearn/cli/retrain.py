@@ -12,7 +12,7 @@ import click
 
 from poetslearn.backbone.architectures import get_architecture
 from poetslearn.backbone.block_features import resolve_bottleneck_blocks
-from poetslearn.backbone.split import cut_layer
+from poetslearn.backbone.cut import cut_layer
 from poetslearn.cli.common import (
     echo_err,
     library_errors,

@@ -1,3 +1,3 @@
 """Writing the trained classifier. Public faces: `stage.export_everything` and
-`stage.plan_outputs` (the retrain stage), `metadata` (one builder and one naming rule for every
-artefact's metadata, and its reader), `graph`, `tflite`, `saved_model`."""
+`stage.plan_outputs` (the retrain stage), `graph`, `tflite`, `onnx`, `saved_model`. What each
+file holds and how it is read back (the metadata among it) is in `artifacts/`."""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from poetslearn.backbone.split import ActivationCodec
+from poetslearn.backbone.cut import ActivationCodec
 from poetslearn.context import warn_on_stderr
 from poetslearn.errors import PoetslearnError
 from poetslearn.extract.shard_store import ShardStore, checksum

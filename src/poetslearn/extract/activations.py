@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from poetslearn.backbone.split import ActivationCodec, SplitBackbone
+from poetslearn.backbone.cut import ActivationCodec, CutBackbone
 from poetslearn.config import RetrainConfig
 from poetslearn.context import RunContext
 from poetslearn.extract.activation_cache import ActivationCache, ActivationReader
@@ -21,7 +21,7 @@ from poetslearn.extract.fill import fill_cache, plan_work
 _ATTEMPTS = 2
 
 
-def _bottom_extractor(extractor: FeatureExtractor, split: SplitBackbone, warn) -> FeatureExtractor:
+def _bottom_extractor(extractor: FeatureExtractor, split: CutBackbone, warn) -> FeatureExtractor:
     """The frozen part, described like the extractor but cut where it ends: a Ray worker builds
     the same one from its description."""
     engine = extractor.requested_engine if extractor.exact else "auto"
@@ -39,7 +39,7 @@ def _bottom_extractor(extractor: FeatureExtractor, split: SplitBackbone, warn) -
 
 def get_or_create_activations(
     splits: dict,
-    split: SplitBackbone,
+    split: CutBackbone,
     extractor: FeatureExtractor,
     config: RetrainConfig,
     backend: ExtractionBackend,

@@ -21,8 +21,8 @@ from poetslearn.backbone.block_features import (
     resolve_bottleneck_blocks,
     with_block_features,
 )
+from poetslearn.backbone.cut import cut_at
 from poetslearn.backbone.load import Backbone, load_backbone
-from poetslearn.backbone.split import split_at
 from poetslearn.backbone.weights import weights_fingerprint
 from poetslearn.context import warn_on_stderr
 from poetslearn.data.images import resize_batch
@@ -81,7 +81,7 @@ class ExtractorSpec:
                 f"{self.weights_sha256} this extractor was described with; the "
                 f"file changed. Give every machine the same weights file."
             )
-        model = backbone.model if self.cut is None else split_at(backbone.model, self.cut).bottom
+        model = backbone.model if self.cut is None else cut_at(backbone.model, self.cut).bottom
         return FeatureExtractor(
             backbone.arch,
             model,
@@ -95,7 +95,7 @@ class ExtractorSpec:
         )
 
 
-def describe_extractor(
+def extractor_spec(
     backbone: Backbone,
     engine: str,
     seed: int = 0,
@@ -140,7 +140,7 @@ def build_extractor(
     if not is_exact(config.engine):
         calibration = calibration_images(dataset.splits["train"], backbone.arch.input_size)
     blocks = resolve_bottleneck_blocks(backbone.arch, config.bottleneck_blocks)
-    spec = describe_extractor(
+    spec = extractor_spec(
         backbone,
         config.engine,
         config.seed,

@@ -63,7 +63,7 @@ class SingleLabel:
     train_figure = "accuracy"
 
     def tf_loss(self, label_smoothing: float = 0.0):
-        from poetslearn.train.fine_tune_recipe import loss_fn
+        from poetslearn.train.fine_tuning.recipe import loss_fn
 
         return loss_fn(label_smoothing)
 
@@ -116,7 +116,7 @@ class MultiLabel:
     train_figure = "exact match at 0.5"
 
     def tf_loss(self, label_smoothing: float = 0.0):
-        from poetslearn.train.fine_tune_recipe import sigmoid_loss_fn
+        from poetslearn.train.fine_tuning.recipe import sigmoid_loss_fn
 
         return sigmoid_loss_fn(self.positive_weights)  # smoothing is single-label's lever
 

@@ -21,8 +21,8 @@ from poetslearn.errors import PoetslearnError
 from poetslearn.extract.backends import ExtractionBackend
 from poetslearn.extract.bottlenecks import Bottlenecks
 from poetslearn.extract.extractor import FeatureExtractor
-from poetslearn.train.fine_tuning import fine_tune
-from poetslearn.train.fine_tuning_all import fine_tune_all
+from poetslearn.train.fine_tuning.top_blocks import fine_tune
+from poetslearn.train.fine_tuning.whole_network import fine_tune_all
 from poetslearn.train.head import TrainResult
 from poetslearn.train.new_layer import train_new_layer
 

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import randomise_batch_norm
 from poetslearn.backbone.architectures import ARCHITECTURES, get_architecture
-from poetslearn.backbone.split import ActivationCodec, cut_layer, split_backbone, valid_block_counts
+from poetslearn.backbone.cut import ActivationCodec, cut_backbone, cut_layer, valid_block_counts
 from poetslearn.backbone.weights import build_backbone
 from poetslearn.errors import PoetslearnError
 
@@ -42,7 +42,7 @@ def test_top_of_bottom_is_the_whole_backbone(name, blocks, shape):
     arch = get_architecture(name)
     backbone, _ = build_backbone(arch, "none")
     randomise_batch_norm(backbone)
-    split = split_backbone(arch, backbone, blocks)
+    split = cut_backbone(arch, backbone, blocks)
     assert split.activation_shape == shape
     x = np.random.default_rng(1).uniform(-1, 1, (2, arch.input_size, arch.input_size, 3))
     whole = backbone(x.astype(np.float32), training=False).numpy()

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from poetslearn.backbone.split import SplitBackbone, split_backbone
+from poetslearn.backbone.cut import CutBackbone, cut_backbone
 from poetslearn.data.mirror import MIRROR_SUFFIX, mean_with_mirror
 from poetslearn.errors import PoetslearnError
 from poetslearn.extract.activations import get_or_create_activations
 from poetslearn.progress import printing_around
 from poetslearn.train.checkpoints import checkpoint_path, restore_checkpoint, save_checkpoint
-from poetslearn.train.fine_tune_model import FineTuneModel, build_model, make_train_step
-from poetslearn.train.fine_tune_recipe import learning_rate_schedule, training_batch
+from poetslearn.train.fine_tuning.model import FineTuneModel, build_model, make_train_step
+from poetslearn.train.fine_tuning.recipe import learning_rate_schedule, training_batch
 from poetslearn.train.head import EvalRecord, OutputLayer, TrainResult, ranking
 from poetslearn.train.new_layer import open_summaries, train_new_layer
 from poetslearn.train.objectives import objective_for
@@ -155,7 +155,7 @@ def fine_tune(
 ) -> TrainResult:
     """The trainer for --fine_tune_blocks K: the top K blocks, on cached activations computed
     by the run's own extraction backend."""
-    split = split_backbone(extractor.arch, extractor.backbone, config.fine_tune_blocks)
+    split = cut_backbone(extractor.arch, extractor.backbone, config.fine_tune_blocks)
     return run_fine_tuning(
         split,
         bottlenecks,
@@ -170,7 +170,7 @@ def fine_tune(
 
 
 def run_fine_tuning(
-    split: SplitBackbone,
+    split: CutBackbone,
     bottlenecks: Bottlenecks,
     dataset: Dataset,
     extractor: FeatureExtractor,
@@ -228,7 +228,7 @@ def run_fine_tuning(
     )
 
 
-def _details(config, split: SplitBackbone, best_epoch: int, start: TrainResult) -> dict:
+def _details(config, split: CutBackbone, best_epoch: int, start: TrainResult) -> dict:
     """What the metadata records of the fine-tuning."""
     return {
         "blocks": config.fine_tune_blocks,

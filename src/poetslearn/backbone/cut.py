@@ -36,7 +36,7 @@ def cut_layer(arch: Architecture, blocks: int) -> str:
 
 
 @dataclass
-class SplitBackbone:
+class CutBackbone:
     bottom: object  # keras.Model: network input -> activations at the cut (frozen, cached)
     top: object  # keras.Model: activations at the cut -> features (trained)
     cut: str
@@ -46,23 +46,23 @@ class SplitBackbone:
         return tuple(int(d) for d in self.bottom.output.shape[1:])
 
 
-def split_backbone(arch: Architecture, backbone, blocks: int) -> SplitBackbone:
+def cut_backbone(arch: Architecture, backbone, blocks: int) -> CutBackbone:
     """`backbone` cut below its top `blocks` blocks. Both halves share its layers (and so its
     weights): training `top` trains the backbone itself, which the export then carries."""
-    return split_at(backbone, cut_layer(arch, blocks))
+    return cut_at(backbone, cut_layer(arch, blocks))
 
 
-def whole_network(backbone) -> SplitBackbone:
+def whole_network(backbone) -> CutBackbone:
     """Nothing frozen: the cut is the network's input (--fine_tune_blocks all)."""
-    return split_at(backbone, backbone.layers[0].name)
+    return cut_at(backbone, backbone.layers[0].name)
 
 
-def split_at(backbone, cut: str) -> SplitBackbone:
+def cut_at(backbone, cut: str) -> CutBackbone:
     """`backbone` cut at the output of the layer named `cut`."""
     import keras
 
     at_cut = backbone.get_layer(cut).output
-    return SplitBackbone(
+    return CutBackbone(
         keras.Model(backbone.input, at_cut, name="frozen_bottom"),
         keras.Model(at_cut, backbone.output, name="trained_top"),
         cut,

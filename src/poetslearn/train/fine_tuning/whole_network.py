@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from poetslearn.backbone.split import whole_network
+from poetslearn.backbone.cut import whole_network
 from poetslearn.errors import DataError
-from poetslearn.train.fine_tuning import run_fine_tuning
+from poetslearn.train.fine_tuning.top_blocks import run_fine_tuning
 from poetslearn.train.head import TrainResult
 
 if TYPE_CHECKING:  # the stage signature's types

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from poetslearn.backbone.split import SplitBackbone
+from poetslearn.backbone.cut import CutBackbone
 from poetslearn.extract.activation_cache import ActivationReader
 from poetslearn.train.head import OutputLayer
 from poetslearn.train.objectives import SingleLabel
@@ -24,7 +24,7 @@ EVAL_BATCH = 64
 class FineTuneModel:
     """The trained part: the top blocks and the new layer (on standardised features)."""
 
-    split: SplitBackbone
+    split: CutBackbone
     mean: np.ndarray
     std: np.ndarray
     weights: object  # tf.Variable [dim, classes]
@@ -59,7 +59,7 @@ class FineTuneModel:
         )
 
 
-def build_model(split: SplitBackbone, start: OutputLayer) -> FineTuneModel:
+def build_model(split: CutBackbone, start: OutputLayer) -> FineTuneModel:
     import keras
     import tensorflow as tf
 
