@@ -1,5 +1,11 @@
 """Shared fixtures: tiny image folders and a tiny CIFAR-10 (made by `helpers`), the real data in
-../shared (or $POETSLEARN_SHARED_DIR), and poetslearn's own cache kept in the test session."""
+../shared (or $POETSLEARN_SHARED_DIR), and poetslearn's own cache kept in the test session.
+
+`slow` is given here, by what a test uses, never by hand: every test that reads the genuine
+weights or CIFAR-10 (the `shared` fixture), starts a Ray cluster (`ray_cluster`), runs a
+measurement script end to end (marked `scripts`) or runs poetslearn in other processes to stop,
+kill or race them (marked `processes`). `pytest -m "not slow"` runs the rest: no Ray,
+no genuine weights, no subprocess benchmarks."""
 
 from __future__ import annotations
 
@@ -9,6 +15,19 @@ from pathlib import Path
 import pytest
 
 from helpers import make_colour_folder, make_tiny_cifar, shared_dir
+
+
+# What makes a test slow: the fixtures and markers of the docstring above.
+SLOW_FIXTURES = {"shared", "ray_cluster"}
+SLOW_MARKERS = {"scripts", "processes"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        uses = SLOW_FIXTURES & set(item.fixturenames)
+        marked = {mark.name for mark in item.iter_markers()} & SLOW_MARKERS
+        if uses or marked:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

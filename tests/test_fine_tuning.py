@@ -144,7 +144,7 @@ def test_impossible_block_count_is_a_usage_error(tmp_path, colour_dir):
     )
 
 
-@pytest.mark.slow
+@pytest.mark.processes
 def test_a_run_killed_during_fine_tuning_resumes_and_ends_as_an_uninterrupted_one(
     tmp_path, colour_dir
 ):

@@ -105,7 +105,6 @@ def test_one_graph_of_each_kind(shared, relative, tmp_path, monkeypatch):
     check_graph(shared, relative)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("relative", FLOAT_TGZ + QUANTIZED + [RETRAINED])
 def test_all_13_graphs(shared, relative, tmp_path, monkeypatch):
     monkeypatch.setenv("POETSLEARN_CACHE_DIR", str(tmp_path / "cache"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -15,15 +14,24 @@ from poetslearn.errors import ImageError
 
 
 def test_load_each_keeps_the_order_and_names_each_failure():
+    """Each item waits for the next one to finish first, so they finish in reverse order, on
+    any machine: the results still come back in input order."""
+    finished = [threading.Event() for _ in range(4)]
+    order = []
+
     def load(n: int) -> int:
-        time.sleep(0.002 * (n % 3))  # finishing out of order
-        if n in (2, 5):
+        if n + 1 < len(finished):
+            assert finished[n + 1].wait(timeout=10), f"item {n + 1} never finished"
+        order.append(n)
+        finished[n].set()
+        if n == 2:
             raise ImageError(f"image {n} is broken")
         return n * 10
 
-    ok, failed = load_each(load, list(range(8)), workers=4)
-    assert ok == [0, 10, 30, 40, 60, 70]
-    assert failed == {2: "image 2 is broken", 5: "image 5 is broken"}
+    ok, failed = load_each(load, list(range(4)), workers=4)
+    assert order == [3, 2, 1, 0]  # finished out of order, truly
+    assert ok == [0, 10, 30]
+    assert failed == {2: "image 2 is broken"}
 
 
 def test_load_each_raises_what_is_not_an_image_problem():
@@ -47,16 +55,22 @@ def test_load_each_uses_several_threads():
 
 
 def test_prefetched_yields_in_order_and_loads_at_most_ahead():
+    """While the caller holds batch n, the loader runs up to two batches ahead and no further:
+    the caller waits until it has (an event, not a guess at how long it takes)."""
     started, consumed = [], []
+    progressed = threading.Condition()
 
     def load(n: int) -> int:
-        started.append(n)
-        time.sleep(0.001 * ((7 - n) % 4))
+        with progressed:
+            started.append(n)
+            progressed.notify_all()
         return n
 
     for n in prefetched(range(10), load, ahead=2):
-        time.sleep(0.01)  # the caller's work: the loader runs ahead meanwhile
-        assert max(started) <= n + 2  # the one in use and two ahead, never the whole list
+        last = min(n + 2, 9)
+        with progressed:
+            assert progressed.wait_for(lambda last=last: last in started, timeout=10), (n, started)
+            assert max(started) == last  # the one in use and two ahead, never the whole list
         consumed.append(n)
     assert consumed == list(range(10))
 
@@ -68,10 +82,11 @@ def test_prefetched_stops_loading_when_the_caller_stops():
         started.append(n)
         return n
 
-    for n in prefetched(range(1000), load, ahead=2):
+    batches = prefetched(range(1000), load, ahead=2)
+    for n in batches:
         if n == 3:
             break
-    time.sleep(0.05)
+    batches.close()  # what leaving the loop does: the pool is shut down before close returns
     assert max(started) <= 5
 
 

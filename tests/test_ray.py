@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import make_colour_folder
+from helpers import cifar_folder, make_colour_folder
 from poetslearn.config import RetrainConfig
 from poetslearn.errors import PoetslearnError
 from poetslearn.extract.backends import LocalExtraction
@@ -347,13 +347,16 @@ def test_the_pool_fits_the_nodes():
         pool_shape([{"Alive": False, "Resources": {"CPU": 8.0}}])
 
 
-@pytest.mark.slow
-def test_genuine_mobilenet_on_cifar10_on_two_nodes_equals_a_local_run(
+def test_genuine_mobilenet_on_cifar10_photos_on_two_nodes_equals_a_local_run(
     ray_cluster, shared, tmp_path
 ):
+    """Genuine ImageNet weights on real images (2,000 CIFAR-10 training images in ten class
+    folders): the same vectors, the same trained layer. All 60,000 took two minutes here and
+    showed nothing more: the path is the same whatever the count."""
+    images = cifar_folder(shared, tmp_path / "cifar", classes=range(10), per_class=200)
     settings = dict(
         architecture="mobilenet_0.25_128",
-        data_dir=shared / "data",
+        image_dir=images,
         model_dir=shared / "models",
         how_many_training_steps=600,
         summaries_dir="",
@@ -379,13 +382,13 @@ def test_genuine_mobilenet_on_cifar10_on_two_nodes_equals_a_local_run(
         ),
         log=lambda m: None,
     )
-    assert on_ray.extraction.computed == local.extraction.computed == 60000
+    assert on_ray.extraction.computed == local.extraction.computed == 2000
     assert len(on_ray.extraction.by_node) == 2 and min(on_ray.extraction.by_node.values()) > 0
     assert_same_vectors(
         cached_vectors(tmp_path / "bottlenecks_ray"), cached_vectors(tmp_path / "bottlenecks_local")
     )
     assert on_ray.trained.best_step == local.trained.best_step
-    assert on_ray.score.accuracy == local.score.accuracy
+    assert on_ray.score.accuracy == local.score.accuracy > 0.5  # genuine features: far above 0.1
 
 
 def test_fine_tuning_activations_on_two_nodes_equal_a_local_run(ray_cluster, tmp_path):

@@ -250,7 +250,7 @@ def many_images(root: Path, per_class: int) -> Path:
     return make_colour_folder(root, per_class=per_class)
 
 
-@pytest.mark.slow
+@pytest.mark.processes
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_during_extraction_then_resume(tmp_path, sig):
     # tests/held_run.py holds extraction once 6 batches of 16 have loaded (one 64-row shard is
@@ -297,7 +297,7 @@ def test_signal_during_extraction_then_resume(tmp_path, sig):
     assert 64 <= cached <= 96 and computed + cached == 300
 
 
-@pytest.mark.slow
+@pytest.mark.processes
 def test_two_runs_sharing_a_bottleneck_dir_both_finish(tmp_path):
     folder = many_images(tmp_path / "data", per_class=150)
     runs = [

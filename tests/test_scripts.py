@@ -90,7 +90,6 @@ def test_label_speed_times_the_three_ways_of_labelling(tmp_path, tiny_cifar):
     assert "| poetslearn label, .tflite |" in out
 
 
-@pytest.mark.slow  # starts Ray four times: about a minute
 def test_ray_benchmark_compares_local_ray_and_two_nodes(tmp_path, tiny_cifar):
     out = subprocess.run(
         [

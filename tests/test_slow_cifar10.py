@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from poetslearn.cli.main import cli
 
 
-@pytest.mark.slow
 def test_full_cifar10_with_mobilenet_random_weights(tmp_path, shared):
     args = [
         "retrain",
