@@ -16,7 +16,6 @@ import pytest
 
 from helpers import make_colour_folder, make_tiny_cifar, shared_dir
 
-
 # What makes a test slow: the fixtures and markers of the docstring above.
 SLOW_FIXTURES = {"shared", "ray_cluster"}
 SLOW_MARKERS = {"scripts", "processes"}
