@@ -2,8 +2,8 @@
 the training images, 300-8,000 steps) against 8,000 steps, and with --fine_tune_blocks K
 fine-tuning's (about 360,000 images seen, FINE_TUNE_IMAGES in train/schedule.py; 2-30 epochs)
 against 6 epochs; on folders of real photos of several sizes: CIFAR-10 training images, N per
-class, as PNG class folders; each classifier then evaluated on CIFAR-10's test rows (all 10,000, and the bit-exact rows 0-999).
-Same bottleneck cache for both lengths.
+class, as PNG class folders; each classifier then evaluated on CIFAR-10's test rows (all
+10,000, and the bit-exact rows 0-999). Same bottleneck cache for both lengths.
 
     python scripts/training_length.py --architecture mobilenet_0.25_128 --per_class 4,30,300
     python scripts/training_length.py --per_class 30,300 --fine_tune_blocks 4
