@@ -74,10 +74,11 @@ def chosen_length(meta: dict) -> int:
     default=0,
     help="K > 0: fine-tuning's rule against its earlier 6 epochs, instead of the new layer's.",
 )
+@click.option("--weights", default="imagenet", show_default=True)
 @click.option("--data_dir", type=click.Path(path_type=Path), default=ROOT / "../shared/data")
 @click.option("--model_dir", type=click.Path(path_type=Path), default=ROOT / "../shared/models")
 @click.option("--work", type=click.Path(path_type=Path), default=ROOT / "tf_files/length")
-def main(architecture, per_class, fine_tune_blocks, data_dir, model_dir, work):
+def main(architecture, per_class, fine_tune_blocks, weights, data_dir, model_dir, work):
     report = []
     unit = "epochs" if fine_tune_blocks else "steps"
     print(f"{architecture}, K={fine_tune_blocks}: the rule against the earlier fixed length")
@@ -90,11 +91,14 @@ def main(architecture, per_class, fine_tune_blocks, data_dir, model_dir, work):
             graph = work / f"{architecture}_{n}_k{fine_tune_blocks}_{tag}.pb"
             out = poetslearn(
                 "retrain", "--image_dir", str(folder), "--architecture", architecture,
-                "--model_dir", str(model_dir), "--bottleneck_dir", str(work / "bottlenecks"),
+                "--model_dir", str(model_dir), "--weights", weights,
+                "--bottleneck_dir", str(work / "bottlenecks"),
                 "--output_graph", str(graph), "--output_labels", str(graph.with_suffix(".txt")),
                 "--summaries_dir", "", "--quiet", *flags,
             )  # fmt: skip
-            train_s = float(re.search(r"new layer ([\d.]+) s", out)[1])
+            # The training stage: the new layer, and with fine-tuning its other parts too.
+            parts = re.findall(r"(?:new layer|activations|fine-tuning) ([\d.]+) s", out)
+            train_s = sum(float(seconds) for seconds in parts)
             meta = json.loads(Path(f"{graph}.json").read_text())
             evaluated = json.loads(
                 poetslearn(

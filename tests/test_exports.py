@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from helpers import COLOURS, cifar_folder, graph_probabilities, noisy_colour, retrain_args
+from helpers import (
+    COLOURS,
+    cifar_folder,
+    graph_probabilities,
+    noisy_colour,
+    retrain_args,
+)
 from poetslearn.cli.main import cli
+from poetslearn.config import RetrainConfig
 from poetslearn.data.images import load_image
+from poetslearn.pipeline import retrain
 
 
 @pytest.fixture
@@ -194,7 +204,6 @@ def test_tfhub_module_that_is_missing_says_so(tmp_path, colour_dir):
 
 
 def test_classify_bytes_lays_transparency_on_white_like_label(exported):
-    import io
 
     import tensorflow as tf
 
@@ -224,3 +233,45 @@ def test_classify_bytes_lays_transparency_on_white_like_label(exported):
         out = loaded.signatures["classify_bytes"](image_bytes=tf.constant([buffer.getvalue()]))
         expected = classifier.probabilities(classifier.load_pixels(tmp_path / name)[None])
         np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=2e-3, err_msg=name)
+
+
+def quiet(*_):
+    pass
+
+
+def tiny_config(tmp_path: Path, **overrides) -> RetrainConfig:
+    settings = dict(
+        architecture="test_tiny",
+        weights="none",
+        bottleneck_dir=tmp_path / "bottlenecks",
+        output_graph=tmp_path / "out" / "graph.pb",
+        output_labels=tmp_path / "out" / "labels.txt",
+        how_many_training_steps=200,
+        show_progress=False,
+        summaries_dir=tmp_path / "summaries",
+    )
+    settings.update(overrides)
+    return RetrainConfig(**settings)
+
+
+def test_frozen_graph_gives_the_in_memory_probabilities(tmp_path, colour_dir):
+    import tensorflow as tf
+
+    result = retrain(tiny_config(tmp_path, image_dir=colour_dir), log=quiet, warn=quiet)
+    paths = sorted((colour_dir / "green").iterdir())[:3]
+    pixels = np.stack([load_image(p, 32) for p in paths])
+    expected = result.trained.layer.probabilities(result.extractor(pixels))
+
+    # Plain TensorFlow 2, no poetslearn code: import the GraphDef and run it.
+    graph_def = tf.compat.v1.GraphDef.FromString((tmp_path / "out" / "graph.pb").read_bytes())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    with tf.compat.v1.Session(graph=graph) as session:
+        got = session.run("final_result:0", {"input:0": pixels})
+        # Raw, un-resized pixels of another size go through the graph's own resize.
+        raw = np.asarray(Image.open(paths[0]).convert("RGB"), np.float32)[np.newaxis]
+        raw_probs = session.run("final_result:0", {"input:0": raw})
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert got.shape == (3, 3) and np.allclose(got.sum(axis=1), 1.0, atol=1e-5)
+    assert raw_probs.argmax() == 1  # green

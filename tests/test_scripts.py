@@ -1,4 +1,7 @@
-"""The measurement scripts run end to end (tiny network, tiny CIFAR-10, short timings)."""
+"""The measurement scripts run end to end (tiny network, tiny CIFAR-10, short timings): each is
+run as a person runs it, in a process of its own, and what it prints is checked for its shape
+and for the figures that do not depend on the machine (counts, agreements, bounds of a
+fraction). No test asserts a measured speed or load: those are the scripts' output."""
 
 from __future__ import annotations
 
@@ -10,38 +13,51 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.scripts
+TINY = ["--architecture", "test_tiny", "--weights", "none"]
+
+
+def run_script(cwd: Path, name: str, *args) -> str:
+    """`python scripts/NAME ARGS...` from `cwd`: its standard output (its standard error shown
+    when it fails)."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / name), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done.stdout
+
+
+def last_json(out: str):
+    """The script's JSON line (the last one that is JSON: Ray may print after it)."""
+    return json.loads(
+        next(line for line in reversed(out.splitlines()) if line.startswith(("{", "[")))
+    )
 
 
 def test_benchmark_prints_a_table_and_json_with_every_engine(tmp_path, tiny_cifar):
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "benchmark.py"),
-            "--architecture",
-            "test_tiny",
-            "--weights",
-            "none",
-            "--data_dir",
-            str(tiny_cifar),
-            "--model_dir",
-            str(tmp_path),
-            "--images",
-            "16",
-            "--batch",
-            "8",
-            "--seconds",
-            "0.2",
-            "--rounds",
-            "2",
-            "--bottleneck_dir",
-            str(tmp_path / "bottlenecks"),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    ).stdout
-    report = json.loads(out.splitlines()[-1])
+    out = run_script(
+        tmp_path,
+        "benchmark.py",
+        *TINY,
+        "--data_dir",
+        tiny_cifar,
+        "--model_dir",
+        tmp_path,
+        "--images",
+        "16",
+        "--batch",
+        "8",
+        "--seconds",
+        "0.2",
+        "--rounds",
+        "2",
+        "--bottleneck_dir",
+        tmp_path / "bottlenecks",
+    )
+    report = last_json(out)
     # test_tiny: 16 filters of 3x3x3 over a 15x15 output (32x32, stride 2, no padding).
     assert report["macs_per_image"] == 15 * 15 * 16 * 3 * 3 * 3
     assert report["engine"] == "tflite"
@@ -60,27 +76,18 @@ def test_benchmark_prints_a_table_and_json_with_every_engine(tmp_path, tiny_cifa
 
 
 def test_label_speed_times_the_three_ways_of_labelling(tmp_path, tiny_cifar):
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "label_speed.py"),
-            "--architecture",
-            "test_tiny",
-            "--weights",
-            "none",
-            "--data_dir",
-            str(tiny_cifar),
-            "--model_dir",
-            str(tmp_path),
-            "--rounds",
-            "1",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    ).stdout
-    report = json.loads(out.splitlines()[-1])
+    out = run_script(
+        tmp_path,
+        "label_speed.py",
+        *TINY,
+        "--data_dir",
+        tiny_cifar,
+        "--model_dir",
+        tmp_path,
+        "--rounds",
+        "1",
+    )
+    report = last_json(out)
     assert set(report["median_s"]) == {
         "poetslearn label, .tflite",
         "poetslearn label, .pb",
@@ -91,29 +98,20 @@ def test_label_speed_times_the_three_ways_of_labelling(tmp_path, tiny_cifar):
 
 
 def test_ray_benchmark_compares_local_ray_and_two_nodes(tmp_path, tiny_cifar):
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "ray_benchmark.py"),
-            "--architecture",
-            "test_tiny",
-            "--weights",
-            "none",
-            "--data_dir",
-            str(tiny_cifar),
-            "--model_dir",
-            str(tmp_path),
-            "--images",
-            "60",
-            "--batch",
-            "8",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    ).stdout
-    report = json.loads(out.splitlines()[-1])
+    out = run_script(
+        tmp_path,
+        "ray_benchmark.py",
+        *TINY,
+        "--data_dir",
+        tiny_cifar,
+        "--model_dir",
+        tmp_path,
+        "--images",
+        "60",
+        "--batch",
+        "8",
+    )
+    report = last_json(out)
     ways = {r["mode"]: r for r in report["results"]}
     assert set(ways) == {"local", "ray_local", "two_nodes", "ray_ceiling"}
     assert len(ways["two_nodes"]["by_node"]) == 2
@@ -124,29 +122,20 @@ def test_ray_benchmark_compares_local_ray_and_two_nodes(tmp_path, tiny_cifar):
 
 
 def test_fine_tune_speed_reports_a_share_of_the_peak(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "fine_tune_speed.py"),
-            "--architecture",
-            "test_tiny",
-            "--weights",
-            "none",
-            "--model_dir",
-            str(tmp_path),
-            "--blocks",
-            "1",
-            "--batch",
-            "8",
-            "--seconds",
-            "0.2",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    ).stdout
-    report = json.loads(out.splitlines()[-1])
+    out = run_script(
+        tmp_path,
+        "fine_tune_speed.py",
+        *TINY,
+        "--model_dir",
+        tmp_path,
+        "--blocks",
+        "1",
+        "--batch",
+        "8",
+        "--seconds",
+        "0.2",
+    )
+    report = last_json(out)
     (row,) = report["rows"]
     assert row["blocks"] == 1 and row["images_per_s"] > 0 and row["gflops"] > 0
     assert 0 < row["share_of_matmul_peak"]
@@ -154,28 +143,19 @@ def test_fine_tune_speed_reports_a_share_of_the_peak(tmp_path):
 
 
 def test_bottleneck_blocks_compares_block_counts_on_one_extraction(tmp_path, tiny_cifar):
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "bottleneck_blocks.py"),
-            "--architecture",
-            "test_tiny",
-            "--weights",
-            "none",
-            "--data_dir",
-            str(tiny_cifar),
-            "--model_dir",
-            str(tmp_path),
-            "--bottleneck_dir",
-            str(tmp_path / "bottlenecks"),
-            "--blocks",
-            "1,all",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    ).stdout
+    out = run_script(
+        tmp_path,
+        "bottleneck_blocks.py",
+        *TINY,
+        "--data_dir",
+        tiny_cifar,
+        "--model_dir",
+        tmp_path,
+        "--bottleneck_dir",
+        tmp_path / "bottlenecks",
+        "--blocks",
+        "1,all",
+    )
     rows = {line.split()[0]: line.split() for line in out.splitlines()[-2:]}
     # test_tiny: its conv's 16 channels alone, then the image's 3 beside them.
     assert rows["1"][1] == "16" and rows["all"][1] == "19"
@@ -186,33 +166,24 @@ def test_bottleneck_blocks_compares_block_counts_on_one_extraction(tmp_path, tin
 
 def test_mediapipe_resize_compares_label_with_mediapipe(tmp_path, tiny_cifar):
     pytest.importorskip("mediapipe", reason="the script measures MediaPipe Tasks")
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "mediapipe_resize.py"),
-            "--architecture",
-            "test_tiny",
-            "--weights",
-            "none",
-            "--steps",
-            "50",
-            "--rows",
-            "6",
-            "--photo_size",
-            "80x60",
-            "--data_dir",
-            str(tiny_cifar),
-            "--model_dir",
-            str(tmp_path),
-            "--work",
-            str(tmp_path / "work"),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    ).stdout
-    report = json.loads(out.splitlines()[-1])
+    out = run_script(
+        tmp_path,
+        "mediapipe_resize.py",
+        *TINY,
+        "--steps",
+        "50",
+        "--rows",
+        "6",
+        "--photo_size",
+        "80x60",
+        "--data_dir",
+        tiny_cifar,
+        "--model_dir",
+        tmp_path,
+        "--work",
+        tmp_path / "work",
+    )
+    report = last_json(out)
     ways = [k for k in report if k.startswith(("poetslearn", "MediaPipe"))]
     assert len(ways) == 4 and report["poetslearn label"]["same_top_label_as_label"] == 1.0
     assert all(0 <= report[way]["accuracy"] <= 1 for way in ways)
@@ -220,75 +191,56 @@ def test_mediapipe_resize_compares_label_with_mediapipe(tmp_path, tiny_cifar):
 
 
 def test_benchmark_photos_compares_the_three_pipelines(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "benchmark_photos.py"),
-            "--architecture",
-            "test_tiny",
-            "--weights",
-            "none",
-            "--model_dir",
-            str(tmp_path),
-            "--small",
-            "24",
-            "--small_size",
-            "80x60",
-            "--large",
-            "12",
-            "--large_size",
-            "400x300",
-            "--label_count",
-            "20",
-            "--label_models",
-            "tflite",
-            "--rounds",
-            "1",
-            "--work",
-            str(tmp_path / "work"),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    ).stdout
-    report = json.loads(out.splitlines()[-1])
+    out = run_script(
+        tmp_path,
+        "benchmark_photos.py",
+        *TINY,
+        "--model_dir",
+        tmp_path,
+        "--small",
+        "24",
+        "--small_size",
+        "80x60",
+        "--large",
+        "12",
+        "--large_size",
+        "400x300",
+        "--label_count",
+        "20",
+        "--label_models",
+        "tflite",
+        "--rounds",
+        "1",
+        "--work",
+        tmp_path / "work",
+    )
+    report = last_json(out)
     assert set(report["sizes"]) == {"80x60", "400x300"}
     for row in report["sizes"].values():
         for method in ("poetslearn", "keras", "codelab"):
-            assert row[method]["img_per_s"] > 0 and 0 < row[method]["cores_busy"] <= 1.05
-            assert row[method]["peak_mb"] > 0
+            assert {"img_per_s", "cores_busy", "peak_mb"} <= set(row[method])
         assert row["vs_keras"] > 0 and row["vs_codelab"] > 0
     assert set(report["label_evaluate"]) == {"label .tflite", "evaluate .tflite"}
     assert len(list((tmp_path / "work" / "photos_24_80x60").rglob("*.jpg"))) == 24
 
 
 def test_fine_tune_levers_measures_each_variant_and_its_mirrored_scores(tmp_path, tiny_cifar):
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts" / "fine_tune_levers.py"),
-            "measure",
-            "--architecture",
-            "test_tiny",
-            "--weights",
-            "none",
-            "--blocks",
-            "1",
-            "--variants",
-            "baseline,mixup+smoothing",
-            "--data_dir",
-            str(tiny_cifar),
-            "--model_dir",
-            str(tmp_path),
-            "--work",
-            str(tmp_path / "work"),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    ).stdout
+    out = run_script(
+        tmp_path,
+        "fine_tune_levers.py",
+        "measure",
+        *TINY,
+        "--blocks",
+        "1",
+        "--variants",
+        "baseline,mixup+smoothing",
+        "--data_dir",
+        tiny_cifar,
+        "--model_dir",
+        tmp_path,
+        "--work",
+        tmp_path / "work",
+    )
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert [r["variant"] for r in rows] == ["baseline", "mixup+smoothing"], out
     assert rows[1]["fields"]["mixup"] == 0.2 and rows[1]["fields"]["label_smoothing"] == 0.1
@@ -298,15 +250,10 @@ def test_fine_tune_levers_measures_each_variant_and_its_mirrored_scores(tmp_path
 
 
 def test_cifar_mosaics_makes_a_multi_label_table_and_measures_it(tmp_path, tiny_cifar):
-    script = [sys.executable, str(ROOT / "scripts" / "cifar_mosaics.py")]
-    made = subprocess.run(
-        [*script, "make", "--data_dir", str(tiny_cifar), "--out", str(tmp_path / "m")]
-        + ["--train", "200", "--validation", "40", "--test", "40"],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    ).stdout
+    made = run_script(
+        tmp_path, "cifar_mosaics.py", "make", "--data_dir", tiny_cifar, "--out", tmp_path / "m",
+        "--train", 200, "--validation", 40, "--test", 40,
+    )  # fmt: skip
     assert "Wrote 280 mosaics" in made
     rows = (tmp_path / "m" / "mosaics.csv").read_text().splitlines()
     assert rows[0] == "path,labels,split" and len(rows) == 281
@@ -314,16 +261,12 @@ def test_cifar_mosaics_makes_a_multi_label_table_and_measures_it(tmp_path, tiny_
     from PIL import Image
 
     assert Image.open(tmp_path / "m" / "test" / "00000.png").size == (64, 64)
-    out = subprocess.run(
-        [*script, "measure", "--table", str(tmp_path / "m" / "mosaics.csv")]
-        + ["--architecture", "test_tiny", "--variants", "new_layer,blocks_all"]
-        + ["--work", str(tmp_path / "work"), "--weights_args", "--weights none"],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    ).stdout
-    results = json.loads(out.splitlines()[-1])["results"]
+    out = run_script(
+        tmp_path, "cifar_mosaics.py", "measure", "--table", tmp_path / "m" / "mosaics.csv",
+        "--architecture", "test_tiny", "--variants", "new_layer,blocks_all",
+        "--work", tmp_path / "work", "--weights_args", "--weights none",
+    )  # fmt: skip
+    results = last_json(out)["results"]
     assert list(results) == ["new_layer", "blocks_all"], out
     for figures in results.values():
         assert 0 <= figures["test_map"] <= 1 and 0 <= figures["test_micro_f1"] <= 1
@@ -334,16 +277,11 @@ def test_multi_label_thresholds_compares_each_rule(tmp_path):
     from helpers import make_colour_mosaics
 
     table = make_colour_mosaics(tmp_path / "mosaics", count=90)
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "multi_label_thresholds.py")]
-        + ["--architecture", "test_tiny", "--weights", "none", "--data_csv", str(table)]
-        + ["--bottleneck_dir", str(tmp_path / "bn")],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    ).stdout
-    rows = json.loads(out.splitlines()[-1])["rows"]
+    out = run_script(
+        tmp_path, "multi_label_thresholds.py", *TINY, "--data_csv", table,
+        "--bottleneck_dir", tmp_path / "bn",
+    )  # fmt: skip
+    rows = last_json(out)["rows"]
     assert list(rows) == [
         "0.5",
         "one_for_all",
@@ -373,13 +311,83 @@ def test_mirror_scoring_reports_plain_and_mirrored_accuracy(tmp_path, tiny_cifar
         ),
         log=lambda _: None,
     )
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "mirror_scoring.py"), "--graph", str(graph),
-         "--data_dir", str(tiny_cifar)],
-        check=True, capture_output=True, text=True, cwd=tmp_path,
-    ).stdout  # fmt: skip
-    scores = json.loads(out.strip().splitlines()[-1])
+    out = run_script(tmp_path, "mirror_scoring.py", "--graph", graph, "--data_dir", tiny_cifar)
+    scores = last_json(out)
     for split in ("validation", "test", "rows_0_999"):
         for scoring in ("plain", "mirrored", "mirrored_logits"):
             assert 0 <= scores[f"{split}_{scoring}"] <= 1, out
     assert "mirrored_logits" in out and "validation / rows 0-999 / test 10k" in out
+
+
+def tiny_graph(tmp_path: Path, images: Path) -> Path:
+    """A test_tiny graph retrained on `images` (a class-folder tree)."""
+    from poetslearn import RetrainConfig, retrain
+
+    graph = tmp_path / "graph.pb"
+    retrain(
+        RetrainConfig(
+            architecture="test_tiny",
+            weights="none",
+            image_dir=images,
+            bottleneck_dir=tmp_path / "bottlenecks",
+            output_graph=graph,
+            output_labels=tmp_path / "labels.txt",
+            summaries_dir="",
+            how_many_training_steps=100,
+            show_progress=False,
+        ),
+        log=lambda _: None,
+    )
+    return graph
+
+
+def test_compare_heads_trains_every_variant_and_the_codelab_head(tmp_path, tiny_cifar):
+    out = run_script(tmp_path, "compare_heads.py", *TINY, "--data_dir", tiny_cifar,
+                     "--model_dir", tmp_path, "--bottleneck_dir", tmp_path / "bn")  # fmt: skip
+    rows = [line for line in out.splitlines() if line.endswith(tuple("0123456789"))]
+    names = {line[:28].strip() for line in rows}
+    assert {"default", "wd 0", "2000 steps"} <= names, out
+    assert any("codelab" in name for name in names), out
+    for line in rows:
+        assert all(0 <= float(cell.rstrip("%")) <= 100 for cell in line[28:].split()[:3]), line
+
+
+def test_expert_probe_fits_the_probe_at_each_l2(tmp_path, tiny_cifar):
+    out = run_script(tmp_path, "expert_probe.py", *TINY, "--data_dir", tiny_cifar,
+                     "--model_dir", tmp_path, "--bottleneck_dir", tmp_path / "bn")  # fmt: skip
+    for l2 in ("1e-05", "0.0001", "0.001", "0.01"):
+        assert f"probe, L2 {l2}" in out, out
+
+
+def test_draft_scale_evaluates_each_decode_factor(tmp_path, colour_dir):
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    for path in sorted(colour_dir.glob("*/*")):
+        target = photos / path.parent.name / f"{path.stem}.jpg"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(path).convert("RGB").resize((320, 240)).save(target, quality=90)
+    graph = tiny_graph(tmp_path, colour_dir)
+    out = run_script(tmp_path, "draft_scale.py", "--graph", graph, "--image_dir", photos,
+                     "--factors", "0,2")  # fmt: skip
+    report = last_json(out)
+    assert report["input_size"] == 32 and set(report) >= {"0", "2"}
+    assert report["0"]["decoded"] == [240, 320]  # 0: the full-size decode
+    assert min(report["2"]["decoded"]) >= 2 * 32  # kept at least twice the input size
+    assert all(0 <= report[f]["accuracy"] <= 1 for f in ("0", "2"))
+
+
+def test_eval_batch_memory_runs_the_top_blocks(tmp_path):
+    out = run_script(tmp_path, "eval_batch_memory.py", "--architecture", "test_tiny",
+                     "--blocks", 1, "--batch", 8)  # fmt: skip
+    assert "test_tiny K=1, 8 activations a pass: peak" in out
+
+
+def test_training_length_compares_the_rule_with_the_fixed_length(tmp_path, tiny_cifar):
+    out = run_script(tmp_path, "training_length.py", *TINY, "--per_class", 4,
+                     "--data_dir", tiny_cifar, "--model_dir", tmp_path,
+                     "--work", tmp_path / "work")  # fmt: skip
+    rows = last_json(out)
+    assert [row["length"] for row in rows] == ["rule", "8000"]
+    assert rows[1]["steps"] == 8000 and rows[0]["steps"] != 8000
+    assert all(row["train_s"] > 0 and 0 <= row["test_10k"] <= 1 for row in rows)
