@@ -154,8 +154,14 @@ def _extract(
     default=None,
     help="Measure one way only, in this process (what the full run calls).",
 )
+@click.option(
+    "--ways",
+    default=",".join(MODES),
+    show_default=True,
+    help="The ways to measure, local first (the reference the others are compared with).",
+)
 @click.option("--out", type=click.Path(path_type=Path), default=None)
-def main(architecture, weights, model_dir, data_dir, images, batch, mode, out) -> None:
+def main(architecture, weights, model_dir, data_dir, images, batch, mode, ways, out) -> None:
     if mode is not None:
         print(
             json.dumps(
@@ -163,9 +169,14 @@ def main(architecture, weights, model_dir, data_dir, images, batch, mode, out) -
             )
         )
         return
+    chosen = ways.split(",")
+    if chosen[0] != "local" or not set(chosen) <= set(MODES):
+        raise click.BadParameter(
+            f"local first, then any of {', '.join(MODES[1:])}", param_hint="--ways"
+        )
     results = []
     with tempfile.TemporaryDirectory() as folder:
-        for each in MODES:
+        for each in chosen:
             vectors = Path(folder) / f"{each}.npy"
             run = subprocess.run(
                 [
@@ -201,8 +212,10 @@ def main(architecture, weights, model_dir, data_dir, images, batch, mode, out) -
             results.append(result)
         reference = np.load(results[0].pop("vectors"))
         scale = np.abs(reference).max()
-        results[-1].pop("vectors")  # another network: nothing to compare
-        for result in results[1:-1]:
+        for result in results[1:]:
+            if result["mode"] == "ray_ceiling":  # another network: nothing to compare
+                result.pop("vectors")
+                continue
             result["max_relative_difference"] = float(
                 np.abs(np.load(result.pop("vectors")) - reference).max() / scale
             )
@@ -221,7 +234,7 @@ def main(architecture, weights, model_dir, data_dir, images, batch, mode, out) -
             f"{r['steady_images_per_s']:>12.0f} {steady / r['steady_images_per_s']:>7.2f}x  "
             f"{nodes}"
         )
-    for r in results[1:-1]:
+    for r in (r for r in results[1:] if "max_relative_difference" in r):
         print(
             f"{r['mode']}: vectors within {r['max_relative_difference']:.1e} (relative to the "
             f"largest) of the local ones"

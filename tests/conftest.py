@@ -3,9 +3,11 @@
 
 `slow` is given here, by what a test uses, never by hand: every test that reads the genuine
 weights or CIFAR-10 (the `shared` fixture), starts a Ray cluster (`ray_cluster`), runs a
-measurement script end to end (marked `scripts`) or runs poetslearn in other processes to stop,
-kill or race them (marked `processes`). `pytest -m "not slow"` runs the rest: no Ray,
-no genuine weights, no subprocess benchmarks."""
+measurement script end to end (marked `scripts`), runs poetslearn in fresh processes (to stop,
+kill or race them, or to see what a user sees: marked `processes`), or builds Inception V3
+(23 million weights, seconds a test: marked `big_network`, and every test parametrized with
+it). `pytest -m "not slow"` runs the rest: no Ray, no genuine weights, no subprocess benchmarks.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +20,15 @@ from helpers import make_colour_folder, make_tiny_cifar, shared_dir
 
 # What makes a test slow: the fixtures and markers of the docstring above.
 SLOW_FIXTURES = {"shared", "ray_cluster"}
-SLOW_MARKERS = {"scripts", "processes"}
+SLOW_MARKERS = {"scripts", "processes", "big_network"}
+BIG_NETWORKS = {"inception_v3"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        parameters = item.callspec.params.values() if hasattr(item, "callspec") else ()
+        if any(isinstance(p, str) and p in BIG_NETWORKS for p in parameters):
+            item.add_marker(pytest.mark.big_network)
         uses = SLOW_FIXTURES & set(item.fixturenames)
         marked = {mark.name for mark in item.iter_markers()} & SLOW_MARKERS
         if uses or marked:

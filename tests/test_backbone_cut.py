@@ -13,6 +13,7 @@ from poetslearn.backbone.weights import build_backbone
 from poetslearn.errors import PoetslearnError
 
 
+@pytest.mark.big_network
 def test_every_architecture_names_its_blocks_and_they_exist():
     for name in ("mobilenet_0.25_128", "mobilenet_1.0_224", "inception_v3", "test_tiny"):
         arch = get_architecture(name)

@@ -249,6 +249,7 @@ POETSLEARN_LINE = re.compile(
 )
 
 
+@pytest.mark.processes
 def test_every_stderr_line_is_poetslearns_own(tmp_path, colour_dir):
     out = tmp_path / "out"
     args = retrain_args(

@@ -153,3 +153,14 @@ def test_no_function_over_60_lines():
                 if (n := node.end_lineno - start + 1) > MAX_FUNCTION_LINES:
                     long[f"{name}.{node.name}"] = n
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_no_test_marks_itself_slow_by_hand():
+    """`slow` comes from what a test uses (tests/conftest.py), so it always means the same."""
+    tests = Path(__file__).resolve().parent
+    by_hand = [
+        path.name
+        for path in sorted(tests.glob("*.py"))
+        if path.name != "conftest.py" and "mark." + "slow" in path.read_text()
+    ]
+    assert not by_hand, by_hand

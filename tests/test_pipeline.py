@@ -48,6 +48,7 @@ def extractor_for(config: RetrainConfig):
     return build_extractor(backbone, config, dataset, RunContext.silent())
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("engine", ["tflite", "tflite_int8"])
 def test_spec_builds_the_same_extractor_in_another_process(colour_dir, engine):
     config = RetrainConfig(

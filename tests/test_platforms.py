@@ -22,6 +22,7 @@ main()
 """
 
 
+@pytest.mark.processes
 def test_cli_runs_where_the_resource_module_does_not_exist(tmp_path, colour_dir):
     args = [
         "retrain",
@@ -104,6 +105,7 @@ def test_native_stderr_is_dropped_unless_asked_for_and_replayed_on_failure(capfd
     quiet.configure(verbose=False)  # leave the process as the CLI would (quiet)
 
 
+@pytest.mark.processes
 def test_tensorflow_imported_from_many_threads_at_once_is_never_seen_half_done():
     # What evaluate's image-loading threads do on their first image (a fresh process, so that
     # TensorFlow is not imported yet).
