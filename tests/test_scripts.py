@@ -296,7 +296,9 @@ def test_multi_label_thresholds_compares_each_rule(tmp_path):
     assert all(0 <= row["test_micro_f1"] <= 1 for row in rows.values())
 
 
-def test_mirror_scoring_reports_plain_and_mirrored_accuracy(tmp_path, tiny_cifar):
+def tiny_graph(tmp_path: Path, **data) -> Path:
+    """A test_tiny graph retrained on `data` (image_dir= a class-folder tree, or data_dir= a
+    CIFAR-10)."""
     from poetslearn import RetrainConfig, retrain
 
     graph = tmp_path / "graph.pb"
@@ -304,34 +306,7 @@ def test_mirror_scoring_reports_plain_and_mirrored_accuracy(tmp_path, tiny_cifar
         RetrainConfig(
             architecture="test_tiny",
             weights="none",
-            data_dir=tiny_cifar,
-            bottleneck_dir=tmp_path / "bottlenecks",
-            output_graph=graph,
-            output_labels=tmp_path / "labels.txt",
-            summaries_dir="",
-            how_many_training_steps=100,
-            show_progress=False,
-        ),
-        log=lambda _: None,
-    )
-    out = run_script(tmp_path, "mirror_scoring.py", "--graph", graph, "--data_dir", tiny_cifar)
-    scores = last_json(out)
-    for split in ("validation", "test", "rows_0_999"):
-        for scoring in ("plain", "mirrored", "mirrored_logits"):
-            assert 0 <= scores[f"{split}_{scoring}"] <= 1, out
-    assert "mirrored_logits" in out and "validation / rows 0-999 / test 10k" in out
-
-
-def tiny_graph(tmp_path: Path, images: Path) -> Path:
-    """A test_tiny graph retrained on `images` (a class-folder tree)."""
-    from poetslearn import RetrainConfig, retrain
-
-    graph = tmp_path / "graph.pb"
-    retrain(
-        RetrainConfig(
-            architecture="test_tiny",
-            weights="none",
-            image_dir=images,
+            **data,
             bottleneck_dir=tmp_path / "bottlenecks",
             output_graph=graph,
             output_labels=tmp_path / "labels.txt",
@@ -342,6 +317,16 @@ def tiny_graph(tmp_path: Path, images: Path) -> Path:
         log=lambda _: None,
     )
     return graph
+
+
+def test_mirror_scoring_reports_plain_and_mirrored_accuracy(tmp_path, tiny_cifar):
+    graph = tiny_graph(tmp_path, data_dir=tiny_cifar)
+    out = run_script(tmp_path, "mirror_scoring.py", "--graph", graph, "--data_dir", tiny_cifar)
+    scores = last_json(out)
+    for split in ("validation", "test", "rows_0_999"):
+        for scoring in ("plain", "mirrored", "mirrored_logits"):
+            assert 0 <= scores[f"{split}_{scoring}"] <= 1, out
+    assert "mirrored_logits" in out and "validation / rows 0-999 / test 10k" in out
 
 
 def test_compare_heads_trains_every_variant_and_the_codelab_head(tmp_path, tiny_cifar):
@@ -370,7 +355,7 @@ def test_draft_scale_evaluates_each_decode_factor(tmp_path, colour_dir):
         target = photos / path.parent.name / f"{path.stem}.jpg"
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.open(path).convert("RGB").resize((320, 240)).save(target, quality=90)
-    graph = tiny_graph(tmp_path, colour_dir)
+    graph = tiny_graph(tmp_path, image_dir=colour_dir)
     out = run_script(tmp_path, "draft_scale.py", "--graph", graph, "--image_dir", photos,
                      "--factors", "0,2")  # fmt: skip
     report = last_json(out)
