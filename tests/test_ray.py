@@ -31,6 +31,7 @@ from poetslearn.pipeline import retrain
 from ray_gate import gated_splits, tiny_extractor
 
 TESTS = Path(__file__).resolve().parent
+WORKER_NICENESS = "RAY_worker_niceness"  # Ray's setting, read from the environment
 WAIT_S = 300  # a guard only: how long a step may take on a very slow machine before failing
 
 
@@ -50,6 +51,10 @@ def ray_cluster():
     settings = {
         LOOPBACK_VARIABLE: "0",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+        # Ray runs its workers at nice 15: beside any busy process (another build, a second
+        # test run) they got a few percent of a core and the tests crawled for many minutes.
+        # The tests' own workers run at the priority of the tests.
+        WORKER_NICENESS: "0",
     }
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)  # read by Ray at import, inherited by the nodes started here

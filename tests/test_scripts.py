@@ -97,7 +97,8 @@ def test_label_speed_times_the_three_ways_of_labelling(tmp_path, tiny_cifar):
     assert "| poetslearn label, .tflite |" in out
 
 
-def test_ray_benchmark_compares_local_ray_and_two_nodes(tmp_path, tiny_cifar):
+def test_ray_benchmark_compares_local_ray_and_two_nodes(tmp_path, tiny_cifar, monkeypatch):
+    monkeypatch.setenv("RAY_worker_niceness", "0")  # as test_ray's cluster: see its fixture
     out = run_script(
         tmp_path,
         "ray_benchmark.py",
