@@ -5,6 +5,7 @@ and adds only `probabilities`, the scoring of a batch."""
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ class Classifier:
             for image in np.asarray(images, np.float32)
         ]
 
-    @property
+    @cached_property  # read for every image `label` answers: worked out once
     def thresholds(self) -> np.ndarray | None:
         """A multi-label model's threshold per label (its metadata records them, by label), in
         the order of its labels; None for a model of one label per image."""
