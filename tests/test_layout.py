@@ -69,7 +69,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 LAYERS = [
     ["__main__"],
     ["cli"],
-    ["pipeline"],
+    ["pipeline", "check"],
     ["inference", "export"],
     ["train"],
     ["extract"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from poetslearn import __version__
+from poetslearn.cli.check import check
 from poetslearn.cli.evaluate import evaluate
 from poetslearn.cli.label import label
 from poetslearn.cli.retrain import retrain
@@ -22,7 +23,7 @@ def cli() -> None:
     images (or CIFAR-10) and label new images with the result."""
 
 
-for command in (retrain, label, evaluate):
+for command in (retrain, label, evaluate, check):
     cli.add_command(command)
 
 

@@ -91,6 +91,9 @@ class DistortedImages:
             raise ImageError(failures[index])
         return np.clip(pixels[0] + 0.5, 0, 255).astype(np.uint8)
 
+    def file_path(self, index: int):
+        return self.base.file_path(index // self.settings.copies)  # the file it distorts
+
     def subset(self, indices: list[int]) -> SubsetImages:
         """The copies at `indices`, holding only the images they are copies of (so a batch
         sent to another machine carries its own images, not the whole training set)."""

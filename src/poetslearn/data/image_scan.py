@@ -87,6 +87,17 @@ def scan_files(
     return results
 
 
+SKIPPING = "Skipping "  # how each skipped file's warning starts (read back by `skipped_file`)
+
+
+def skipped_file(warning: str) -> tuple[str, str] | None:
+    """(path, reason) from a warning `report_unreadable` gave about one file, else None."""
+    if not (warning.startswith(SKIPPING) and ": it " in warning and warning.endswith(".")):
+        return None
+    path, reason = warning[len(SKIPPING) : -1].rsplit(": it ", 1)
+    return path, reason
+
+
 def report_unreadable(where: str, bad: list[tuple[Path, str]], strict: bool, warn) -> None:
     """Warns about each unreadable file, or with `strict` refuses them all in one error."""
     lines = [f"{path}: it {reason}" for path, reason in bad]
@@ -100,6 +111,6 @@ def report_unreadable(where: str, bad: list[tuple[Path, str]], strict: bool, war
             f"them."
         )
     for line in lines:
-        warn(f"Skipping {line}.")
+        warn(f"{SKIPPING}{line}.")
     if lines:
         warn(f"Skipped {len(lines)} file(s) that are not readable images.")

@@ -49,6 +49,9 @@ class MirroredImages:
     def read_original(self, index: int, min_side: int | None = None) -> np.ndarray:
         return np.ascontiguousarray(self.base.read_original(index, min_side)[:, ::-1])
 
+    def file_path(self, index: int):
+        return self.base.file_path(index)  # the file the mirror image is made of
+
     def subset(self, indices: list[int]) -> MirroredImages:
         return MirroredImages(self.base.subset(indices))
 

@@ -46,6 +46,9 @@ class ImageSource(Protocol):
     def subset(self, indices: list[int]) -> ImageSource:
         """The images at `indices`, in that order, as a source of their own."""
 
+    def file_path(self, index: int) -> Path | None:
+        """The image's file, or None for an image held in memory."""
+
 
 class ArrayImages:
     """Images held in memory as [N, H, W, 3] uint8 (CIFAR-10); the network resizes them itself."""
@@ -67,6 +70,9 @@ class ArrayImages:
 
     def read_original(self, index: int, min_side: int | None = None) -> np.ndarray:
         return self.pixels[index]
+
+    def file_path(self, index: int) -> Path | None:
+        return None
 
     def subset(self, indices: list[int]) -> ArrayImages:
         return ArrayImages(
@@ -96,6 +102,9 @@ class FileImages:
 
     def read_original(self, index: int, min_side: int | None = None) -> np.ndarray:
         return read_image_file(self.paths[index], min_side)
+
+    def file_path(self, index: int) -> Path | None:
+        return self.paths[index]
 
     def subset(self, indices: list[int]) -> FileImages:
         return FileImages(
@@ -127,6 +136,9 @@ class SubsetImages:
 
     def read_original(self, index: int, min_side: int | None = None) -> np.ndarray:
         return self.source.read_original(self.indices[index], min_side)
+
+    def file_path(self, index: int) -> Path | None:
+        return self.source.file_path(self.indices[index])
 
     def subset(self, indices: list[int]) -> ImageSource:
         return self.source.subset([self.indices[i] for i in indices])
@@ -173,6 +185,10 @@ class ConcatenatedImages:
     def read_original(self, index: int, min_side: int | None = None) -> np.ndarray:
         part, row = self._locate(index)
         return self.sources[part].read_original(row, min_side)
+
+    def file_path(self, index: int) -> Path | None:
+        part, row = self._locate(index)
+        return self.sources[part].file_path(row)
 
     def subset(self, indices: list[int]) -> SubsetImages:
         return SubsetImages(self, indices)

@@ -13,6 +13,7 @@ from poetslearn.backbone.load import fetch_backbone
 from poetslearn.backbone.weights import WeightsInfo
 from poetslearn.config import RetrainConfig, check_settings
 from poetslearn.context import RunContext, warn_on_stderr
+from poetslearn.data.copies import copies_warning, exact_copies
 from poetslearn.data.datasets import load_dataset
 from poetslearn.data.sources import Dataset
 from poetslearn.export.stage import export_everything, plan_outputs
@@ -61,6 +62,9 @@ def _settings_and_data(config: RetrainConfig, ctx: RunContext):
         multi_label=config.multi_label,
     )
     ctx.log(f"Dataset {dataset.summary()} (from {dataset.source})")
+    copies = copies_warning(exact_copies(dataset))
+    if copies:
+        ctx.warn(copies)
     return train, backend, dataset
 
 
