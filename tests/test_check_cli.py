@@ -62,7 +62,9 @@ def test_check_finds_what_was_put_in_and_changes_no_input(tmp_path, dirty_dir):
     assert {"img_0.png", "copy_of_red.png"} == by_kind["copy_across_classes"]
     assert {"img_1.jpg"} | {f"again_{i}.jpg" for i in range(1, 6)} >= by_kind["copy_across_splits"]
     assert {"really_red.png", "copy_of_red.png"} <= by_kind["label_error"]
-    suggested = {Path(f["path"]).name: f["suggested"] for f in doc["findings"]}
+    suggested = {
+        Path(f["path"]).name: f["suggested"] for f in doc["findings"] if f["kind"] == "label_error"
+    }
     assert suggested["really_red.png"] == "red"
     assert "checker.png" in by_kind["outlier"]
     assert by_kind["unreadable"] == {"broken.jpg"}

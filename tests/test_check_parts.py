@@ -212,3 +212,19 @@ def test_no_warning_for_copies_within_one_class_and_split():
     data = _dataset([1, 1, 2], [3], [4], ([0, 0, 1], [0], [1]))
     assert [g.kind for g in exact_copies(data)] == ["copy_within_class"]
     assert copies_warning(exact_copies(data)) is None
+
+
+def test_a_handful_of_alike_oddities_spread_over_classes_stand_out_in_each():
+    rng = np.random.default_rng(6)
+    centres = np.abs(rng.normal(size=(3, 16))) * 3
+    labels = np.repeat(np.arange(3), 40)
+    vectors = np.abs(centres[labels] + 0.3 * rng.normal(size=(120, 16))).astype(np.float32)
+    blank = np.zeros(16, np.float32)
+    blank[0] = 1.0
+    blanks = [5, 6, 7, 8, 45, 46, 47, 48, 85, 86, 87, 88]  # 4 per class, 12 in all
+    vectors[blanks] = blank + 0.001 * rng.normal(size=(12, 16))
+    overall = nearest_neighbours(vectors, 10)
+    assert len(find_outliers(overall).rows) == 0  # alike among themselves: no global outlier
+    found = find_outliers(overall, labels, lambda rows: nearest_neighbours(vectors[rows], 10))
+    assert set(found.rows.tolist()) == set(blanks)
+    assert set(found.within) == {"its class"}

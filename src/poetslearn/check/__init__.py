@@ -202,7 +202,15 @@ def check_data(
         with timings("label_errors"):
             labelled, probabilities = _label_findings(table, neighbours, config, settings)
         findings += labelled
-        findings += outlier_findings(table, find_outliers(neighbours), neighbours)
+        with timings("outliers"):
+            outliers = find_outliers(
+                neighbours,
+                None if table.dataset.multi_label else table.labels,
+                lambda rows: nearest_neighbours(
+                    table.vectors[rows], NEIGHBOURS, settings.neighbour_search
+                ),
+            )
+        findings += outlier_findings(table, outliers, neighbours)
         findings += unreadable_findings(skipped) + class_findings(table)
     return CheckResult(
         table,

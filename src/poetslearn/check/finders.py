@@ -120,10 +120,9 @@ def outlier_findings(
             round(float(score), 4),
             int(row),
             related=[int(r) for r in neighbours.indices[row][:SHOWN_NEIGHBOURS]],
-            detail=f"mean distance to its nearest images {outliers.distance[row]:.3f} "
-            f"(far fence {outliers.fence:.3f})",
+            detail=f"unlike the rest of {within}: odder than {score:.1%} of it",
         )
-        for row, score in zip(outliers.rows, outliers.scores)
+        for row, score, within in zip(outliers.rows, outliers.scores, outliers.within)
     ]
 
 

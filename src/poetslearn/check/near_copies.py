@@ -18,7 +18,7 @@ import numpy as np
 from poetslearn.check.looks import LOOKS_ALIKE, alike
 from poetslearn.check.neighbours import Neighbours
 
-DEFAULT_SIMILARITY = 0.85
+DEFAULT_SIMILARITY = 0.75
 
 
 @dataclass

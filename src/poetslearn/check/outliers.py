@@ -1,14 +1,19 @@
-"""Images unlike the rest of the data set: off-topic pictures, blank or broken frames.
+"""Images unlike the rest of their class, or of the whole data set: off-topic pictures, blank or
+broken frames.
 
 An image's oddness is its mean cosine distance to its k nearest other images (the kNN distance
 cleanlab's Datalab also uses): a photo of a flower among flowers has close neighbours, a
-screenshot among them has none. Flagged are the images beyond Tukey's far fence of that
-distance (Q3 + 3 IQR, at least MIN_FENCE), which adapts to how spread out the data set is;
-each one's score is the share of the data set that is less odd than it.
+screenshot among them has none. It is measured twice: among the images of the image's own class
+(so a handful of blank frames or screenshots, alike among themselves and spread over the
+classes, still stand out in each class), and among all images (for multi-label data, the only
+measure). Flagged are the images beyond Tukey's far fence of either distance (Q3 + 3 IQR, at
+least MIN_FENCE), which adapts to how spread out the class or data set is; each one's score is
+the share of its class (or of the data set) that is less odd than it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,24 +24,57 @@ FENCE_IQRS = 3.0
 # The least fence, in cosine distance: closer than that to its neighbours, an image is like them
 # (a data set of near-identical images has no spread, and a fence of 0 would flag noise).
 MIN_FENCE = 0.05
+MIN_IMAGES = 8  # fewer images than this: no spread to measure oddness against
 
 
 @dataclass
 class Outliers:
     rows: np.ndarray  # [M] image rows, oddest first
-    scores: np.ndarray  # [M] share of images less odd, 0..1
-    distance: np.ndarray  # [N] every image's mean distance to its neighbours
-    fence: float
+    scores: np.ndarray  # [M] share of its class (or the data set) less odd, 0..1
+    within: list[str]  # [M] "its class" or "the data set": where it is odd
+    distance: np.ndarray  # [N] every image's mean distance to its nearest images overall
 
 
-def find_outliers(neighbours: Neighbours) -> Outliers:
-    distance = (1.0 - neighbours.similarities).mean(axis=1) if neighbours.k else None
-    if distance is None or len(distance) < 8:  # no spread to measure oddness against
-        empty = np.zeros(0, np.int64)
-        return Outliers(empty, np.zeros(0), np.zeros(len(neighbours.indices)), float("inf"))
+def mean_distance(neighbours: Neighbours) -> np.ndarray:
+    return (1.0 - neighbours.similarities).mean(axis=1)
+
+
+def _beyond_fence(distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions beyond the far fence, the share of images less odd than each)."""
+    if len(distance) < MIN_IMAGES:
+        return np.zeros(0, np.int64), np.zeros(0)
     q1, q3 = np.quantile(distance, [0.25, 0.75])
     fence = max(float(q3 + FENCE_IQRS * (q3 - q1)), MIN_FENCE)
-    rows = np.flatnonzero(distance > fence)
-    rows = rows[np.argsort(-distance[rows], kind="stable")]
-    ranks = np.searchsorted(np.sort(distance), distance[rows], side="left") / len(distance)
-    return Outliers(rows, ranks, distance, fence)
+    odd = np.flatnonzero(distance > fence)
+    return odd, np.searchsorted(np.sort(distance), distance[odd], side="left") / len(distance)
+
+
+def find_outliers(
+    neighbours: Neighbours,
+    labels: np.ndarray | None = None,
+    neighbours_among: Callable[[np.ndarray], Neighbours] | None = None,
+) -> Outliers:
+    """Outliers among all images, and, given single-label `labels` and `neighbours_among(rows)`
+    (the neighbours of those rows among themselves), among each class."""
+    distance = mean_distance(neighbours) if neighbours.k else np.zeros(len(neighbours.indices))
+    found: dict[int, tuple[float, str]] = {}
+    if labels is not None and neighbours_among is not None:
+        for label in np.unique(labels):
+            rows = np.flatnonzero(labels == label)
+            if len(rows) < MIN_IMAGES:
+                continue
+            odd, scores = _beyond_fence(mean_distance(neighbours_among(rows)))
+            for row, score in zip(rows[odd].tolist(), scores.tolist()):
+                found[row] = (score, "its class")
+    if neighbours.k:
+        odd, scores = _beyond_fence(distance)
+        for row, score in zip(odd.tolist(), scores.tolist()):
+            if row not in found or found[row][0] < score:
+                found[row] = (score, "the data set")
+    order = sorted(found, key=lambda row: (-found[row][0], -distance[row], row))
+    return Outliers(
+        np.array(order, np.int64),
+        np.array([found[r][0] for r in order]),
+        [found[r][1] for r in order],
+        distance,
+    )

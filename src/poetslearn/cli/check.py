@@ -105,7 +105,7 @@ SHARED_OPTIONS = (
     type=click.FloatRange(0, 1, min_open=True),
     default=None,
     help="Cosine similarity of two bottlenecks from which their images are compared as "
-    "near-copies (their thumbnails must then look alike too). Default: 0.85 (BENCHMARKS.md).",
+    "near-copies (their thumbnails must then look alike too). Default: 0.75 (BENCHMARKS.md).",
 )
 @option(
     "neighbour_search",
