@@ -8,7 +8,7 @@ listed in a CSV file (path, labels, split: 80/10/10), then spoiled as a user's f
 - across classes: training images copied into training again under another class;
 - near-copies in the test split of training images: re-encoded as JPEG q60, cropped to 85%,
   mirrored, brightened, made grey, desaturated, halved in size;
-- label noise: --label_noise of the other images given another class;
+- label noise: --label_noise of the other training images given another class;
 - off-topic images (scikit-image's page, coins, moon, camera, brick...), blank frames, noise;
 - unreadable files (truncated PNGs, text named .png).
 
@@ -89,14 +89,16 @@ def make_spoiled(folder: Path, data, per_class: int, noise: float, seed: int = 0
     shutil.rmtree(folder, ignore_errors=True)
     images.mkdir(parents=True)
     train = data.splits["train"]
-    chosen = np.concatenate(
-        [np.flatnonzero(train.labels == c)[:per_class] for c in range(len(data.class_names))]
-    )
-    rng.shuffle(chosen)
+    # Each class's images 80/10/10 into train, validation and test, by their place in it.
+    chosen = [
+        (index, k)
+        for c in range(len(data.class_names))
+        for k, index in enumerate(np.flatnonzero(train.labels == c)[:per_class].tolist())
+    ]
     rows, truth = [], {k: {} for k in ("leaked", "across_classes", "near", "flipped", "odd", "bad")}
     names = data.class_names
-    for n, index in enumerate(chosen):
-        split = "train" if n % 10 < 8 else ("validation" if n % 10 == 8 else "test")
+    for index, k in chosen:
+        split = "train" if k % 10 < 8 else ("validation" if k % 10 == 8 else "test")
         Image.fromarray(train.images.pixels[index]).save(images / f"{index}.png")
         rows.append([f"images/{index}.png", int(train.labels[index]), split])
     train_rows = [r for r in rows if r[2] == "train"]
@@ -123,8 +125,8 @@ def make_spoiled(folder: Path, data, per_class: int, noise: float, seed: int = 0
             truth["near"][copy] = (Path(path).name, name)
     base = len(chosen)
     for n in rng.choice(base, int(noise * base), replace=False).tolist():
-        if rows[n][0] in used:  # copied: its copies keep the label it had
-            continue
+        if rows[n][0] in used or rows[n][2] != "train":  # copied, or held out (a class's
+            continue  # few validation and test images stay, so every split keeps each class)
         rows[n][1] = (rows[n][1] + int(rng.integers(1, len(names)))) % len(names)
         truth["flipped"][Path(rows[n][0]).name] = names[rows[n][1]]
     for i, pixels in enumerate(_off_topic(2 * per_kind, rng)):
@@ -147,11 +149,10 @@ def make_spoiled(folder: Path, data, per_class: int, noise: float, seed: int = 0
 
 
 def _name(result, finding) -> str:
-    return (
-        Path(result.table.path(finding.row)).name
-        if finding.row is not None
-        else Path(finding.path).name
-    )
+    """The file a finding is about (a class's name for a finding about a class)."""
+    if finding.row is not None:
+        return Path(result.table.path(finding.row)).name
+    return Path(finding.path).name if finding.path else finding.class_name
 
 
 def poetslearn_found(result) -> dict:

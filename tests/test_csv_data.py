@@ -147,6 +147,15 @@ def test_a_label_without_a_training_image_is_named(colour_dir):
         load_csv_dataset(table, **quiet)
 
 
+def test_a_label_whose_every_split_is_given_as_train_is_named(colour_dir):
+    # Every row of blue says "train": nothing may move to the empty splits (once a traceback).
+    rows = [f"{r}," for r in folder_rows(colour_dir) if not r.startswith("blue/")]
+    rows += [f"blue/img_{i}.png,blue,train" for i in (0, 4, 8)]
+    table = write_csv(colour_dir / "all_train.csv", ["path,labels,split", *rows])
+    with pytest.raises(DataError, match="Label 'blue' has no readable validation image"):
+        load_csv_dataset(table, **quiet)
+
+
 def test_tiny_labels_get_an_image_in_every_split_as_folders_do(colour_dir):
     rows = ["red/img_0.png,red", "red/img_1.jpg,red", "red/img_2.bmp,red", "green/img_0.png,green"]
     rows += ["green/img_1.jpg,green", "green/img_2.bmp,green"]

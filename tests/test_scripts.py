@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import make_tiny_cifar
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.scripts
 TINY = ["--architecture", "test_tiny", "--weights", "none"]
@@ -397,3 +399,44 @@ def test_fine_tune_goal_reports_every_figure_and_check_fails_without_a_goal(tmp_
         capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
     assert checked.returncode == 1, checked.stderr[-2000:]
+
+
+def test_check_benchmark_scores_check_and_retrains_on_the_cleaned_csv(tmp_path):
+    tiny_cifar = make_tiny_cifar(tmp_path / "cifar", per_batch=40)  # 18 per class to train
+    out = run_script(
+        tmp_path,
+        "check_benchmark.py",
+        *TINY,
+        "--data_dir",
+        tiny_cifar,
+        "--model_dir",
+        tmp_path,
+        "--per_class",
+        "18",
+        "--no-peers",
+        "--work_dir",
+        tmp_path / "bench",
+    )
+    report = last_json(out)
+    scores = report["tools"]["poetslearn check"]
+    assert report["truth"]["leaked"] == 3 and report["truth"]["bad"] == 1  # 180 images: 1%
+    # Byte-identical copies and unreadable files are found whatever the network.
+    assert scores["leaked_recall"] == 1.0 and scores["across_classes_recall"] == 1.0
+    assert scores["unreadable_recall"] == 1.0
+    assert 0.0 <= scores["label_precision"] <= 1.0
+    assert set(scores["near_recall"]) == {
+        "jpeg60",
+        "crop85",
+        "mirror",
+        "brighter",
+        "grey",
+        "desaturated",
+        "half_size",
+    }
+    assert set(report["retrain"]) == {
+        "spoiled CSV",
+        "leaks left out",
+        "leaks, near-copies, label errors >= 0.9 left out",
+    }
+    assert 0.9 <= report["hnsw_recall_at_10"] <= 1.0
+    assert "Host: " in out

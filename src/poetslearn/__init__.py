@@ -24,6 +24,9 @@ _PUBLIC = {
     "evaluate_split": "poetslearn.inference.evaluate",
     "Evaluation": "poetslearn.inference.evaluate",
     "load_dataset": "poetslearn.data.datasets",
+    "check_data": "poetslearn.check",
+    "CheckSettings": "poetslearn.check",
+    "CheckResult": "poetslearn.check",
     "PoetslearnError": "poetslearn.errors",
 }
 

@@ -42,7 +42,7 @@ def give_every_split_one(by_split: dict[str, list], fixed: dict[str, int] | None
         if by_split[needy] or fixed.get(needy):
             continue
         donor = max(SPLITS, key=lambda s: len(by_split[s]))
-        if len(by_split[donor]) + fixed.get(donor, 0) < 2:
-            continue
+        if not by_split[donor] or len(by_split[donor]) + fixed.get(donor, 0) < 2:
+            continue  # nothing movable (every image's split given), or only its last image
         by_split[donor].sort()
         by_split[needy].append(by_split[donor].pop(0))
