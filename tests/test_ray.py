@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -131,6 +132,28 @@ def test_image_folder_on_two_nodes_equals_a_local_run(ray_cluster, tmp_path):
     assert on_ray.trained.best_step == local.trained.best_step
     assert on_ray.score.accuracy == local.score.accuracy
     assert on_ray.trained.best_validation_accuracy == local.trained.best_validation_accuracy
+
+
+def test_check_on_two_nodes_finds_what_a_local_check_finds(ray_cluster, tmp_path):
+    from poetslearn.check import check_data
+
+    images = make_colour_folder(tmp_path / "colours", per_class=12)
+    shutil.copy(images / "red" / "img_0.png", images / "blue" / "copy_of_red.png")
+    local = check_data(
+        tiny_retrain_config(tmp_path, images, "local"), log=lambda m: None, warn=lambda m: None
+    )
+    on_ray = check_data(
+        tiny_retrain_config(
+            tmp_path, images, "ray", extraction="ray", ray_address=ray_cluster.address
+        ),
+        log=lambda m: None,
+        warn=lambda m: None,
+    )
+    assert on_ray.extraction.computed == local.extraction.computed == 36  # the copy once
+    assert len(on_ray.extraction.by_node) == 2  # both nodes computed vectors
+    findings = lambda result: [(f.kind, f.row, f.score) for f in result.findings]  # noqa: E731
+    assert findings(on_ray) == findings(local)
+    assert ("copy_across_classes", 1.0) in {(k, s) for k, _, s in findings(local)}
 
 
 def test_a_csv_data_set_on_two_nodes_equals_a_local_folder_run(ray_cluster, tmp_path):

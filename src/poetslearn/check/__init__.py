@@ -133,6 +133,8 @@ def _bottlenecks(config: RetrainConfig, dataset, ctx: RunContext):
         extraction_backend_for(config),
     )
     ctx.log(stats.describe() + f" Cache: {cache.dir}")
+    if stats.by_node:
+        ctx.log(stats.by_node.describe("Vectors"))
     return vectors, splits, stats, extractor.arch.name
 
 
