@@ -148,6 +148,7 @@ def test_write_csv_never_overwrites_the_input_csv(tmp_path):
         tmp_path, "--data_csv", str(data_csv), "--multi_label", "--write_csv", str(data_csv)
     )
     assert out.exit_code == 1 and "is an input file" in out.output
+    assert "Computed" not in out.output  # refused before any work
     assert data_csv.read_bytes() == before
 
 
@@ -171,6 +172,18 @@ def test_multi_label_csv_finds_the_label_missing(tmp_path):
     assert ("label_missing", label) in found, found
 
 
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, colour_dir):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    out = _check(tmp_path, "--image_dir", str(colour_dir), "--report", str(blocker / "report"))
+    assert out.exit_code == 1 and "Cannot write" in out.output
+    assert "Computed" not in out.output
+
+
 def test_check_on_cifar_refuses_write_csv_but_checks(tmp_path, tiny_cifar):
     out = _check(tmp_path, "--data_dir", str(tiny_cifar), "--write_csv", str(tmp_path / "c.csv"))
     assert out.exit_code == 1 and "needs image files" in out.output
+    assert "Computed" not in out.output  # refused before any work
+    out = _check(tmp_path, "--data_dir", str(tiny_cifar), "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["images"] == 90 + 10 + 30  # tiny CIFAR-10's three splits

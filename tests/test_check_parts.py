@@ -198,9 +198,9 @@ def test_exact_copies_by_kind_and_what_leaks():
     groups = exact_copies(data)
     kinds = [g.kind for g in groups]
     # 2 is in train as class a and in test as class b; 1 leaks into validation; 3 twice in train
-    assert kinds == ["copy_across_classes", "copy_across_splits", "copy_within_class"]
-    assert groups[0].leaked() == [("test", 0)]
-    assert groups[1].leaked() == [("validation", 0)]
+    assert kinds == ["copy_across_splits", "copy_across_classes", "copy_within_class"]
+    assert groups[0].leaked() == [("validation", 0)]
+    assert groups[1].leaked() == [("test", 0)]
     assert groups[2].leaked() == []
     warning = copies_warning(groups)
     assert "2 validation/test image(s) have an exact copy" in warning

@@ -14,7 +14,7 @@ from pathlib import Path
 from poetslearn.check.findings import KINDS, Finding, by_kind
 from poetslearn.data.sources import SPLITS
 from poetslearn.errors import DataError
-from poetslearn.outputs import write_atomic
+from poetslearn.outputs import check_writable, write_atomic
 
 FINDING_COLUMNS = ("kind", "score", "path", "split", "label", "suggested", "group", "detail")
 
@@ -155,6 +155,28 @@ def rows_to_drop(result, rules: list[DropRule]) -> set[int]:
     return drop
 
 
+NEEDS_FILES = (
+    "--write_csv needs image files (--image_dir or --data_csv); CIFAR-10 is read from its "
+    "archive, which a CSV file cannot point into."
+)
+
+
+def plan_outputs(
+    findings: Path | None, write_csv: Path | None, report: Path | None, inputs: list, files: bool
+) -> None:
+    """Before any work: every output writable, none of them an input file, and a cleaned CSV
+    only where there are image files to list (`files`)."""
+    named = [p for p in (findings, write_csv) if p is not None]
+    if report is not None:
+        named.append(Path(report) / "index.html")
+    for path in named:
+        if any(Path(path).resolve() == Path(p).resolve() for p in inputs if p is not None):
+            raise DataError(f"{path} is an input file; name a new file for check's output.")
+    if write_csv is not None and not files:
+        raise DataError(NEEDS_FILES)
+    check_writable(named)
+
+
 def cleaned_csv(result, destination: Path, rules: list[DropRule], inputs: list[Path]) -> int:
     """Writes the data set without the dropped images as a `--data_csv` file (paths relative to
     its folder where they can be, every row's split as it was); returns the rows left out."""
@@ -163,10 +185,7 @@ def cleaned_csv(result, destination: Path, rules: list[DropRule], inputs: list[P
         raise DataError(f"--write_csv {destination} is an input file; name a new file.")
     table = result.table
     if len(table) and table.path(0) is None:
-        raise DataError(
-            "--write_csv needs image files (--image_dir or --data_csv); CIFAR-10 is read from "
-            "its archive, which a CSV file cannot point into."
-        )
+        raise DataError(NEEDS_FILES)
     drop = rows_to_drop(result, rules)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

@@ -136,7 +136,7 @@ def check(json_output: bool, **options) -> None:
     start_command(options.pop("verbose"))
     from poetslearn.check import CheckSettings, check_data
     from poetslearn.check.findings import KINDS
-    from poetslearn.check.outputs import DropRule
+    from poetslearn.check.outputs import DropRule, plan_outputs
 
     echo = echo_err if json_output else click.echo
     own = {
@@ -161,10 +161,21 @@ def check(json_output: bool, **options) -> None:
         near_copy_similarity=own["near_copy_similarity"] or DEFAULT_SIMILARITY,
         neighbour_search=own["neighbour_search"],
     )
-    with library_errors("your images and data files were left as they were."):
-        rules = [DropRule.parse(text) for text in own["drop"]]
-        result = check_data(config, settings, log=echo, warn=echo_err)
-        outputs = _write_outputs(result, own, rules, config, echo)
+    try:
+        with library_errors("your images and data files were left as they were."):
+            rules = [DropRule.parse(text) for text in own["drop"]]
+            plan_outputs(
+                own["findings_csv"],
+                own["write_csv"],
+                own["report"],
+                [config.data_csv],
+                files=config.image_dir is not None or config.data_csv is not None,
+            )
+            result = check_data(config, settings, log=echo, warn=echo_err)
+            outputs = _write_outputs(result, own, rules, config, echo)
+    except KeyboardInterrupt:
+        echo_err("Interrupted; the bottlenecks computed so far are cached for the next run.")
+        sys.exit(130)
     _print_results(result, outputs, json_output, echo)
     failing = [f for f in result.findings if f.kind in own["fail_on"]]
     if failing:
