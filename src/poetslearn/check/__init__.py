@@ -41,7 +41,7 @@ from poetslearn.check.table import ImageTable
 from poetslearn.config import RetrainConfig, check_settings
 from poetslearn.context import RunContext, warn_on_stderr
 from poetslearn.data.copies import exact_copies
-from poetslearn.data.datasets import load_dataset
+from poetslearn.data.datasets import dataset_of
 from poetslearn.data.image_scan import skipped_file
 from poetslearn.data.sources import SPLITS
 from poetslearn.errors import DataError
@@ -97,17 +97,7 @@ def _load(config: RetrainConfig, ctx: RunContext):
             skipped.append(found)
         ctx.warn(message)
 
-    dataset = load_dataset(
-        config.image_dir,
-        config.data_dir,
-        config.validation_percentage,
-        config.testing_percentage,
-        show_progress=ctx.show_progress,
-        warn=warn,
-        strict=config.strict,
-        data_csv=config.data_csv,
-        multi_label=config.multi_label,
-    )
+    dataset = dataset_of(config, show_progress=ctx.show_progress, warn=warn)
     ctx.log(f"Dataset {dataset.summary()} (from {dataset.source})")
     return dataset, skipped
 

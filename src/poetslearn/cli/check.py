@@ -134,8 +134,7 @@ def check(json_output: bool, **options) -> None:
       poetslearn retrain --data_csv clean.csv
     """
     start_command(options.pop("verbose"))
-    from poetslearn.check import CheckSettings, check_data
-    from poetslearn.check.findings import KINDS
+    from poetslearn.check import check_data
     from poetslearn.check.outputs import DropRule, plan_outputs
 
     echo = echo_err if json_output else click.echo
@@ -152,15 +151,7 @@ def check(json_output: bool, **options) -> None:
             "neighbour_search",
         )
     }
-    config = _check_config(options)
-    unknown = [k for k in own["fail_on"] if k not in KINDS]
-    if unknown:
-        raise click.UsageError(f"--fail_on {unknown[0]}: expected one of {', '.join(KINDS)}.")
-    settings = CheckSettings(
-        folds=own["folds"],
-        near_copy_similarity=own["near_copy_similarity"] or DEFAULT_SIMILARITY,
-        neighbour_search=own["neighbour_search"],
-    )
+    config, settings = _check_config(options), _settings(own)
     try:
         with library_errors("your images and data files were left as they were."):
             rules = [DropRule.parse(text) for text in own["drop"]]
@@ -186,8 +177,31 @@ def check(json_output: bool, **options) -> None:
         sys.exit(1)
 
 
-# Shown first in --help, in retrain's order.
-check.params[:0] = [p for p in retrain_command.params if p.name in SHARED_OPTIONS]
+def _in_retrains_order(params: list) -> list:
+    """Retrain's options first, in retrain's order (the data source after the network's
+    options, as in `retrain --help`), then check's own."""
+    shared = [p for p in retrain_command.params if p.name in SHARED_OPTIONS]
+    data = [p for p in params if p.name in ("dataset", "image_dir", "data_csv", "data_dir")]
+    after = next(i for i, p in enumerate(shared) if p.name == "allow_size_mismatch") + 1
+    own = [p for p in params if p not in data]
+    return shared[:after] + data + shared[after:] + own
+
+
+check.params[:] = _in_retrains_order(check.params)
+
+
+def _settings(own: dict):
+    from poetslearn.check import CheckSettings
+    from poetslearn.check.findings import KINDS
+
+    unknown = [k for k in own["fail_on"] if k not in KINDS]
+    if unknown:
+        raise click.UsageError(f"--fail_on {unknown[0]}: expected one of {', '.join(KINDS)}.")
+    return CheckSettings(
+        folds=own["folds"],
+        near_copy_similarity=own["near_copy_similarity"] or DEFAULT_SIMILARITY,
+        neighbour_search=own["neighbour_search"],
+    )
 
 
 def _check_config(options: dict) -> RetrainConfig:

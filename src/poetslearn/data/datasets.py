@@ -64,6 +64,21 @@ def load_dataset(
     return load_cifar10(data_dir, validation_percentage, show_progress=show_progress)
 
 
+def dataset_of(config: RetrainConfig, *, show_progress: bool = True, warn=warn_on_stderr):
+    """The data set a `retrain` or `check` configuration names, cut as retrain cuts it."""
+    return load_dataset(
+        config.image_dir,
+        config.data_dir,
+        config.validation_percentage,
+        config.testing_percentage,
+        show_progress=show_progress,
+        warn=warn,
+        strict=config.strict,
+        data_csv=config.data_csv,
+        multi_label=config.multi_label,
+    )
+
+
 def load_split_to_evaluate(
     image_dir: Path | None,
     data_dir: Path,

@@ -14,7 +14,7 @@ from poetslearn.backbone.weights import WeightsInfo
 from poetslearn.config import RetrainConfig, check_settings
 from poetslearn.context import RunContext, warn_on_stderr
 from poetslearn.data.copies import copies_warning, exact_copies
-from poetslearn.data.datasets import load_dataset
+from poetslearn.data.datasets import dataset_of
 from poetslearn.data.sources import Dataset
 from poetslearn.export.stage import export_everything, plan_outputs
 from poetslearn.extract.backends import extraction_backend_for
@@ -50,17 +50,7 @@ def _settings_and_data(config: RetrainConfig, ctx: RunContext):
     check_settings(config)
     train, backend = trainer_for(config), extraction_backend_for(config)
     plan_outputs(config)
-    dataset = load_dataset(
-        config.image_dir,
-        config.data_dir,
-        config.validation_percentage,
-        config.testing_percentage,
-        show_progress=ctx.show_progress,
-        warn=ctx.warn,
-        strict=config.strict,
-        data_csv=config.data_csv,
-        multi_label=config.multi_label,
-    )
+    dataset = dataset_of(config, show_progress=ctx.show_progress, warn=ctx.warn)
     ctx.log(f"Dataset {dataset.summary()} (from {dataset.source})")
     copies = copies_warning(exact_copies(dataset))
     if copies:
