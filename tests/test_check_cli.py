@@ -95,6 +95,27 @@ def test_check_writes_a_clean_csv_that_retrain_trains_on_without_a_warning(tmp_p
     assert "were cached" in retrained.output  # check filled the cache retrain reads
 
 
+def test_dropping_copies_keeps_one_of_each_group_and_none_in_two_classes(tmp_path, dirty_dir):
+    clean = tmp_path / "clean.csv"
+    out = _check(
+        tmp_path,
+        "--image_dir",
+        str(dirty_dir),
+        "--write_csv",
+        str(clean),
+        "--drop",
+        "copy_across_splits",
+        "--drop",
+        "copy_across_classes",
+    )
+    assert out.exit_code == 0, out.output
+    rows = {"/".join(Path(r["path"]).parts[-2:]): r["split"] for r in csv.DictReader(clean.open())}
+    copies = {"green/img_1.jpg"} | {f"green/again_{i}.jpg" for i in range(1, 6)}
+    kept = copies & set(rows)
+    assert len(kept) == 1 and rows[kept.pop()] == "train"  # the training copy stays
+    assert not {"red/img_0.png", "blue/copy_of_red.png"} & set(rows)  # which label is right?
+
+
 def test_report_page_shows_every_finding_with_pictures(tmp_path, dirty_dir):
     out = _check(tmp_path, "--image_dir", str(dirty_dir), "--report", str(tmp_path / "report"))
     assert out.exit_code == 0, out.output

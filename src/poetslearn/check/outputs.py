@@ -146,12 +146,27 @@ class DropRule:
             ) from None
 
 
+# Kinds whose groups hold one picture several times: dropping them keeps one of each group.
+# (Copies in two classes are all dropped: which label is right, the data cannot say.)
+KEEP_ONE_OF_GROUP = ("copy_across_splits", "copy_within_class", "near_copy")
+
+
+def _kept_of_group(result, finding: Finding) -> int:
+    """The member a group keeps: the first in split order (training first), then by row."""
+    split_of = result.table.split_of
+    return min([finding.row, *finding.related], key=lambda r: (SPLITS.index(split_of[r]), r))
+
+
 def rows_to_drop(result, rules: list[DropRule]) -> set[int]:
-    """Always the held-out exact copies of training images; and what the rules name."""
+    """Always the held-out exact copies of training images; and what the rules name (of a
+    group of one picture, all but the member `_kept_of_group` chooses)."""
     drop = leaked_rows(result)
     for f in result.findings:
-        if f.row is not None and any(f.kind == r.kind and f.score >= r.min_score for r in rules):
-            drop.add(f.row)
+        if f.row is None or not any(f.kind == r.kind and f.score >= r.min_score for r in rules):
+            continue
+        if f.kind in KEEP_ONE_OF_GROUP and f.row == _kept_of_group(result, f):
+            continue
+        drop.add(f.row)
     return drop
 
 

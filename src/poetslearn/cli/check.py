@@ -84,7 +84,8 @@ SHARED_OPTIONS = (
     multiple=True,
     metavar="KIND[:MIN_SCORE]",
     help="With --write_csv: also leave out the images of findings of KIND scoring at least "
-    "MIN_SCORE (default 0), e.g. --drop label_error:0.9 --drop outlier. Repeatable.",
+    "MIN_SCORE (default 0), e.g. --drop label_error:0.9 --drop outlier. Of a group of copies "
+    "one image stays (training's first). Repeatable.",
 )
 @option(
     "fail_on",
