@@ -67,6 +67,8 @@ def test_check_finds_what_was_put_in_and_changes_no_input(tmp_path, dirty_dir):
     }
     assert suggested["really_red.png"] == "red"
     assert "checker.png" in by_kind["outlier"]
+    # in the wrong class, among the images of the class it belongs to: no outlier as well
+    assert "really_red.png" not in by_kind["outlier"]
     assert by_kind["unreadable"] == {"broken.jpg"}
     assert doc["leaked"]["exact_copies"] >= 1
     assert doc["images"] == 30 * 3 + 1 + 5 + 1 + 1  # the broken file is not an image
@@ -120,7 +122,7 @@ def test_report_page_shows_every_finding_with_pictures(tmp_path, dirty_dir):
     out = _check(tmp_path, "--image_dir", str(dirty_dir), "--report", str(tmp_path / "report"))
     assert out.exit_code == 0, out.output
     page = (tmp_path / "report" / "index.html").read_text()
-    for title in ("Exact copies in two classes", "Likely label errors", "Outliers"):
+    for title in ("Exact copies in two classes", "Likely label errors", "Outliers", "per class"):
         assert title in page
     pictures = [p for p in page.split('src="')[1:]]
     assert pictures and all((tmp_path / "report" / p.split('"')[0]).is_file() for p in pictures)

@@ -35,8 +35,8 @@ from poetslearn.check.label_errors import (
 )
 from poetslearn.check.looks import squares_of
 from poetslearn.check.near_copies import DEFAULT_SIMILARITY, near_copy_groups
-from poetslearn.check.neighbours import SEARCH_CHOICES, nearest_neighbours
-from poetslearn.check.outliers import find_outliers
+from poetslearn.check.neighbours import SEARCH_CHOICES, nearest_neighbours, unit_rows
+from poetslearn.check.outliers import find_outliers, fits_class
 from poetslearn.check.table import ImageTable
 from poetslearn.config import RetrainConfig, check_settings
 from poetslearn.context import RunContext, warn_on_stderr
@@ -160,6 +160,22 @@ def _label_findings(table: ImageTable, neighbours, config, settings):
     return label_error_findings(table, issues, neighbours), probabilities
 
 
+def _fit_elsewhere(table: ImageTable, labelled: list[Finding], outliers) -> set[int]:
+    """The likely label errors that lie among the images of the class the data suggests: in
+    the wrong class, not off-topic, so not outliers of their class as well."""
+    units = unit_rows(table.vectors)
+    index = {name: i for i, name in enumerate(table.dataset.class_names)}
+    fits = set()
+    for f in labelled:
+        label = index.get(f.suggested) if f.kind == "label_error" else None
+        if label is None or label not in outliers.class_fences:
+            continue
+        members = np.flatnonzero(table.labels == label)
+        if fits_class(units, members, f.row, outliers.class_fences[label], NEIGHBOURS):
+            fits.add(f.row)
+    return fits
+
+
 def check_data(
     config: RetrainConfig,
     settings: CheckSettings = CheckSettings(),
@@ -202,7 +218,9 @@ def check_data(
                     table.vectors[rows], NEIGHBOURS, settings.neighbour_search
                 ),
             )
-        findings += outlier_findings(table, outliers, neighbours)
+        findings += outlier_findings(
+            table, outliers, neighbours, _fit_elsewhere(table, labelled, outliers)
+        )
         findings += unreadable_findings(skipped) + class_findings(table)
     return CheckResult(
         table,

@@ -112,8 +112,11 @@ def multi_label_findings(table: ImageTable, issues: MultiLabelIssues) -> list[Fi
 
 
 def outlier_findings(
-    table: ImageTable, outliers: Outliers, neighbours: Neighbours
+    table: ImageTable, outliers: Outliers, neighbours: Neighbours, explained: set[int]
 ) -> list[Finding]:
+    """`explained`: rows found to be in the wrong class, lying among the images of the class
+    the data suggests; unlike their own class for that reason, they are not also called
+    outliers of it (unlike the whole data set, they would be)."""
     return [
         Finding(
             "outlier",
@@ -123,6 +126,7 @@ def outlier_findings(
             detail=f"unlike the rest of {within}: odder than {score:.1%} of it",
         )
         for row, score, within in zip(outliers.rows, outliers.scores, outliers.within)
+        if not (within == "its class" and int(row) in explained)
     ]
 
 

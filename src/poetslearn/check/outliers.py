@@ -14,7 +14,7 @@ the share of its class (or of the data set) that is less odd than it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,20 +33,32 @@ class Outliers:
     scores: np.ndarray  # [M] share of its class (or the data set) less odd, 0..1
     within: list[str]  # [M] "its class" or "the data set": where it is odd
     distance: np.ndarray  # [N] every image's mean distance to its nearest images overall
+    class_fences: dict[int, float] = field(default_factory=dict)  # label -> its far fence
 
 
 def mean_distance(neighbours: Neighbours) -> np.ndarray:
     return (1.0 - neighbours.similarities).mean(axis=1)
 
 
+def far_fence(distance: np.ndarray) -> float:
+    q1, q3 = np.quantile(distance, [0.25, 0.75])
+    return max(float(q3 + FENCE_IQRS * (q3 - q1)), MIN_FENCE)
+
+
 def _beyond_fence(distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(positions beyond the far fence, the share of images less odd than each)."""
     if len(distance) < MIN_IMAGES:
         return np.zeros(0, np.int64), np.zeros(0)
-    q1, q3 = np.quantile(distance, [0.25, 0.75])
-    fence = max(float(q3 + FENCE_IQRS * (q3 - q1)), MIN_FENCE)
-    odd = np.flatnonzero(distance > fence)
+    odd = np.flatnonzero(distance > far_fence(distance))
     return odd, np.searchsorted(np.sort(distance), distance[odd], side="left") / len(distance)
+
+
+def fits_class(units: np.ndarray, members: np.ndarray, row: int, fence: float, k: int) -> bool:
+    """Whether the image at `row` ([N, dim] unit rows) lies within `fence` of its k nearest
+    images among `members` (the rows of a class it is not labelled with)."""
+    sims = units[members] @ units[row]
+    nearest = np.sort(sims)[::-1][: min(k, len(sims))]
+    return bool(len(nearest)) and float((1.0 - nearest).mean()) <= fence
 
 
 def find_outliers(
@@ -58,12 +70,15 @@ def find_outliers(
     (the neighbours of those rows among themselves), among each class."""
     distance = mean_distance(neighbours) if neighbours.k else np.zeros(len(neighbours.indices))
     found: dict[int, tuple[float, str]] = {}
+    fences: dict[int, float] = {}
     if labels is not None and neighbours_among is not None:
         for label in np.unique(labels):
             rows = np.flatnonzero(labels == label)
             if len(rows) < MIN_IMAGES:
                 continue
-            odd, scores = _beyond_fence(mean_distance(neighbours_among(rows)))
+            within = mean_distance(neighbours_among(rows))
+            fences[int(label)] = far_fence(within)
+            odd, scores = _beyond_fence(within)
             for row, score in zip(rows[odd].tolist(), scores.tolist()):
                 found[row] = (score, "its class")
     if neighbours.k:
@@ -77,4 +92,5 @@ def find_outliers(
         np.array([found[r][0] for r in order]),
         [found[r][1] for r in order],
         distance,
+        fences,
     )

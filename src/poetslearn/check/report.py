@@ -13,6 +13,7 @@ import numpy as np
 
 from poetslearn.check.findings import KINDS, Finding, by_kind
 from poetslearn.check.outputs import findings_csv, summary_lines
+from poetslearn.data.sources import SPLITS
 from poetslearn.outputs import write_atomic
 
 THUMB_SIDE = 160
@@ -140,6 +141,31 @@ def _section(pictures, kind: str, findings: list[Finding]) -> str:
     )
 
 
+def _balance(result) -> str:
+    """Images per class and split: a table at the end of the page (the class balance)."""
+    table, names = result.table, result.table.dataset.class_names
+    per_split = {}
+    for split in SPLITS:
+        labels = table.splits[split].labels
+        counts = (
+            labels.sum(axis=0)
+            if table.dataset.multi_label
+            else np.bincount(labels, minlength=len(names))
+        )
+        per_split[split] = [int(c) for c in counts]
+    head = "".join(f"<th>{s}</th>" for s in SPLITS)
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td>"
+        + "".join(f"<td>{per_split[s][i]:,}</td>" for s in SPLITS)
+        + f"<td><b>{result.counts[name]:,}</b></td></tr>"
+        for i, name in enumerate(names)
+    )
+    return (
+        '<h2 id="balance">Images per class</h2>'
+        f"<table><tr><th>class</th>{head}<th>all</th></tr>{rows}</table>"
+    )
+
+
 def write_report(result, folder: Path) -> Path:
     """Writes the page and its pictures into `folder`; returns the page's path."""
     folder = Path(folder)
@@ -148,9 +174,12 @@ def write_report(result, folder: Path) -> Path:
     summary = "".join(f"<li>{html.escape(line.strip())}</li>" for line in summary_lines(result))
     grouped = by_kind(result.findings)
     sections = "".join(_section(pictures, k, fs) for k, fs in grouped.items())
-    contents = " &middot; ".join(
-        f'<a href="#{k}">{html.escape(KINDS[k].title)} ({len(fs):,})</a>'
-        for k, fs in grouped.items()
+    contents = (
+        " &middot; ".join(
+            f'<a href="#{k}">{html.escape(KINDS[k].title)} ({len(fs):,})</a>'
+            for k, fs in grouped.items()
+        )
+        + ' &middot; <a href="#balance">Images per class</a>'
     )
     source = html.escape(result.table.dataset.source)
     page = (
@@ -159,7 +188,7 @@ def write_report(result, folder: Path) -> Path:
         f"<h1>What is wrong with {source}</h1>"
         f'<ul class="summary">{summary}</ul><p>{contents}</p>'
         '<p>Every finding, with its score, is in <a href="findings.csv">findings.csv</a>.</p>'
-        f"{sections}</body></html>"
+        f"{sections}{_balance(result)}</body></html>"
     )
     write_atomic(folder / "findings.csv", findings_csv(result))
     write_atomic(folder / "index.html", page.encode("utf-8"))
