@@ -28,6 +28,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import shutil
 import sys
 import time
@@ -39,7 +40,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cifar10_options  # noqa: E402
-from benchmark import cpu_description  # noqa: E402
+from benchmark import cpu_description, fma_peak_gflops, matmul_peak_gflops  # noqa: E402
 
 TRANSFORMS = {
     "jpeg60": lambda im: _jpeg(im, 60),
@@ -364,7 +365,12 @@ def main(
     from poetslearn.config import RetrainConfig
     from poetslearn.data.cifar10 import load_cifar10
 
-    print(f"Host: {cpu_description()}")
+    fma, matmul = fma_peak_gflops(os.cpu_count() or 1), matmul_peak_gflops()
+    host = (
+        f"{cpu_description()}, {os.cpu_count()} cores; FMA peak "
+        f"{'n/a' if fma is None else f'{fma:.0f}'} GFLOP/s, TensorFlow matmul {matmul:.0f} GFLOP/s"
+    )
+    print(f"Host: {host}")
     data = load_cifar10(data_dir, download=False, show_progress=False)
     spoiled, truth = make_spoiled(work_dir, data, per_class, label_noise)
     settings = dict(
@@ -391,7 +397,7 @@ def main(
         f"purpose ({', '.join(f'{k} {len(v)}' for k, v in truth.items())}); {architecture}"
     )
     report = {
-        "host": cpu_description(),
+        "host": host,
         "architecture": architecture,
         "images": len(names),
         "truth": {k: len(v) for k, v in truth.items()},
