@@ -228,3 +228,18 @@ def test_a_handful_of_alike_oddities_spread_over_classes_stand_out_in_each():
     found = find_outliers(overall, labels, lambda rows: nearest_neighbours(vectors[rows], 10))
     assert set(found.rows.tolist()) == set(blanks)
     assert set(found.within) == {"its class"}
+
+
+@pytest.mark.parametrize("block_elements", [1 << 26, 7])  # one block; a row or two at a time
+def test_an_image_fits_the_class_it_lies_among(monkeypatch, block_elements):
+    from poetslearn.check import outliers
+
+    monkeypatch.setattr(outliers, "BLOCK_ELEMENTS", block_elements)
+    rng = np.random.default_rng(7)
+    centres = np.abs(rng.normal(size=(2, 16))) * 3
+    vectors = np.abs(np.repeat(centres, 30, axis=0) + 0.2 * rng.normal(size=(60, 16)))
+    units = unit_rows(vectors.astype(np.float32))
+    class_b = np.arange(30, 60)
+    fence = outliers.far_fence(outliers.mean_distance(nearest_neighbours(vectors[class_b], 5)))
+    inside = outliers.fit_class(units, class_b, np.array([0, 1, 35]), fence, 5)
+    assert inside.tolist() == [False, False, True]  # class a's images do not fit class b

@@ -36,7 +36,7 @@ from poetslearn.check.label_errors import (
 from poetslearn.check.looks import squares_of
 from poetslearn.check.near_copies import DEFAULT_SIMILARITY, near_copy_groups
 from poetslearn.check.neighbours import SEARCH_CHOICES, nearest_neighbours, unit_rows
-from poetslearn.check.outliers import find_outliers, fits_class
+from poetslearn.check.outliers import find_outliers, fit_class
 from poetslearn.check.table import ImageTable
 from poetslearn.config import RetrainConfig, check_settings
 from poetslearn.context import RunContext, warn_on_stderr
@@ -163,16 +163,19 @@ def _label_findings(table: ImageTable, neighbours, config, settings):
 def _fit_elsewhere(table: ImageTable, labelled: list[Finding], outliers) -> set[int]:
     """The likely label errors that lie among the images of the class the data suggests: in
     the wrong class, not off-topic, so not outliers of their class as well."""
-    units = unit_rows(table.vectors)
+    units, labels = unit_rows(table.vectors), table.labels
     index = {name: i for i, name in enumerate(table.dataset.class_names)}
-    fits = set()
+    by_label: dict[int, list[int]] = {}
     for f in labelled:
         label = index.get(f.suggested) if f.kind == "label_error" else None
-        if label is None or label not in outliers.class_fences:
-            continue
-        members = np.flatnonzero(table.labels == label)
-        if fits_class(units, members, f.row, outliers.class_fences[label], NEIGHBOURS):
-            fits.add(f.row)
+        if label in outliers.class_fences:
+            by_label.setdefault(label, []).append(f.row)
+    fits = set()
+    for label, rows in by_label.items():
+        rows = np.array(rows, np.int64)
+        members = np.flatnonzero(labels == label)
+        inside = fit_class(units, members, rows, outliers.class_fences[label], NEIGHBOURS)
+        fits.update(rows[inside].tolist())
     return fits
 
 
@@ -218,9 +221,8 @@ def check_data(
                     table.vectors[rows], NEIGHBOURS, settings.neighbour_search
                 ),
             )
-        findings += outlier_findings(
-            table, outliers, neighbours, _fit_elsewhere(table, labelled, outliers)
-        )
+            fit_elsewhere = _fit_elsewhere(table, labelled, outliers)
+        findings += outlier_findings(table, outliers, neighbours, fit_elsewhere)
         findings += unreadable_findings(skipped) + class_findings(table)
     return CheckResult(
         table,

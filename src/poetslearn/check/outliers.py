@@ -25,6 +25,7 @@ FENCE_IQRS = 3.0
 # (a data set of near-identical images has no spread, and a fence of 0 would flag noise).
 MIN_FENCE = 0.05
 MIN_IMAGES = 8  # fewer images than this: no spread to measure oddness against
+BLOCK_ELEMENTS = 1 << 26  # similarities held at once when placing images in another class
 
 
 @dataclass
@@ -53,12 +54,22 @@ def _beyond_fence(distance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return odd, np.searchsorted(np.sort(distance), distance[odd], side="left") / len(distance)
 
 
-def fits_class(units: np.ndarray, members: np.ndarray, row: int, fence: float, k: int) -> bool:
-    """Whether the image at `row` ([N, dim] unit rows) lies within `fence` of its k nearest
-    images among `members` (the rows of a class it is not labelled with)."""
-    sims = units[members] @ units[row]
-    nearest = np.sort(sims)[::-1][: min(k, len(sims))]
-    return bool(len(nearest)) and float((1.0 - nearest).mean()) <= fence
+def fit_class(
+    units: np.ndarray, members: np.ndarray, rows: np.ndarray, fence: float, k: int
+) -> np.ndarray:
+    """[len(rows)] booleans: whether each image at `rows` ([N, dim] unit rows) lies within
+    `fence` of its k nearest images among `members` (the rows of a class it is not labelled
+    with), in one product for all of them."""
+    if not len(rows) or not len(members):
+        return np.zeros(len(rows), bool)
+    k = min(k, len(members))
+    block = max(1, BLOCK_ELEMENTS // len(members))  # similarities held at once
+    inside = np.zeros(len(rows), bool)
+    for start in range(0, len(rows), block):
+        sims = units[rows[start : start + block]] @ units[members].T
+        nearest = np.partition(sims, len(members) - k, axis=1)[:, len(members) - k :]
+        inside[start : start + block] = (1.0 - nearest).mean(axis=1) <= fence
+    return inside
 
 
 def find_outliers(
