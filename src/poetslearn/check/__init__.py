@@ -46,8 +46,11 @@ from poetslearn.data.image_scan import skipped_file
 from poetslearn.data.sources import SPLITS
 from poetslearn.errors import DataError
 from poetslearn.extract.backends import extraction_backend_for
-from poetslearn.extract.bottleneck_cache import BottleneckCache
-from poetslearn.extract.bottlenecks import ExtractionStats, compute_bottlenecks
+from poetslearn.extract.bottlenecks import (
+    ExtractionStats,
+    bottleneck_cache_for,
+    compute_bottlenecks,
+)
 from poetslearn.extract.extractor import build_extractor
 from poetslearn.progress import Timings
 from poetslearn.train.head import HeadParams
@@ -106,13 +109,7 @@ def _bottlenecks(config: RetrainConfig, dataset, ctx: RunContext):
     """Every image's bottleneck from retrain's cache, the missing ones computed into it."""
     backbone = fetch_backbone(config, ctx)
     extractor = build_extractor(backbone=backbone, config=config, dataset=dataset, ctx=ctx)
-    cache = BottleneckCache(
-        config.bottleneck_dir,
-        extractor.arch.name,
-        extractor.fingerprint,
-        extractor.feature_dim,
-        ctx.warn,
-    )
+    cache = bottleneck_cache_for(config, extractor, ctx.warn)
     vectors, splits, stats = compute_bottlenecks(
         dict(dataset.splits),
         extractor,

@@ -16,7 +16,7 @@ confident it is absent (likely wrong), or not given where the data is confident 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -46,7 +46,7 @@ def out_of_fold_probabilities(
         test = fold == held_out
         train_x, train_y = vectors[~test], labels[~test]
         steps = new_layer_steps(len(train_x), params.batch_size)
-        fold_params = HeadParams(**{**params.__dict__, "steps": steps, "eval_step_interval": steps})
+        fold_params = replace(params, steps=steps, eval_step_interval=steps)
         result = train_output_layer(
             train_x,
             train_y,

@@ -4,6 +4,7 @@ test): the rows every finder and every output of `check` refers to."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -34,12 +35,12 @@ class ImageTable:
     def row_of(self, split: str, index: int) -> int:
         return sum(len(self.splits[s]) for s in SPLITS[: SPLITS.index(split)]) + index
 
-    @property
+    @cached_property
     def labels(self) -> np.ndarray:
         """[N] class indices, or [N, labels] 0/1 targets for multi-label data."""
         return np.concatenate([self.splits[s].labels for s in SPLITS])
 
-    @property
+    @cached_property
     def keys(self) -> list[bytes]:
         return [key for s in SPLITS for key in self.splits[s].images.keys()]
 

@@ -22,8 +22,9 @@ from poetslearn.cli.common import (
     verbose_option,
     with_options,
 )
-from poetslearn.cli.data_options import check_one_data_source, data_source_options
+from poetslearn.cli.data_options import data_source_options
 from poetslearn.cli.retrain import retrain as retrain_command
+from poetslearn.cli.retrain import retrain_config
 from poetslearn.config import RetrainConfig
 
 # Retrain's options that say which images, which network and which cache: check takes them.
@@ -152,7 +153,7 @@ def check(json_output: bool, **options) -> None:
             "neighbour_search",
         )
     }
-    config, settings = _check_config(options), _settings(own)
+    config, settings = retrain_config(options), _settings(own)
     try:
         with library_errors("your images and data files were left as they were."):
             rules = [DropRule.parse(text) for text in own["drop"]]
@@ -203,16 +204,6 @@ def _settings(own: dict):
         near_copy_similarity=own["near_copy_similarity"] or DEFAULT_SIMILARITY,
         neighbour_search=own["neighbour_search"],
     )
-
-
-def _check_config(options: dict) -> RetrainConfig:
-    check_one_data_source(options.pop("dataset"), options["image_dir"], options["data_csv"])
-    options["show_progress"] = not options.pop("quiet")
-    if options["ray_address"]:
-        options["extraction"] = "ray"
-    elif options["ray_worker_cpus"] is not None:
-        raise click.UsageError("--ray_worker_cpus needs --ray ADDRESS.")
-    return RetrainConfig(**options)
 
 
 def _write_outputs(result, own: dict, rules, config: RetrainConfig, echo) -> dict[str, str]:

@@ -51,7 +51,7 @@ def retrain(json_output: bool, **options) -> None:
     start_command(options.pop("verbose"))
     from poetslearn.pipeline import retrain as run_retrain
 
-    config = _retrain_config(options)
+    config = retrain_config(options)
     echo = echo_err if json_output else click.echo
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
@@ -81,11 +81,12 @@ def retrain(json_output: bool, **options) -> None:
     echo(_done_line(result.timings))
 
 
-def _retrain_config(options: dict) -> RetrainConfig:
-    """The command's options as a RetrainConfig (the library never reads flags)."""
+def retrain_config(options: dict) -> RetrainConfig:
+    """The command's options as a RetrainConfig (the library never reads flags): retrain's, or
+    those of another command that takes retrain's data and network options (`check`)."""
     check_one_data_source(options.pop("dataset"), options["image_dir"], options["data_csv"])
     options["show_progress"] = not options.pop("quiet")
-    if options["summaries_dir"]:  # "" (off) and None (default) stay as they are
+    if options.get("summaries_dir"):  # "" (off) and None (default) stay as they are
         options["summaries_dir"] = Path(options["summaries_dir"])
     if options["ray_address"]:
         options["extraction"] = "ray"

@@ -126,6 +126,19 @@ class Bottlenecks:
         self.vectors, self.train_x = {}, None
 
 
+def bottleneck_cache_for(
+    config: RetrainConfig, extractor: FeatureExtractor, warn
+) -> BottleneckCache:
+    """The cache of `extractor`'s vectors in --bottleneck_dir: the one retrain and check share."""
+    return BottleneckCache(
+        config.bottleneck_dir,
+        extractor.arch.name,
+        extractor.fingerprint,
+        extractor.feature_dim,
+        warn,
+    )
+
+
 def get_or_create_bottlenecks(
     dataset: Dataset,
     extractor: FeatureExtractor,
@@ -135,13 +148,7 @@ def get_or_create_bottlenecks(
 ) -> Bottlenecks:
     """The retrain stage: every split's bottlenecks, plus distorted training copies if asked."""
     log, warn = ctx.log, ctx.warn
-    cache = BottleneckCache(
-        config.bottleneck_dir,
-        extractor.arch.name,
-        extractor.fingerprint,
-        extractor.feature_dim,
-        warn,
-    )
+    cache = bottleneck_cache_for(config, extractor, warn)
     distortions = Distortions.from_config(config)
     to_compute = dict(dataset.splits)
     if distortions.enabled:
