@@ -41,21 +41,29 @@ def main(graph, image_dir, factors):
     report = {"graph": str(graph), "image_dir": str(image_dir), "input_size": size}
     predicted = {}
     print(f"{graph.name} on {len(split)} photos of {image_dir.name}, input {size}x{size}:")
-    for factor in (int(f) for f in factors.split(",")):
-        images.DRAFT_FACTOR = factor  # 0: min_side 0, no draft
-        result = evaluate_split(classifier, split, data.class_names, show_progress=False)
-        start = time.perf_counter()
-        for path in paths:
-            images.load_image(path, size)
-        ms = 1000 * (time.perf_counter() - start) / len(paths)
-        predicted[factor] = result.predicted
-        decoded = images.read_image_file(paths[0], min_side=factor * size).shape[:2]
-        report[str(factor)] = {"accuracy": result.accuracy, "ms_per_photo": ms, "decoded": decoded}
-        print(
-            f"  factor {factor}: decoded at {decoded[1]}x{decoded[0]}, accuracy "
-            f"{100 * result.accuracy:.1f}% +-{interval(result.accuracy, len(split)):.1f}, "
-            f"decode + resize {ms:.1f} ms a photo"
-        )
+    default_factor = images.DRAFT_FACTOR
+    try:
+        for factor in (int(f) for f in factors.split(",")):
+            images.DRAFT_FACTOR = factor  # 0: min_side 0, no draft
+            result = evaluate_split(classifier, split, data.class_names, show_progress=False)
+            start = time.perf_counter()
+            for path in paths:
+                images.load_image(path, size)
+            ms = 1000 * (time.perf_counter() - start) / len(paths)
+            predicted[factor] = result.predicted
+            decoded = images.read_image_file(paths[0], min_side=factor * size).shape[:2]
+            report[str(factor)] = {
+                "accuracy": result.accuracy,
+                "ms_per_photo": ms,
+                "decoded": decoded,
+            }
+            print(
+                f"  factor {factor}: decoded at {decoded[1]}x{decoded[0]}, accuracy "
+                f"{100 * result.accuracy:.1f}% +-{interval(result.accuracy, len(split)):.1f}, "
+                f"decode + resize {ms:.1f} ms a photo"
+            )
+    finally:  # the module's own setting back, for whoever imported it beside this
+        images.DRAFT_FACTOR = default_factor
     base = predicted[min(predicted)]
     for factor, labels in predicted.items():
         changed = int((labels != base).sum())

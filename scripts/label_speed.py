@@ -55,7 +55,13 @@ def timed(command: list[str]) -> float:
 @click.option("--data_dir", type=click.Path(path_type=Path), default=Path("../shared/data"))
 @click.option("--weights", default="imagenet")
 @click.option("--rounds", default=5, show_default=True)
-def main(architecture, model_dir, data_dir, weights, rounds) -> None:
+@click.option(
+    "--warm_rounds",
+    default=1,
+    show_default=True,
+    help="Uncounted rounds first, to bring the files into the disk cache; 0 times cold reads.",
+)
+def main(architecture, model_dir, data_dir, weights, rounds, warm_rounds) -> None:
     from skimage import data
 
     work = Path(tempfile.mkdtemp(prefix="label-speed-"))
@@ -128,8 +134,9 @@ def main(architecture, model_dir, data_dir, weights, rounds) -> None:
             str(size),
         ],
     }
-    for command in commands.values():  # warm the disk cache; not counted
-        timed(command)
+    for _ in range(warm_rounds):  # the disk cache warmed; not counted
+        for command in commands.values():
+            timed(command)
     readings = {name: [] for name in commands}
     for _ in range(rounds):
         for name, command in commands.items():
