@@ -26,35 +26,32 @@ def run_script(cwd: Path, name: str, *args, exit_code: int = 0) -> str:
     """`python scripts/NAME ARGS...` from `cwd`, as a person runs it, but in this process: its
     standard output (its standard error shown when its exit code is not `exit_code`).
 
-    In this process because each fresh interpreter spends about 7 s of a core importing
-    TensorFlow, 24 times in this file; what a script starts itself (retrain or label
-    processes it times, Ray) still starts fresh. What a script may change of this process
-    (argv, the import path, the working folder, the environment) is put back afterwards."""
+    In this process because a fresh interpreter spends about 7 s of a core importing
+    TensorFlow, once for every script run here; what a script starts itself (the retrain or
+    label processes it times, Ray) still starts fresh. What a script may change of this
+    process (argv, the import path, the working folder, the environment) is put back."""
     path = ROOT / "scripts" / name
     out, err = io.StringIO(), io.StringIO()
-    saved_argv, saved_path, saved_cwd = sys.argv[:], sys.path[:], os.getcwd()
     saved_environ = dict(os.environ)
-    sys.argv = [str(path), *map(str, args)]
-    sys.path.insert(0, str(path.parent))  # as `python scripts/NAME` puts it first
-    os.chdir(cwd)
     code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", [str(path), *map(str, args)])
+        patch.syspath_prepend(str(path.parent))  # as `python scripts/NAME` puts it first
+        patch.chdir(cwd)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 runpy.run_path(str(path), run_name="__main__")
-            except SystemExit as stop:  # click always ends with one; a message means 1
-                code = stop.code or 0
-                if not isinstance(code, int):
-                    code = 1
-                    err.write(str(stop.code))
-    except BaseException:
-        print(out.getvalue()[-2000:], err.getvalue()[-4000:], sep="\n", file=sys.stderr)
-        raise
-    finally:
-        sys.argv, sys.path[:] = saved_argv, saved_path
-        os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_environ)
+        except SystemExit as stop:  # click always ends with one; a message means 1
+            code = stop.code or 0
+            if not isinstance(code, int):
+                err.write(str(stop.code))
+                code = 1
+        except BaseException:
+            print(out.getvalue()[-2000:], err.getvalue()[-4000:], sep="\n", file=sys.stderr)
+            raise
+        finally:
+            os.environ.clear()
+            os.environ.update(saved_environ)
     assert code == exit_code, out.getvalue()[-2000:] + err.getvalue()[-4000:]
     return out.getvalue()
 
