@@ -265,6 +265,29 @@ def test_the_genuine_tflite_reads(tflite_model):
     use_as_a_classifier_does(model.facts)
 
 
+@pytest.mark.parametrize(
+    "header, offset, value",
+    [
+        # A packed file's "extra field" grown past the end of the model (zipfile: EOFError).
+        (b"PK\x03\x04", 29, 0xFF),
+        # A packed file marked encrypted in the archive's directory (zipfile: RuntimeError).
+        (b"PK\x01\x02", 8, 0x01),
+    ],
+    ids=["extra-field-past-the-end", "marked-encrypted"],
+)
+def test_a_tflite_with_a_damaged_packed_file_reads_or_gives_a_poetslearn_error(
+    tflite_model, header, offset, value
+):
+    # Found by the fuzz test below: both raised a traceback of zipfile's before the fix.
+    damaged = bytearray(tflite_model)
+    damaged[damaged.rindex(header) + offset] = value  # in the last packed file's header
+    try:
+        model = _read_tflite_bytes(bytes(damaged))
+    except PoetslearnError:
+        return
+    assert model.labels is None or all(isinstance(label, str) for label in model.labels)
+
+
 @FUZZ
 @given(st.data())
 def test_a_tflite_with_bytes_changed_reads_or_gives_a_poetslearn_error(tflite_model, data):

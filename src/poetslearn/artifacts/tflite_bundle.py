@@ -12,6 +12,7 @@ import functools
 import io
 import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -128,5 +129,11 @@ def _associated_files(model: bytes) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(io.BytesIO(model)) as archive:
             return {name: archive.read(name) for name in archive.namelist()}
-    except (zipfile.BadZipFile, ValueError, NotImplementedError, OSError):
+    # A damaged archive fails in many ways: a bad header, a field that runs past the end of
+    # the model (EOFError), a file marked encrypted (RuntimeError), bytes that do not
+    # inflate (zlib.error).
+    except (
+        zipfile.BadZipFile, ValueError, NotImplementedError, OSError, EOFError, RuntimeError,
+        zlib.error,
+    ):  # fmt: skip
         return {}  # no archive, or a damaged one: the labels are then asked for by name
