@@ -22,10 +22,7 @@ Prints a table and, last, one JSON line. Examples (genuine weights from ../share
 from __future__ import annotations
 
 import json
-import os
-import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +39,9 @@ from poetslearn.backbone.weights import build_backbone
 from poetslearn.data.cifar10 import load_cifar10
 from poetslearn.data.sources import calibration_images
 from poetslearn.extract.extractor import FeatureExtractor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from host import host_line, measure_host  # noqa: E402
 
 
 def count_macs(backbone) -> int:
@@ -92,62 +92,6 @@ def keras_user_model(arch, backbone, shape):
             backbone,
         ]
     )
-
-
-def cpu_description() -> str:
-    """The CPU's name and family/model numbers, from /proc/cpuinfo where there is one."""
-    try:
-        fields = dict(
-            line.split(":", 1)
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if ":" in line
-        )
-    except OSError:
-        return platform.processor() or "unknown CPU"
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
-    return (
-        f"{fields.get('model name', 'unknown CPU')} (family {fields.get('cpu family', '?')}, "
-        f"model {fields.get('model', '?')})"
-    )
-
-
-def fma_peak_gflops(threads: int) -> float | None:
-    """Pure-FMA GFLOP/s of `threads` threads (best of 3), or None without a C compiler."""
-    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if compiler is None:
-        return None
-    source = Path(__file__).with_name("fma_peak.c")
-    with tempfile.TemporaryDirectory() as tmp:
-        binary = Path(tmp) / "fma_peak"
-        subprocess.run(
-            [compiler, "-O2", "-march=native", "-pthread", str(source), "-o", str(binary)],
-            check=True,
-        )
-        return max(
-            float(
-                subprocess.run(
-                    [str(binary), str(threads)], check=True, capture_output=True, text=True
-                ).stdout
-            )
-            for _ in range(3)
-        )
-
-
-def matmul_peak_gflops(n: int = 4096) -> float:
-    """GFLOP/s of TensorFlow's (oneDNN's) float32 matmul of two n x n matrices (best of 3)."""
-    import tensorflow as tf
-
-    a = tf.random.uniform((n, n))
-    matmul = tf.function(lambda: tf.matmul(a, a))
-    matmul().numpy()
-    best = 0.0
-    for _ in range(3):
-        count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < 2.0:
-            matmul().numpy()
-            count += 1
-        best = max(best, 2 * n**3 * count / (time.perf_counter() - start) / 1e9)
-    return best
 
 
 def codelab_rate(graph_path: Path, images: np.ndarray, size: int, out_dir: Path) -> float:
@@ -262,12 +206,9 @@ def main(
             head_s=head,
         )
 
-    threads = os.cpu_count() or 1
-    fma_peak = fma_peak_gflops(threads)
-    matmul_peak = matmul_peak_gflops()
-    report.update(
-        fma_peak_gflops=fma_peak and round(fma_peak, 1), matmul_peak_gflops=round(matmul_peak, 1)
-    )
+    host = measure_host(matmul_seconds=min(seconds, 2.0))
+    fma_peak, matmul_peak = host["fma_peak_gflops"], host["matmul_peak_gflops"]
+    report.update(host=host, fma_peak_gflops=fma_peak, matmul_peak_gflops=matmul_peak)
 
     data = load_cifar10(data_dir, download=False, show_progress=False)
     pixels = data.splits["train"].images.pixels[:images].astype(np.float32)
@@ -309,14 +250,9 @@ def main(
     macs = count_macs(backbone) if hasattr(backbone, "layers") else None
     report["macs_per_image"] = macs
     report["weights"] = info.description
-    report["cpu"] = cpu_description()
-    print(
-        f"{arch.name} ({info.description}); {threads} cores, {platform.machine()}, {report['cpu']}"
-    )
-    print(
-        f"FP32 peak: {f'{fma_peak:.0f}' if fma_peak else 'not measured (no C compiler)'} "
-        f"GFLOP/s (FMA only), {matmul_peak:.0f} GFLOP/s (4096x4096 matmul)"
-    )
+    report["cpu"] = host["cpu"]
+    print(f"{arch.name} ({info.description})")
+    print(host_line(host))
     print(
         f"{'method':30s} {'img/s':>9s} {'GFLOP/s':>8s} {'% FMA':>6s} {'% matmul':>9s} "
         f"{'auto is':>8s}  readings"

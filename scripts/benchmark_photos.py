@@ -14,8 +14,8 @@ in interleaved rounds, each method in a fresh process (its own peak memory):
 - label / evaluate: `poetslearn label FOLDER` and `poetslearn evaluate --split all` on 400 photos
   with a `.tflite` and a `.pb` model, rates after start-up (the time for 12 photos subtracted).
 
-Prints rates, ratios, the share of the cores busy during extraction, and peak memory; last, one
-JSON line.
+Prints the host (CPU, FMA peak, TensorFlow's matmul rate: scripts/host.py), rates, ratios, the
+share of the cores busy during extraction, and peak memory; last, one JSON line.
 
     python scripts/benchmark_photos.py --architecture mobilenet_0.50_224
 """
@@ -37,6 +37,9 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from host import host_line, measure_host  # noqa: E402
+
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 IN_PROCESS = ("poetslearn", "keras", "codelab")
 
@@ -223,9 +226,10 @@ def label_and_evaluate_rates(models: dict, many: Path, few: Path, rounds: int) -
 
 
 def run_all(
-    architecture, weights, model_dir, sizes, label_count, rounds, work, label_models
+    architecture, weights, model_dir, sizes, label_count, rounds, work, label_models, matmul_seconds
 ) -> None:
     work.mkdir(parents=True, exist_ok=True)
+    host = measure_host(matmul_seconds)  # before the rounds, on the same quiet machine
     folders = {
         size: make_photos(work, count, tuple(int(v) for v in size.split("x")))
         for size, count in sizes.items()
@@ -242,12 +246,13 @@ def run_all(
     rates = label_and_evaluate_rates(
         models, subset(first, work, label_count), subset(first, work, 12), rounds
     )
-    report = summarise(architecture, readings, rates)
+    report = summarise(architecture, readings, rates, host)
     print(json.dumps(report))
 
 
-def summarise(architecture: str, readings: dict, rates: dict) -> dict:
-    report: dict = {"architecture": architecture, "sizes": {}, "label_evaluate": {}}
+def summarise(architecture: str, readings: dict, rates: dict, host: dict) -> dict:
+    report: dict = {"architecture": architecture, "host": host, "sizes": {}, "label_evaluate": {}}
+    print(host_line(host))
     print(f"{architecture}: medians of {len(next(iter(next(iter(readings.values())).values())))}")
     for size, methods in readings.items():
         row = {
@@ -295,6 +300,7 @@ def summarise(architecture: str, readings: dict, rates: dict) -> dict:
 @click.option("--label_count", default=400, help="Photos for label and evaluate.")
 @click.option("--label_models", default="tflite,pb", help="Models label and evaluate use.")
 @click.option("--rounds", default=2)
+@click.option("--matmul_seconds", default=2.0, help="Per reading of TensorFlow's matmul rate.")
 @click.option("--work", type=click.Path(path_type=Path), default=ROOT / "tf_files/photo_bench")
 def main(ctx, architecture, weights, model_dir, small, small_size, large, large_size, **rest):
     if ctx.invoked_subcommand is None:

@@ -40,7 +40,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cifar10_options  # noqa: E402
-from benchmark import cpu_description, fma_peak_gflops, matmul_peak_gflops  # noqa: E402
+from host import cpu_description, fma_peak_gflops, matmul_peak_gflops  # noqa: E402
 
 TRANSFORMS = {
     "jpeg60": lambda im: _jpeg(im, 60),

@@ -24,7 +24,8 @@ import click
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchmark import count_macs, fma_peak_gflops, matmul_peak_gflops  # noqa: E402
+from benchmark import count_macs  # noqa: E402
+from host import fma_peak_gflops, matmul_peak_gflops  # noqa: E402
 
 
 def steps_per_second(step, x, y, min_seconds: float) -> float:
