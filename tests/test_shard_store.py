@@ -141,3 +141,35 @@ def test_a_damaged_bottleneck_shard_is_removed_when_read(tmp_path, damage):
     (found,) = reopened.fill([(keys(6), np.zeros((6, 5), np.float32))])
     assert not found.any() and not shard.exists()
     assert len(warnings) == 1 and f"Bottleneck cache file {shard} is damaged" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    "header, offset, value",
+    [
+        # A member marked encrypted in the archive's directory (zipfile: RuntimeError).
+        (b"PK\x01\x02", 8, 0x01),
+        # A member's "extra field" grown past the end of the file (zipfile: EOFError).
+        (b"PK\x03\x04", 29, 0xFF),
+        # A stored member said to be deflated (a bad CRC, or zlib.error where the bytes do not
+        # inflate) or packed some unknown way (NotImplementedError).
+        (b"PK\x01\x02", 10, 8),
+        (b"PK\x01\x02", 10, 99),
+    ],
+    ids=["marked-encrypted", "extra-field-past-the-end", "said-deflated", "unknown-method"],
+)
+def test_a_shard_with_a_damaged_zip_header_is_removed_not_a_traceback(
+    tmp_path, header, offset, value
+):
+    # The same kinds of damage the .tflite reader met: each raised zipfile's own exception.
+    cache = BottleneckCache(tmp_path, "test_tiny", "c" * 64, 5)
+    cache.add(keys(6), np.ones((6, 5), np.float32))
+    cache.flush()
+    shard = next(tmp_path.rglob("shard-*.npz"))
+    damaged = bytearray(shard.read_bytes())
+    damaged[damaged.rindex(header) + offset] = value  # in the last member's header
+    shard.write_bytes(bytes(damaged))
+    warnings = []
+    reopened = BottleneckCache(tmp_path, "test_tiny", "c" * 64, 5, warnings.append)
+    (found,) = reopened.fill([(keys(6), np.zeros((6, 5), np.float32))])
+    assert not found.any() and not shard.exists()
+    assert len(warnings) == 1 and "is damaged" in warnings[0]

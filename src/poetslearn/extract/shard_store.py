@@ -19,6 +19,7 @@ import hashlib
 import time
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
@@ -29,8 +30,14 @@ from poetslearn.context import warn_on_stderr
 from poetslearn.data.sources import KEY_BYTES
 from poetslearn.outputs import write_files_atomic
 
-# What loading a damaged (truncated, overwritten, bit-flipped) shard raises.
-DAMAGED_SHARD_ERRORS = (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError)
+# What loading a damaged (truncated, overwritten, bit-flipped) shard raises: zipfile answers a
+# damaged header in many ways (a member marked encrypted: RuntimeError; an unknown compression
+# method: NotImplementedError; stored bytes said to be deflated, where they do not inflate:
+# zlib.error).
+DAMAGED_SHARD_ERRORS = (
+    OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, RuntimeError,
+    NotImplementedError, zlib.error,
+)  # fmt: skip
 
 
 def checksum(keys: bytes, parts: Iterable[bytes]) -> bytes:
