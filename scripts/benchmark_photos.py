@@ -7,6 +7,8 @@ in interleaved rounds, each method in a fresh process (its own peak memory):
 
 - poetslearn: the bottleneck stage of `retrain` (`compute_bottlenecks`, cold cache, the photo
   pipeline: decoding threads ahead of the engine);
+- poetslearn_pillow: the same with Pillow's resize (`POETSLEARN_RESIZE=pillow`), as before the
+  compiled resize (data/resize.py);
 - keras: `keras.utils.image_dataset_from_directory(..., image_size=(s, s), batch_size=64)`,
   `Rescaling`, the same network (genuine weights) and one `predict` over the folder;
 - codelab: one image per call, JPEG decode, bilinear resize and the network in one TensorFlow
@@ -41,7 +43,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from host import host_line, measure_host  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
-IN_PROCESS = ("poetslearn", "keras", "codelab")
+IN_PROCESS = ("poetslearn", "poetslearn_pillow", "keras", "codelab")
 
 
 def make_photos(root: Path, count: int, size: tuple[int, int], seed: int = 0) -> Path:
@@ -104,7 +106,17 @@ def run_poetslearn(folder: Path, architecture: str, weights: str, model_dir: Pat
         cache = BottleneckCache(Path(cold), arch.name, extractor.fingerprint, extractor.feature_dim)
         with _timed() as timing:
             compute_bottlenecks(splits, extractor, cache, show_progress=False)
-    return timing
+    from poetslearn.data.resize import resize_in_use
+
+    return {**timing, "resize": resize_in_use()}
+
+
+def run_poetslearn_pillow(folder: Path, architecture: str, weights: str, model_dir: Path) -> dict:
+    """The same stage with Pillow's resize in place of the compiled one (data/resize.py)."""
+    from poetslearn.data.resize import RESIZE_ENV
+
+    os.environ[RESIZE_ENV] = "pillow"  # this process only: each method runs in its own
+    return run_poetslearn(folder, architecture, weights, model_dir)
 
 
 def run_keras(folder: Path, architecture: str, weights: str, model_dir: Path) -> dict:
@@ -166,7 +178,12 @@ def _cpu_seconds() -> float:
     return time.process_time()  # user + system time of every thread of this process
 
 
-METHODS = {"poetslearn": run_poetslearn, "keras": run_keras, "codelab": run_codelab}
+METHODS = {
+    "poetslearn": run_poetslearn,
+    "poetslearn_pillow": run_poetslearn_pillow,
+    "keras": run_keras,
+    "codelab": run_codelab,
+}
 
 
 # ------------------------------------------------------------- the driver
@@ -261,21 +278,27 @@ def summarise(architecture: str, readings: dict, rates: dict, host: dict) -> dic
                 "readings": [round(r["img_per_s"], 1) for r in rs],
                 "cores_busy": statistics.median([r["cores_busy"] for r in rs]),
                 "peak_mb": max(r["peak_mb"] for r in rs),
+                "resize": rs[0].get("resize"),
             }
             for m, rs in methods.items()
         }
         ours = row["poetslearn"]["img_per_s"]
         row["vs_keras"] = ours / row["keras"]["img_per_s"]
         row["vs_codelab"] = ours / row["codelab"]["img_per_s"]
+        row["vs_pillow_resize"] = ours / row["poetslearn_pillow"]["img_per_s"]
         report["sizes"][size] = row
         print(f"  {size} photos:")
         for m in IN_PROCESS:
             r = row[m]
             print(
-                f"    {m:11s} {r['img_per_s']:7.1f} img/s {r['readings']}  cores busy "
+                f"    {m:17s} {r['img_per_s']:7.1f} img/s {r['readings']}  cores busy "
                 f"{100 * r['cores_busy']:3.0f}%  peak {r['peak_mb']:,.0f} MB"
+                + (f"  resize: {r['resize']}" if r["resize"] else "")
             )
-        print(f"    poetslearn / keras {row['vs_keras']:.2f}x, / codelab {row['vs_codelab']:.2f}x")
+        print(
+            f"    poetslearn / keras {row['vs_keras']:.2f}x, / codelab {row['vs_codelab']:.2f}x, "
+            f"/ with Pillow's resize {row['vs_pillow_resize']:.2f}x"
+        )
     extraction = next(iter(report["sizes"].values()))["poetslearn"]["img_per_s"]
     print("  label and evaluate (first size, after start-up):")
     for name, values in rates.items():
@@ -331,30 +354,63 @@ def measure(method, folder, architecture, weights, model_dir):
 @click.option("--model_dir", type=click.Path(path_type=Path), default=ROOT / "../shared/models")
 @click.option("--count", default=200)
 def profile(folder, architecture, weights, model_dir, count):
-    """Milliseconds of one core per photo: decode, resize, the network (a batch of 64)."""
-    from poetslearn.data.images import DRAFT_FACTOR, read_image_file, resize_antialiased
+    """Milliseconds of one core per photo: decode, resize (each implementation, and how far
+    apart their bottlenecks are), the network (a batch of 64). Ends with one JSON line."""
+    from poetslearn.data.images import DRAFT_FACTOR, read_image_file
+    from poetslearn.data.resize import RESIZERS, use_compiled_resize
     from poetslearn.extract.extractor import FeatureExtractor
 
     arch, backbone = _backbone(architecture, weights, model_dir)
     size, paths = arch.input_size, sorted(folder.rglob("*.jpg"))[:count]
+    decoded, decode_ms = _per_photo_ms(paths, lambda p: read_image_file(p, DRAFT_FACTOR * size))
     start = time.perf_counter()
-    decoded = [read_image_file(p, min_side=DRAFT_FACTOR * size) for p in paths]
-    decode_ms = 1000 * (time.perf_counter() - start) / len(paths)
-    start = time.perf_counter()
-    resized = np.stack([resize_antialiased(p, size, size) for p in decoded])
-    resize_ms = 1000 * (time.perf_counter() - start) / len(paths)
+    use_compiled_resize()
+    load_s = time.perf_counter() - start
+    resized, resize_ms = {}, {}
+    for name, resize in RESIZERS.items():
+        out, resize_ms[name] = _per_photo_ms(decoded, lambda p, r=resize: r(p, size, size))
+        resized[name] = np.stack(out)
     extractor = FeatureExtractor(arch, backbone, engine="auto")
-    extractor(resized[:64])
+    vectors = {name: _bottlenecks(extractor, pixels) for name, pixels in resized.items()}
     start = time.perf_counter()
-    for i in range(0, len(resized), 64):
-        extractor(resized[i : i + 64])
+    _bottlenecks(extractor, resized["compiled"])
     network_ms = 1000 * (time.perf_counter() - start) / len(paths) * (os.cpu_count() or 1)
-    total = decode_ms + resize_ms + network_ms
+    report = {
+        "decode_ms": decode_ms,
+        "resize_ms": resize_ms,
+        "compiled_load_s": load_s,
+        "network_ms": network_ms,
+        "max_pixel_difference": float(np.abs(resized["compiled"] - resized["pillow"]).max()),
+        "max_bottleneck_difference": float(np.abs(vectors["compiled"] - vectors["pillow"]).max()),
+        "bottleneck_scale": float(np.abs(vectors["pillow"]).max()),
+    }
+    for name in RESIZERS:
+        total = decode_ms + resize_ms[name] + network_ms
+        report[f"at_most_img_per_s_{name}"] = 1000 * (os.cpu_count() or 1) / total
+        print(
+            f"per photo, one core, {name} resize: decode {decode_ms:.1f} ms, resize "
+            f"{resize_ms[name]:.2f} ms, network {network_ms:.1f} ms (its rate on all cores, "
+            f"times the cores): {total:.1f} ms, so at most "
+            f"{report[f'at_most_img_per_s_{name}']:.0f} img/s on these cores"
+        )
     print(
-        f"per photo, one core: decode {decode_ms:.1f} ms, resize {resize_ms:.1f} ms, network "
-        f"{network_ms:.1f} ms (its rate on all cores, times the cores): {total:.1f} ms, so at "
-        f"most {1000 * (os.cpu_count() or 1) / total:.0f} img/s on these cores"
+        f"compiled resize: loaded in {load_s:.2f} s; against Pillow's, pixels differ by at most "
+        f"{report['max_pixel_difference']:.1e} of 255, bottlenecks by at most "
+        f"{report['max_bottleneck_difference']:.1e} (their largest value "
+        f"{report['bottleneck_scale']:.2f})"
     )
+    print(json.dumps(report))
+
+
+def _per_photo_ms(items: list, work) -> tuple[list, float]:
+    start = time.perf_counter()
+    out = [work(item) for item in items]
+    return out, 1000 * (time.perf_counter() - start) / len(items)
+
+
+def _bottlenecks(extractor, pixels: np.ndarray) -> np.ndarray:
+    extractor(pixels[:64])  # built and warm before any timing
+    return np.concatenate([extractor(pixels[i : i + 64]) for i in range(0, len(pixels), 64)])
 
 
 if __name__ == "__main__":

@@ -181,28 +181,6 @@ def test_codelab_format_is_the_same_classifier_as_the_pixels_format(codelab_form
         assert result.exit_code == 0 and "accuracy = 100.0%" in result.output, result.output
 
 
-def test_our_resize_equals_tensorflows_antialiased_resize():
-    import tensorflow as tf
-
-    from poetslearn.data.images import resize_antialiased
-
-    rng = np.random.default_rng(0)
-    for (h, w), (oh, ow) in [
-        ((480, 640), (224, 224)),
-        ((32, 32), (224, 224)),
-        ((100, 37), (128, 128)),
-        ((300, 451), (299, 299)),
-        ((7, 3), (32, 32)),
-        ((224, 224), (224, 224)),
-    ]:
-        x = rng.uniform(0, 255, (h, w, 3)).astype(np.float32)
-        expected = tf.image.resize(x[None], (oh, ow), method="bilinear", antialias=True)
-        got = resize_antialiased(x, oh, ow)
-        assert got.shape == (oh, ow, 3) and got.dtype == np.float32
-        # TensorFlow sums in float32: 0.01 of 255 is its own rounding, not a different rule.
-        np.testing.assert_allclose(got, expected.numpy()[0], atol=0.01)
-
-
 # The CLI run in a fresh process, to see what reaches sys.modules and stderr.
 RUN_CLI = """
 import sys

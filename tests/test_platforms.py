@@ -12,10 +12,13 @@ import pytest
 from poetslearn import memory
 
 # The CLI imported and run in a Python where `resource` (Unix-only) does not exist, as on
-# Windows: the import must work and a whole retrain must finish, saying peak memory is unknown.
+# Windows, and no /proc either: the import must work and a whole retrain must finish, saying
+# peak memory is unknown.
 WITHOUT_RESOURCE = """
 import sys
 sys.modules["resource"] = None  # `import resource` now raises ImportError
+from poetslearn import memory
+memory._linux_high_water_mb = lambda: None
 from poetslearn.cli.main import main
 sys.argv = ["poetslearn"] + sys.argv[1:]
 main()
@@ -68,7 +71,24 @@ def test_peak_memory_reads_ru_maxrss_in_the_systems_unit(monkeypatch, platform, 
         ru_maxrss = 3 * 1024 * 1024 * 1024 // unit  # 3 GiB in the system's unit
 
     monkeypatch.setattr(resource, "getrusage", lambda who: Usage())
+    monkeypatch.setattr(memory, "_linux_high_water_mb", lambda: None)  # no /proc to read
     assert memory.peak_memory_mb(platform) == 3 * 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's /proc and exec rule")
+def test_a_process_started_by_a_large_one_reports_its_own_peak():
+    import numpy as np
+
+    held = np.ones(64 * 1024 * 1024 // 8 * 8)  # 512 MiB, every page touched
+    child = subprocess.run(
+        [sys.executable, "-c", "from poetslearn import memory; print(memory.peak_memory_mb())"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    # ru_maxrss would say at least the 512 MiB this process holds: Linux keeps it over an exec.
+    assert float(child.stdout) < 256, (child.stdout, held.nbytes)
 
 
 def test_peak_memory_on_windows_asks_windows_and_never_crashes_elsewhere():

@@ -13,7 +13,9 @@ import runpy
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from helpers import make_tiny_cifar
 
@@ -223,6 +225,23 @@ def test_mediapipe_resize_compares_label_with_mediapipe(tmp_path, tiny_cifar):
     assert len(list((tmp_path / "work" / "photos_80x60").rglob("*.jpg"))) == 6
 
 
+def test_benchmark_photos_profile_times_each_resize_and_compares_their_bottlenecks(tmp_path):
+    folder = tmp_path / "photos" / "a"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        pixels = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.jpg", quality=90)
+    out = run_script(
+        tmp_path, "benchmark_photos.py", "profile", tmp_path / "photos", *TINY, "--count", "3"
+    )
+    report = last_json(out)
+    assert set(report["resize_ms"]) == {"compiled", "pillow"}
+    assert 0 <= report["max_pixel_difference"] < 1e-3  # the same rule, float32 against double
+    assert report["max_bottleneck_difference"] < 1e-3 * max(report["bottleneck_scale"], 1)
+    assert "compiled resize: loaded in" in out and "pillow resize: decode" in out
+
+
 def test_benchmark_photos_compares_the_three_pipelines(tmp_path):
     out = run_script(
         tmp_path,
@@ -254,9 +273,11 @@ def test_benchmark_photos_compares_the_three_pipelines(tmp_path):
     assert "host: " in out and "TensorFlow 4096x4096 matmul" in out
     assert set(report["sizes"]) == {"80x60", "400x300"}
     for row in report["sizes"].values():
-        for method in ("poetslearn", "keras", "codelab"):
+        for method in ("poetslearn", "poetslearn_pillow", "keras", "codelab"):
             assert {"img_per_s", "cores_busy", "peak_mb"} <= set(row[method])
-        assert row["vs_keras"] > 0 and row["vs_codelab"] > 0
+        assert row["vs_keras"] > 0 and row["vs_codelab"] > 0 and row["vs_pillow_resize"] > 0
+        # 24 and 12 photos: below resize.COMPILED_FROM, Pillow's resize in both.
+        assert row["poetslearn"]["resize"] == row["poetslearn_pillow"]["resize"] == "pillow"
     assert set(report["label_evaluate"]) == {"label .tflite", "evaluate .tflite"}
     assert len(list((tmp_path / "work" / "photos_24_80x60").rglob("*.jpg"))) == 24
 

@@ -16,6 +16,10 @@ def peak_memory_mb(platform: str = sys.platform) -> float | None:
     """The process's peak resident memory in MiB, or None where the system cannot say."""
     if platform == "win32":
         return _windows_peak_mb()
+    if platform.startswith("linux"):
+        high_water = _linux_high_water_mb()
+        if high_water is not None:
+            return high_water
     try:
         import resource
     except ImportError:
@@ -23,6 +27,20 @@ def peak_memory_mb(platform: str = sys.platform) -> float | None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # macOS reports bytes; Linux and the BSDs report KiB.
     return peak / MIB if platform == "darwin" else peak / 1024
+
+
+def _linux_high_water_mb() -> float | None:
+    """VmHWM, the peak of this program's own memory. Linux carries ru_maxrss over an exec, so a
+    process started by a large one (a benchmark's driver, a test run) would report its parent's
+    peak as its own; VmHWM starts anew with the program."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _windows_peak_mb() -> float | None:

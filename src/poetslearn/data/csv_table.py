@@ -157,7 +157,8 @@ def load_csv_dataset(
     ]
     chosen = _assign_splits(kept, validation_percentage, testing_percentage, whole, multi_label)
     index = {name: i for i, name in enumerate(names)}
-    splits = {s: _split_of_rows(chosen[s], index, multi_label) for s in SPLITS}
+    total = sum(len(chosen[s]) for s in SPLITS)
+    splits = {s: _split_of_rows(chosen[s], index, multi_label, total) for s in SPLITS}
     dataset = Dataset(csv_path.stem, names, splits, str(csv_path), multi_label=multi_label)
     _check_coverage(csv_path, dataset, whole, warn)
     return dataset
@@ -200,9 +201,14 @@ def _assign_splits(
     return {s: [entry for entry in kept if ruled[entry[0].line] == s] for s in SPLITS}
 
 
-def _split_of_rows(entries: list[Entry], index: dict[str, int], multi_label: bool) -> Split:
+def _split_of_rows(
+    entries: list[Entry], index: dict[str, int], multi_label: bool, dataset_size: int
+) -> Split:
     images = FileImages(
-        [e[1] for e in entries], [e[0].path for e in entries], [e[2] for e in entries]
+        [e[1] for e in entries],
+        [e[0].path for e in entries],
+        [e[2] for e in entries],
+        dataset_size=dataset_size,
     )
     if not multi_label:
         return Split(images, np.array([index[e[0].labels[0]] for e in entries], dtype=np.int64))

@@ -79,9 +79,15 @@ def load_image_folder(
         )
         for s in SPLITS:
             chosen[s].extend((ci, rel, path, key) for rel, path, key in by_split[s])
+    total = sum(len(entries) for entries in chosen.values())
     splits = {
         s: Split(
-            FileImages([e[2] for e in entries], [e[1] for e in entries], [e[3] for e in entries]),
+            FileImages(
+                [e[2] for e in entries],
+                [e[1] for e in entries],
+                [e[3] for e in entries],
+                dataset_size=total,
+            ),
             np.array([e[0] for e in entries], dtype=np.int64),
         )
         for s, entries in chosen.items()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from poetslearn.data.resize import resize_antialiased
 from poetslearn.errors import ImageError
 from poetslearn.quiet import import_tensorflow
 
@@ -83,26 +84,6 @@ def read_image_file(path: Path, min_side: int | None = None) -> np.ndarray:
     return decode_image(data, str(path), min_side)
 
 
-def resize_antialiased(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
-    """[H, W, 3] -> [height, width, 3] float32: `tf.image.resize(..., "bilinear", antialias=True)`
-    without TensorFlow, one image at a time.
-
-    Pillow's bilinear filter is the same rule (a triangle kernel sampled at (i + 0.5) * in/out,
-    widened by in/out when shrinking, taps outside the image dropped, the rest normalised); on
-    float32 planes (mode "F") it keeps full precision, runs in C over the filter's band only and
-    releases the GIL, so decoding threads resize in parallel with the network. It agrees with
-    TensorFlow to within 0.01 of 255 (TensorFlow's own float32 rounding)."""
-    planes = [
-        np.asarray(
-            Image.fromarray(np.ascontiguousarray(pixels[..., c], dtype=np.float32)).resize(
-                (width, height), Image.BILINEAR
-            )
-        )
-        for c in range(pixels.shape[2])
-    ]
-    return np.stack(planes, axis=-1)
-
-
 def resize_batch(images: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """[N, H, W, 3] -> [N, h, w, 3] float32 0..255: the antialiased bilinear resize the exported
     graph applies (`Architecture.preprocess`), for every path that has TensorFlow."""
@@ -115,6 +96,6 @@ def resize_batch(images: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 def load_image(path: Path, size: int) -> np.ndarray:
     """The one way a file becomes network input, in training, labelling and evaluation: decode
     (a large JPEG at a reduced scale), then resize to [size, size, 3] float32 with the
-    antialiased bilinear filter the exported graph applies. No TensorFlow call: threads run it
-    side by side."""
+    antialiased bilinear filter the exported graph applies (`data/resize.py`). No TensorFlow
+    call: threads run it side by side."""
     return resize_antialiased(read_image_file(path, min_side=DRAFT_FACTOR * size), size, size)

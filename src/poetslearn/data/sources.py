@@ -17,6 +17,7 @@ import numpy as np
 
 from poetslearn.data.images import load_image, read_image_file
 from poetslearn.data.parallel import DECODERS, load_each
+from poetslearn.data.resize import prepare_resize
 from poetslearn.errors import DataError
 
 SPLITS = ("train", "validation", "test")
@@ -81,13 +82,23 @@ class ArrayImages:
 
 
 class FileImages:
-    """Image files, keyed by a hash of their bytes, decoded and resized by several threads."""
+    """Image files, keyed by a hash of their bytes, decoded and resized by several threads.
+
+    `dataset_size` is the number of files in the whole data set a split was cut from (its own
+    length where not given): a data set that large is resized with the compiled filter
+    (`resize.prepare_resize`), whichever of its splits is read first."""
 
     def __init__(
-        self, paths: list[Path], names: list[str], keys: list[bytes], workers: int | None = None
+        self,
+        paths: list[Path],
+        names: list[str],
+        keys: list[bytes],
+        workers: int | None = None,
+        dataset_size: int | None = None,
     ) -> None:
         self.paths, self.names, self._keys = paths, names, keys
         self.workers = workers or DECODERS
+        self.dataset_size = len(paths) if dataset_size is None else dataset_size
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -96,6 +107,7 @@ class FileImages:
         return self._keys
 
     def load_batch(self, indices: list[int], size: int) -> tuple[np.ndarray, dict[int, str]]:
+        prepare_resize(self.dataset_size)
         ok, failed = load_each(lambda i: load_image(self.paths[i], size), indices, self.workers)
         batch = np.stack(ok) if ok else np.zeros((0, size, size, 3), np.float32)
         return batch, {indices[position]: reason for position, reason in failed.items()}
@@ -112,6 +124,7 @@ class FileImages:
             [self.names[i] for i in indices],
             [self._keys[i] for i in indices],
             self.workers,
+            self.dataset_size,
         )
 
 

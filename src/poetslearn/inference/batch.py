@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from poetslearn.data.parallel import load_each, prefetched
+from poetslearn.data.resize import prepare_resize
 from poetslearn.errors import ImageError, PoetslearnError
 from poetslearn.inference.classifier import Classifier
 from poetslearn.inference.predictions import Prediction, top_predictions
@@ -71,6 +72,7 @@ def label_all(
     batches decoded by several threads while the classifier runs this one. A multi-label
     model's predictions are the labels at or above their thresholds, its top k in `scores`."""
     chunks = [paths[i : i + batch] for i in range(0, len(paths), batch)]
+    prepare_resize(len(paths))
     labels, multi_label = classifier.labels, classifier.thresholds is not None
 
     def load(chunk: list[Path]):

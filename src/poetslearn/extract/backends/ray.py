@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from poetslearn.data.resize import use_compiled_resize
 from poetslearn.data.sources import Split
 from poetslearn.errors import PoetslearnError
 from poetslearn.extract.backends.base import Batch, BatchResult
@@ -168,6 +169,7 @@ class ExtractionWorker:
         if data is not None:
             spec = replace(spec, weights=str(_materialise(data, spec.weights_sha256, name)))
         self.extractor = replace(spec, threads=threads).build()
+        use_compiled_resize()  # an actor resizes batch after batch: the fast resize pays
         self.where = f"{ray.util.get_node_ip_address()} (node {context.get_node_id()[:8]})"
 
     def __call__(self, batch: dict) -> dict:
