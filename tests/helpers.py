@@ -184,3 +184,18 @@ def make_colour_mosaics(root: Path, count: int = 60, colours=COLOURS, seed: int 
         rows.append(f"mosaic_{i}.png,{';'.join(names[c] for c in chosen)}")
     (root / "mosaics.csv").write_text("path,labels\n" + "\n".join(rows) + "\n")
     return root / "mosaics.csv"
+
+
+def photo_folder(root, n=40):
+    """n images cycling through the colours, in nested folders, plus things that are not images."""
+    expected = []
+    for i in range(n):
+        name = list(COLOURS)[i % 3]
+        path = root / f"sub{i % 2}" / f"img_{i:03d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(noisy_colour(COLOURS[name], seed=900 + i)).save(path)
+        expected.append((path, name))
+    (root / "notes.txt").write_text("not an image")
+    (root / ".hidden").mkdir()
+    Image.fromarray(noisy_colour(COLOURS["red"])).save(root / ".hidden" / "x.png")
+    return sorted(expected)

@@ -7,9 +7,8 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
-from helpers import COLOURS, make_colour_folder, noisy_colour, retrain_args
+from helpers import make_colour_folder, photo_folder, retrain_args
 from poetslearn.cli.main import cli
 from poetslearn.inference import batch
 
@@ -26,21 +25,6 @@ def trained(tmp_path_factory):
     )
     assert result.exit_code == 0, result.output
     return tmp_path
-
-
-def photo_folder(root, n=40):
-    """n images cycling through the colours, in nested folders, plus things that are not images."""
-    expected = []
-    for i in range(n):
-        name = list(COLOURS)[i % 3]
-        path = root / f"sub{i % 2}" / f"img_{i:03d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(noisy_colour(COLOURS[name], seed=900 + i)).save(path)
-        expected.append((path, name))
-    (root / "notes.txt").write_text("not an image")
-    (root / ".hidden").mkdir()
-    Image.fromarray(noisy_colour(COLOURS["red"])).save(root / ".hidden" / "x.png")
-    return sorted(expected)
 
 
 @pytest.mark.parametrize("model", ["out/graph.pb", "m.tflite"])

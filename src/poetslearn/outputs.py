@@ -13,6 +13,16 @@ from pathlib import Path
 from poetslearn.errors import PoetslearnError
 
 
+def cache_dir() -> Path:
+    """Where poetslearn keeps what it can compute again (converted weights, converted graphs,
+    file keys): `$POETSLEARN_CACHE_DIR`, default `~/.cache/poetslearn`. Never the user's model or
+    data folder: those hold only what they put there, whatever their permissions."""
+    return Path(
+        os.environ.get("POETSLEARN_CACHE_DIR")
+        or Path(os.path.expanduser("~")) / ".cache" / "poetslearn"
+    )
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Writes `data` to a temporary file beside `path`, then renames it over `path`: a crash,
     Ctrl-C or full disk leaves either the old file or the new one, never a mix."""

@@ -4,7 +4,6 @@ did; imported into our Keras MobileNet once and cached by the graph's sha256."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from poetslearn.backbone.architectures import Architecture
@@ -12,20 +11,13 @@ from poetslearn.backbone.weights_info import Loader, WeightsInfo
 from poetslearn.context import warn_on_stderr
 from poetslearn.download import fetch_file, hash_file
 from poetslearn.errors import DownloadError, WeightsError
-from poetslearn.outputs import write_atomic
+from poetslearn.outputs import cache_dir, write_atomic
 
 
 def imported_weights_cache_dir() -> Path:
     """Home of converted graph weights: `$POETSLEARN_CACHE_DIR/imported` (default
-    `~/.cache/poetslearn/imported`). Never the user's model folder: it holds only what they put
-    there, whatever its permissions."""
-    return (
-        Path(
-            os.environ.get("POETSLEARN_CACHE_DIR")
-            or Path(os.path.expanduser("~")) / ".cache" / "poetslearn"
-        )
-        / "imported"
-    )
+    `~/.cache/poetslearn/imported`)."""
+    return cache_dir() / "imported"
 
 
 def _import_graph_cached(path: Path, sha256: str, warn=warn_on_stderr):

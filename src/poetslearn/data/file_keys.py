@@ -14,17 +14,13 @@ import os
 import sqlite3
 from pathlib import Path
 
+from poetslearn.outputs import cache_dir
+
 Stamp = tuple[int, int, int]  # size, mtime_ns, ctime_ns
 
 
 def memo_path() -> Path:
-    return (
-        Path(
-            os.environ.get("POETSLEARN_CACHE_DIR")
-            or Path(os.path.expanduser("~")) / ".cache" / "poetslearn"
-        )
-        / "file_keys.sqlite"
-    )
+    return cache_dir() / "file_keys.sqlite"
 
 
 def file_stamp(path: Path) -> Stamp | None:

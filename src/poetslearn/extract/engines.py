@@ -106,7 +106,8 @@ class TFLiteEngine:
             self.interpreter.allocate_tensors()
         inp = self.interpreter.get_input_details()[0]
         self.input_index, self.batch_size = inp["index"], int(inp["shape"][0])
-        self.output_index = self.interpreter.get_output_details()[0]["index"]
+        output = self.interpreter.get_output_details()[0]
+        self.output_index, self.outputs = output["index"], int(output["shape"][-1])
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         out = []

@@ -73,6 +73,7 @@ def label_all(
     model's predictions are the labels at or above their thresholds, its top k in `scores`."""
     chunks = [paths[i : i + batch] for i in range(0, len(paths), batch)]
     prepare_resize(len(paths))
+    classifier.expect(len(paths))
     labels, multi_label = classifier.labels, classifier.thresholds is not None
 
     def load(chunk: list[Path]):

@@ -30,6 +30,10 @@ class Classifier:
         """[N, H, W, 3] float32 pixels 0..255 -> [N, labels] scores, in one call."""
         raise NotImplementedError
 
+    def expect(self, count: int) -> None:
+        """Told that `count` images follow (`label` of a folder, `evaluate`): a classifier may
+        prepare a faster way that pays only over many images. Nothing to do by default."""
+
     def load_pixels(self, path: Path) -> np.ndarray:
         """[size, size, 3] float32 0..255, decoded and resized exactly as in training."""
         return load_image(path, self.size[0])

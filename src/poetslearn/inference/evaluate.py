@@ -143,6 +143,7 @@ def evaluate_split(
     """Runs the classifier over every image of `split` (labels matched by name): an Evaluation,
     or a MultiLabelEvaluation when the split's labels are [N, labels] targets."""
     mapping, n_labels = _label_mapping(classifier.labels, class_names), len(classifier.labels)
+    classifier.expect(len(split))
     images, size = split.images, classifier.size[0]
     truth, probabilities, names, failed = [], [], [], []
     batches = [

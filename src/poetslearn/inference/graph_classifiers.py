@@ -12,7 +12,8 @@ import numpy as np
 from poetslearn.artifacts.frozen_graph import load_graph_function
 from poetslearn.artifacts.metadata import metadata_path_for
 from poetslearn.errors import ImageError
-from poetslearn.inference.classifier import Classifier
+from poetslearn.inference.classifier import Classifier, chosen_labels
+from poetslearn.inference.graph_engine import CONVERT_FROM, converted_engine
 from poetslearn.inference.predictions import read_labels
 from poetslearn.quiet import import_tensorflow
 
@@ -45,7 +46,8 @@ class _FrozenGraphClassifier(Classifier):
 
 
 class GraphClassifier(_FrozenGraphClassifier):
-    """A poetslearn graph that takes raw pixels of any size and resizes and scales them itself."""
+    """A poetslearn graph that takes raw pixels of any size and resizes and scales them itself.
+    Told of many images, it converts itself for LiteRT (`graph_engine`) and scores with that."""
 
     def __init__(self, graph_path: Path, metadata: dict, labels: Path | None = None) -> None:
         names = None if labels is not None else list(metadata["labels"])
@@ -55,9 +57,36 @@ class GraphClassifier(_FrozenGraphClassifier):
         )
         self.metadata = metadata
         self.size = tuple(metadata["input_size"])
+        self.engine = None
+
+    def expect(self, count: int) -> None:
+        if self.engine is None and count >= CONVERT_FROM:
+            self.engine = converted_engine(self.graph_path, self.metadata, self._run)
 
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        return self._run(pixels)
+        if self.engine is None:
+            return self._run(pixels)
+        return score_with_engine(self.engine, self.fitted(pixels), len(self.labels))
+
+
+class ConvertedGraphClassifier(Classifier):
+    """A poetslearn graph whose LiteRT conversion an earlier run made and checked: the graph's
+    metadata and that model, no TensorFlow."""
+
+    def __init__(self, graph_path: Path, metadata: dict, engine, labels: Path | None) -> None:
+        self.graph_path, self.metadata, self.engine = Path(graph_path), metadata, engine
+        self.labels = chosen_labels(labels, list(metadata["labels"]), self.graph_path)
+        self.size = tuple(metadata["input_size"])
+        self.check_outputs(engine.outputs, labels or metadata_path_for(self.graph_path))
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        return score_with_engine(self.engine, self.fitted(pixels), len(self.labels))
+
+
+def score_with_engine(engine, images: list[np.ndarray], labels: int) -> np.ndarray:
+    if not images:
+        return np.zeros((0, labels))
+    return engine(np.stack(images)).astype(np.float64)
 
 
 class CodelabGraphClassifier(_FrozenGraphClassifier):

@@ -13,7 +13,12 @@ from poetslearn.artifacts.onnx_file import is_onnx_file
 from poetslearn.artifacts.tflite_file import is_tflite_file
 from poetslearn.config import DEFAULT_LABELS_FILE, LabelConfig
 from poetslearn.inference.classifier import Classifier
-from poetslearn.inference.graph_classifiers import CodelabGraphClassifier, GraphClassifier
+from poetslearn.inference.graph_classifiers import (
+    CodelabGraphClassifier,
+    ConvertedGraphClassifier,
+    GraphClassifier,
+)
+from poetslearn.inference.graph_engine import cached_engine
 from poetslearn.inference.onnx_classifier import ONNXClassifier
 from poetslearn.inference.predictions import Prediction
 from poetslearn.inference.tflite_classifier import TFLiteClassifier
@@ -41,6 +46,9 @@ def load_classifier(config: LabelConfig) -> Classifier:
             (config.input_mean, config.input_std),
         )
     if metadata.get("input_format", "pixels") == "pixels":
+        engine = cached_engine(graph)  # converted and checked by an earlier run
+        if engine is not None:
+            return ConvertedGraphClassifier(graph, metadata, engine, config.labels)
         return GraphClassifier(graph, metadata, config.labels)
     return CodelabGraphClassifier(
         graph,

@@ -4,6 +4,7 @@ TensorFlow."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,10 @@ class TFLiteClassifier(Classifier):
         self.labels = chosen_labels(config.labels, model.labels, self.graph_path)
         try:
             with native_stderr_silenced():  # LiteRT announces its XNNPACK delegate
-                self.interpreter = interpreter_class()(model_content=model.contents)
+                # Every core: LiteRT's default is one thread for the whole network.
+                self.interpreter = interpreter_class()(
+                    model_content=model.contents, num_threads=os.cpu_count() or 1
+                )
                 self.interpreter.allocate_tensors()
         except Exception as e:  # noqa: BLE001 - the runtime raises ValueError/RuntimeError
             raise GraphError(f"{self.graph_path} cannot be loaded as a TFLite model ({e}).") from e

@@ -1,0 +1,129 @@
+"""`label` and `evaluate` of a poetslearn frozen graph on LiteRT (inference/graph_engine.py):
+converted once per graph when a job has many images, checked against TensorFlow, cached by the
+graph's content, and then loaded without TensorFlow; graphs it cannot cut keep TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from helpers import make_colour_folder, photo_folder, retrain_args
+from poetslearn.cli.main import cli
+from poetslearn.config import LabelConfig
+from poetslearn.inference import graph_classifiers, graph_engine
+from poetslearn.inference.label import load_classifier
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory):
+    """A plain graph and one that averages with mirror images."""
+    root = tmp_path_factory.mktemp("graphs")
+    images = make_colour_folder(root / "colours")
+    made = {}
+    for kind, extra in (("plain", []), ("mirror", ["--test_time_mirror"])):
+        args = retrain_args(root / kind, "--image_dir", str(images), *extra)
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        made[kind] = root / kind / "out" / "graph.pb"
+    return made
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty cache of its own, and 'many images' meaning 4 here."""
+    monkeypatch.setenv("POETSLEARN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(graph_classifiers, "CONVERT_FROM", 4)
+    return tmp_path / "cache" / "graph_engines"
+
+
+def scores(graph, folder) -> dict:
+    """{image file name: its top 3}, from `label --json`."""
+    result = CliRunner().invoke(
+        cli, ["label", "--graph", str(graph), "--json", "--top_k", "3", str(folder)]
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads(result.stdout)["results"]
+    return {r["image"].split("/")[-1]: r["predictions"] for r in results}
+
+
+def close(a: dict, b: dict, tolerance: float = 1e-4) -> bool:
+    """The same top labels for every image both have, scores within `tolerance`."""
+    shared = a.keys() & b.keys()
+    return bool(shared) and all(
+        [p["label"] for p in a[name]] == [p["label"] for p in b[name]]
+        and all(abs(p["score"] - q["score"]) <= tolerance for p, q in zip(a[name], b[name]))
+        for name in shared
+    )
+
+
+def test_many_images_convert_the_graph_once_with_tensorflows_answers(graphs, cache, tmp_path):
+    photo_folder(tmp_path / "few", n=3)
+    photo_folder(tmp_path / "many", n=6)  # the same first 3 images, and 3 more
+    by_tensorflow = scores(graphs["plain"], tmp_path / "few")
+    assert not cache.exists()  # 3 images, below 4: TensorFlow, nothing converted
+    by_litert = scores(graphs["plain"], tmp_path / "many")
+    (converted,) = cache.glob("*.tflite")  # 6 images: converted, checked and cached
+    assert converted.stat().st_size > 0 and close(by_litert, by_tensorflow)
+    classifier = load_classifier(LabelConfig(graph=str(graphs["plain"])))
+    assert isinstance(classifier, graph_classifiers.ConvertedGraphClassifier)
+    assert close(scores(graphs["plain"], tmp_path / "few"), by_tensorflow)  # now from the cache
+
+
+def test_a_converted_graph_labels_without_tensorflow(graphs, cache, tmp_path):
+    photo_folder(tmp_path / "many", n=4)
+    scores(graphs["plain"], tmp_path / "many")  # converts and caches
+    run = (
+        "import sys; from poetslearn.cli.main import main; sys.argv = ['poetslearn'] + "
+        "sys.argv[1:]\ntry:\n    main()\nfinally:\n    print('TF' if 'tensorflow' in "
+        "sys.modules else 'NO TF', file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", run, "label", "--graph", str(graphs["plain"]), "--json",
+         str(tmp_path / "many")],
+        capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "POETSLEARN_CACHE_DIR": str(cache.parent)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().endswith("NO TF")
+    assert len(json.loads(done.stdout)["results"]) == 4
+
+
+def test_a_mirror_averaging_graph_keeps_tensorflow(graphs, cache, tmp_path):
+    photo_folder(tmp_path / "many", n=4)
+    scores(graphs["mirror"], tmp_path / "many")
+    assert not cache.exists()
+    assert isinstance(
+        load_classifier(LabelConfig(graph=str(graphs["mirror"]))), graph_classifiers.GraphClassifier
+    )
+
+
+def test_a_damaged_converted_model_is_converted_again(graphs, cache, tmp_path):
+    photo_folder(tmp_path / "many", n=4)
+    expected = scores(graphs["plain"], tmp_path / "many")
+    (converted,) = cache.glob("*.tflite")
+    converted.write_bytes(b"TFL3 not a model")
+    assert graph_engine.cached_engine(graphs["plain"]) is None
+    assert close(scores(graphs["plain"], tmp_path / "many"), expected)
+    assert converted.stat().st_size > 100  # written again
+
+
+def test_a_graph_without_its_resize_op_is_not_convertible(graphs):
+    data = (
+        graphs["plain"].read_bytes().replace(graph_engine.RESIZE_OP.encode(), b"ScaleAndTranslatX")
+    )
+    with pytest.raises(graph_engine.NotConvertible, match="0 ScaleAndTranslate ops"):
+        graph_engine.convert_pixel_graph(data, (32, 32), "final_result", 8)
+
+
+def test_evaluate_converts_too(graphs, cache, tmp_path):
+    result = CliRunner().invoke(
+        cli,
+        ["evaluate", "--graph", str(graphs["plain"]), "--image_dir",
+         str(graphs["plain"].parents[2] / "colours"), "--split", "all", "--quiet"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(list(cache.glob("*.tflite"))) == 1
