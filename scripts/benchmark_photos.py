@@ -17,7 +17,9 @@ in interleaved rounds, each method in a fresh process (its own peak memory):
   with a `.tflite` and a `.pb` model, rates after start-up (the time for 12 photos subtracted).
 
 Prints the host (CPU, FMA peak, TensorFlow's matmul rate: scripts/host.py), rates, ratios, the
-share of the cores busy during extraction, and peak memory; last, one JSON line.
+share of the cores busy during extraction, and peak memory; last, one JSON line. `--in_process`
+runs every method in the driver's process instead (a smoke run: the same code, without a
+TensorFlow start-up per method, and without a peak memory of each method's own).
 
     python scripts/benchmark_photos.py --architecture mobilenet_0.50_224
 """
@@ -113,10 +115,18 @@ def run_poetslearn(folder: Path, architecture: str, weights: str, model_dir: Pat
 
 def run_poetslearn_pillow(folder: Path, architecture: str, weights: str, model_dir: Path) -> dict:
     """The same stage with Pillow's resize in place of the compiled one (data/resize.py)."""
-    from poetslearn.data.resize import RESIZE_ENV
+    from poetslearn.data import resize
 
-    os.environ[RESIZE_ENV] = "pillow"  # this process only: each method runs in its own
-    return run_poetslearn(folder, architecture, weights, model_dir)
+    chosen, wanted = resize._chosen, os.environ.get(resize.RESIZE_ENV)
+    os.environ[resize.RESIZE_ENV], resize._chosen = "pillow", "pillow"
+    try:
+        return run_poetslearn(folder, architecture, weights, model_dir)
+    finally:  # as it was, for the methods that run after it in this process (--in_process)
+        resize._chosen = chosen
+        if wanted is None:
+            os.environ.pop(resize.RESIZE_ENV)
+        else:
+            os.environ[resize.RESIZE_ENV] = wanted
 
 
 def run_keras(folder: Path, architecture: str, weights: str, model_dir: Path) -> dict:
@@ -187,6 +197,13 @@ METHODS = {
 
 
 # ------------------------------------------------------------- the driver
+
+
+def measure_in_this_process(method: str, folder: Path, architecture, weights, model_dir) -> dict:
+    """`measure` without a process of its own (--in_process): no peak memory of its own."""
+    result = METHODS[method](folder, architecture, weights, model_dir)
+    count = len(list(folder.rglob("*.jpg")))
+    return {**result, "img_per_s": count / result["seconds"], "peak_mb": float("nan")}
 
 
 def measure_in_subprocess(method: str, folder: Path, architecture, weights, model_dir) -> dict:
@@ -260,7 +277,16 @@ def _rates(models: dict, many: Path, few: Path, rounds: int, env: dict) -> dict:
 
 
 def run_all(
-    architecture, weights, model_dir, sizes, label_count, rounds, work, label_models, matmul_seconds
+    architecture,
+    weights,
+    model_dir,
+    sizes,
+    label_count,
+    rounds,
+    work,
+    label_models,
+    matmul_seconds,
+    in_process=False,
 ) -> None:
     work.mkdir(parents=True, exist_ok=True)
     host = measure_host(matmul_seconds)  # before the rounds, on the same quiet machine
@@ -272,7 +298,8 @@ def run_all(
     for _ in range(rounds):  # interleaved: a drift in the machine's speed hits every method
         for size, folder in folders.items():
             for method in IN_PROCESS:
-                reading = measure_in_subprocess(method, folder, architecture, weights, model_dir)
+                measure_one = measure_in_this_process if in_process else measure_in_subprocess
+                reading = measure_one(method, folder, architecture, weights, model_dir)
                 readings[size][method].append(reading)
     first = next(iter(folders.values()))
     models = train_models(work, first, architecture, weights, model_dir)
@@ -345,6 +372,12 @@ def summarise(architecture: str, readings: dict, rates: dict, host: dict) -> dic
 @click.option("--rounds", default=2)
 @click.option("--matmul_seconds", default=2.0, help="Per reading of TensorFlow's matmul rate.")
 @click.option("--work", type=click.Path(path_type=Path), default=ROOT / "tf_files/photo_bench")
+@click.option(
+    "--in_process",
+    is_flag=True,
+    help="Every method in this process (a smoke run: no TensorFlow start-up per method, no peak "
+    "memory of each method's own).",
+)
 def main(ctx, architecture, weights, model_dir, small, small_size, large, large_size, **rest):
     if ctx.invoked_subcommand is None:
         sizes = {small_size: small, large_size: large}

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from helpers import make_tiny_cifar
+from poetslearn.data import resize
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.scripts
@@ -31,7 +32,8 @@ def run_script(cwd: Path, name: str, *args, exit_code: int = 0) -> str:
     In this process because a fresh interpreter spends about 7 s of a core importing
     TensorFlow, once for every script run here; what a script starts itself (the retrain or
     label processes it times, Ray) still starts fresh. What a script may change of this
-    process (argv, the import path, the working folder, the environment) is put back."""
+    process (argv, the import path, the working folder, the environment, the resize it chose)
+    is put back, and each script starts with the resize a new process starts with."""
     path = ROOT / "scripts" / name
     out, err = io.StringIO(), io.StringIO()
     saved_environ = dict(os.environ)
@@ -40,6 +42,7 @@ def run_script(cwd: Path, name: str, *args, exit_code: int = 0) -> str:
         patch.setattr(sys, "argv", [str(path), *map(str, args)])
         patch.syspath_prepend(str(path.parent))  # as `python scripts/NAME` puts it first
         patch.chdir(cwd)
+        patch.setattr(resize, "_chosen", "pillow")
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 runpy.run_path(str(path), run_name="__main__")
@@ -122,6 +125,7 @@ def test_label_speed_times_the_three_ways_of_labelling(tmp_path, tiny_cifar):
     assert set(report["median_s"]) == {
         "poetslearn label, .tflite",
         "poetslearn label, .pb",
+        "poetslearn label, .pb converted for LiteRT",
         "codelab label_image.py steps, .pb",
     }
     assert all(seconds > 0 for seconds in report["median_s"].values())
@@ -267,6 +271,7 @@ def test_benchmark_photos_compares_the_three_pipelines(tmp_path):
         "0.1",
         "--work",
         tmp_path / "work",
+        "--in_process",  # each method in a process of its own is the same code, 8 starts slower
     )
     report = last_json(out)
     assert report["host"]["matmul_peak_gflops"] > 0 and report["host"]["cores"] >= 1
