@@ -28,7 +28,6 @@ import contextlib
 import csv
 import io
 import json
-import os
 import shutil
 import sys
 import time
@@ -40,7 +39,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cifar10_options  # noqa: E402
-from host import cpu_description, fma_peak_gflops, matmul_peak_gflops  # noqa: E402
+from host import host_line, measure_host  # noqa: E402
 
 TRANSFORMS = {
     "jpeg60": lambda im: _jpeg(im, 60),
@@ -365,12 +364,8 @@ def main(
     from poetslearn.config import RetrainConfig
     from poetslearn.data.cifar10 import load_cifar10
 
-    fma, matmul = fma_peak_gflops(os.cpu_count() or 1), matmul_peak_gflops()
-    host = (
-        f"{cpu_description()}, {os.cpu_count()} cores; FMA peak "
-        f"{'n/a' if fma is None else f'{fma:.0f}'} GFLOP/s, TensorFlow matmul {matmul:.0f} GFLOP/s"
-    )
-    print(f"Host: {host}")
+    host = measure_host()
+    print(host_line(host))
     data = load_cifar10(data_dir, download=False, show_progress=False)
     spoiled, truth = make_spoiled(work_dir, data, per_class, label_noise)
     settings = dict(
