@@ -15,7 +15,6 @@ steps/s include. Example:
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import count_macs  # noqa: E402
-from host import fma_peak_gflops, matmul_peak_gflops  # noqa: E402
+from host import host_line, measure_host  # noqa: E402
 
 
 def steps_per_second(step, x, y, min_seconds: float) -> float:
@@ -57,9 +56,8 @@ def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
     from poetslearn.train.fine_tuning.model import build_model, make_train_step
     from poetslearn.train.head import OutputLayer
 
-    threads = os.cpu_count() or 1
-    fma = fma_peak_gflops(threads)
-    matmul = matmul_peak_gflops()
+    host = measure_host()
+    fma, matmul = host["fma_peak_gflops"], host["matmul_peak_gflops"]
     backbone = load_backbone(architecture, weights, model_dir)
     rng = np.random.default_rng(0)
     rows = []
@@ -92,10 +90,8 @@ def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
                 "share_of_matmul_peak": round(gflops / matmul, 3),
             }
         )
-    print(
-        f"{architecture}, batch {batch}, {threads} cores; FP32 peak: FMA loop "
-        f"{fma or float('nan'):.0f} GFLOP/s, TensorFlow matmul {matmul:.0f} GFLOP/s"
-    )
+    print(host_line(host))
+    print(f"{architecture}, batch {batch}:")
     for r in rows:
         fma_share = f"{r['share_of_fma_peak']:.0%}" if fma else "n/a"
         print(
@@ -107,6 +103,7 @@ def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
         json.dumps(
             {
                 "architecture": architecture,
+                "host": host,
                 "fma_peak_gflops": fma,
                 "matmul_peak_gflops": matmul,
                 "rows": rows,
