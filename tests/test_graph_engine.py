@@ -11,7 +11,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from helpers import make_colour_folder, photo_folder, retrain_args
+from helpers import make_colour_folder, make_colour_mosaics, photo_folder, retrain_args
 from poetslearn.cli.main import cli
 from poetslearn.config import LabelConfig
 from poetslearn.inference import graph_classifiers, graph_engine
@@ -20,12 +20,17 @@ from poetslearn.inference.label import load_classifier
 
 @pytest.fixture(scope="module")
 def graphs(tmp_path_factory):
-    """A plain graph and one that averages with mirror images."""
+    """A plain graph, one that averages with mirror images and a multi-label one."""
     root = tmp_path_factory.mktemp("graphs")
     images = make_colour_folder(root / "colours")
+    mosaics = make_colour_mosaics(root / "mosaics", count=60)
     made = {}
-    for kind, extra in (("plain", []), ("mirror", ["--test_time_mirror"])):
-        args = retrain_args(root / kind, "--image_dir", str(images), *extra)
+    for kind, data in (
+        ("plain", ["--image_dir", str(images)]),
+        ("mirror", ["--image_dir", str(images), "--test_time_mirror"]),
+        ("multi_label", ["--data_csv", str(mosaics), "--multi_label"]),
+    ):
+        args = retrain_args(root / kind, *data)
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
         made[kind] = root / kind / "out" / "graph.pb"
@@ -90,6 +95,30 @@ def test_a_converted_graph_labels_without_tensorflow(graphs, cache, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().endswith("NO TF")
     assert len(json.loads(done.stdout)["results"]) == 4
+
+
+def test_a_multi_label_graph_converts_with_its_thresholds(graphs, cache, tmp_path):
+    folder = tmp_path / "mosaics"
+    folder.mkdir()
+    for path in sorted((graphs["multi_label"].parents[2] / "mosaics").glob("*.png"))[:6]:
+        (folder / path.name).write_bytes(path.read_bytes())
+
+    def answers():
+        result = CliRunner().invoke(cli, ["label", "--graph", str(graphs["multi_label"]),
+                                          "--json", "--top_k", "3", str(folder)])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["results"]
+
+    graph_classifiers.CONVERT_FROM = 10**9  # TensorFlow first, as a reference
+    by_tensorflow = answers()
+    graph_classifiers.CONVERT_FROM = 4
+    by_litert = answers()
+    assert len(list(cache.glob("*.tflite"))) == 1
+    for tf_row, lite_row in zip(by_tensorflow, by_litert, strict=True):
+        assert [p["label"] for p in tf_row["predictions"]] == [
+            p["label"] for p in lite_row["predictions"]
+        ]  # the labels at or above their thresholds, the same
+        assert close({"x": tf_row["scores"]}, {"x": lite_row["scores"]})
 
 
 def test_a_mirror_averaging_graph_keeps_tensorflow(graphs, cache, tmp_path):
