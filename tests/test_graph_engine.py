@@ -156,3 +156,16 @@ def test_evaluate_converts_too(graphs, cache, tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert len(list(cache.glob("*.tflite"))) == 1
+
+
+def test_a_converted_graph_checks_a_labels_file_against_its_outputs(graphs, cache, tmp_path):
+    photo_folder(tmp_path / "many", n=4)
+    scores(graphs["plain"], tmp_path / "many")  # converts and caches
+    labels = tmp_path / "other_labels.txt"
+    labels.write_text("a\nb\nc\nd\n")  # four labels for a graph of three classes
+    result = CliRunner().invoke(
+        cli,
+        ["label", "--graph", str(graphs["plain"]), "--labels", str(labels), str(tmp_path / "many")],
+    )
+    assert result.exit_code != 0
+    assert "has 4 labels but" in result.output and "has 3 classes" in result.output
