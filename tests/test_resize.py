@@ -103,6 +103,14 @@ def test_without_numba_every_job_keeps_pillow(pillow_first, monkeypatch):
         resize.resize_compiled(np.zeros((4, 4, 3), np.uint8), 2, 2)
 
 
+def test_kernels_that_fail_to_compile_leave_pillow_in_use(pillow_first, monkeypatch):
+    def broken(src, first, count, weights, out):
+        raise TypeError("as Numba's compiler may fail on some platform")
+
+    monkeypatch.setattr(resize, "compiled_kernels", lambda: (broken, broken))
+    assert resize.prepare_resize(10_000) == "pillow" and resize.resize_in_use() == "pillow"
+
+
 def test_a_split_of_a_large_data_set_is_read_with_the_compiled_resize(pillow_first, tmp_path):
     rng = np.random.default_rng(3)
     paths = [tmp_path / f"{i}.png" for i in range(2)]

@@ -23,6 +23,7 @@ serves the other.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from poetslearn.errors import PoetslearnError
 
 # Overrides the choice: "pillow" keeps Pillow even for large jobs (a benchmark's baseline, or a
 # machine where Numba misbehaves).
+log = logging.getLogger(__name__)
 RESIZE_ENV = "POETSLEARN_RESIZE"
 # Data sets and label jobs of at least this many images load the compiled resize: its half
 # second of loading is paid back within about 250 photos of 500x375 and 100 of 12 MP, by the
@@ -152,8 +154,12 @@ def use_compiled_resize() -> str:
                 f"{RESIZE_ENV}={wanted!r} names no resize; expected one of {sorted(RESIZERS)}."
             )
         if wanted == "compiled" and _chosen != "compiled" and compiled_kernels() is not None:
-            resize_compiled(np.zeros((2, 2, 3), np.uint8), 1, 1)  # load both kernels now
-            resize_compiled(np.zeros((2, 2, 3), np.float32), 1, 1)
+            try:
+                resize_compiled(np.zeros((2, 2, 3), np.uint8), 1, 1)  # load both kernels now
+                resize_compiled(np.zeros((2, 2, 3), np.float32), 1, 1)
+            except Exception as e:  # noqa: BLE001 - Numba failing to compile here only costs speed
+                log.info("the compiled resize is not available (%s); Pillow's resizes", e)
+                return _chosen
             _chosen = "compiled"
         return _chosen
 
