@@ -169,3 +169,15 @@ def test_a_converted_graph_checks_a_labels_file_against_its_outputs(graphs, cach
     )
     assert result.exit_code != 0
     assert "has 4 labels but" in result.output and "has 3 classes" in result.output
+
+
+def test_a_graph_the_converter_refuses_keeps_tensorflow(graphs, cache, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    def refuse(*args):
+        raise tf.lite.ConverterError("an op it cannot convert")
+
+    monkeypatch.setattr(graph_engine, "convert_pixel_graph", refuse)
+    photo_folder(tmp_path / "many", n=4)
+    assert len(scores(graphs["plain"], tmp_path / "many")) == 4  # answered by TensorFlow
+    assert not cache.exists()
