@@ -156,6 +156,7 @@ def test_evaluate_converts_too(graphs, cache, tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert len(list(cache.glob("*.tflite"))) == 1
+    assert "for LiteRT, once; later runs of it load no TensorFlow." in result.output
 
 
 def test_a_converted_graph_checks_a_labels_file_against_its_outputs(graphs, cache, tmp_path):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from poetslearn.context import warn_on_stderr
 from poetslearn.extract.engines import ENGINE_BATCH, TFLiteEngine
 from poetslearn.outputs import cache_dir, write_atomic
 from poetslearn.quiet import native_stderr_silenced
@@ -57,13 +58,17 @@ def cached_engine(graph_path: Path) -> TFLiteEngine | None:
         return None
 
 
-def converted_engine(graph_path: Path, metadata: dict, reference) -> TFLiteEngine | None:
+def converted_engine(
+    graph_path: Path, metadata: dict, reference, warn=warn_on_stderr
+) -> TFLiteEngine | None:
     """Converts the graph, checks the result against `reference` (TensorFlow's scoring of a
     batch), caches it and returns it loaded; None where the graph cannot be converted or the
     result disagrees, and then TensorFlow goes on scoring."""
     if metadata.get("test_time_mirror"):
         return None
     graph_bytes = Path(graph_path).read_bytes()
+    # Seconds of silence before the first image otherwise: say what it is doing, once per graph.
+    warn(f"Converting {graph_path} for LiteRT, once; later runs of it load no TensorFlow.")
     height, width = metadata["input_size"]
     try:
         with native_stderr_silenced():  # the converter's MLIR chatter
