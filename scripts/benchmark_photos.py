@@ -392,12 +392,10 @@ def main(ctx, architecture, weights, model_dir, small, small_size, large, large_
 @click.argument("model_dir", type=click.Path(path_type=Path))
 def measure(method, folder, architecture, weights, model_dir):
     """One method on one folder in this process: one JSON line."""
-    result = METHODS[method](folder, architecture, weights, model_dir)
-    count = len(list(folder.rglob("*.jpg")))
     from poetslearn.memory import peak_memory_mb
 
-    peak_mb = peak_memory_mb() or float("nan")
-    print(json.dumps({**result, "img_per_s": count / result["seconds"], "peak_mb": peak_mb}))
+    result = measure_in_this_process(method, folder, architecture, weights, model_dir)
+    print(json.dumps({**result, "peak_mb": peak_memory_mb() or float("nan")}))
 
 
 @main.command("profile")

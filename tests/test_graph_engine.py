@@ -5,6 +5,7 @@ graph's content, and then loaded without TensorFlow; graphs it cannot cut keep T
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -90,7 +91,7 @@ def test_a_converted_graph_labels_without_tensorflow(graphs, cache, tmp_path):
         [sys.executable, "-c", run, "label", "--graph", str(graphs["plain"]), "--json",
          str(tmp_path / "many")],
         capture_output=True, text=True, timeout=300,
-        env={**__import__("os").environ, "POETSLEARN_CACHE_DIR": str(cache.parent)},
+        env={**os.environ, "POETSLEARN_CACHE_DIR": str(cache.parent)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().endswith("NO TF")
