@@ -140,3 +140,34 @@ def test_every_row_gets_its_own_images_vector(tmp_path, colour_dir, tiny_extract
     )
     assert 0 < stats.cached < 36 and stats.failed == 1 and stats.computed > 0
     check(vectors, splits)
+
+
+def test_extraction_stopped_by_the_clock_keeps_what_it_finished(
+    tmp_path, colour_dir, tiny_extractor
+):
+    data = load_image_folder(colour_dir, show_progress=False, warn=quiet)
+    counting, batches = CountingExtractor(tiny_extractor), []
+
+    def stop() -> bool:  # out of time once two batches are done
+        batches.append(1)
+        return len(batches) > 2
+
+    cache = open_cache(tmp_path, tiny_extractor)
+    vectors, splits, stats = compute_bottlenecks(
+        data.splits, counting, cache, 4, False, quiet, stop=stop
+    )
+    assert stats.computed == 8 and stats.unfinished == 30 - 8 and stats.failed == 0
+    assert "out of time (--time_budget), 22 images are left out" in stats.describe()
+    assert sum(len(s) for s in splits.values()) == 8 == len(cache)
+    for name, split in splits.items():  # each kept row has its own image's vector
+        assert vectors[name].shape == (len(split), tiny_extractor.feature_dim)
+    fresh, _, _ = compute_bottlenecks(
+        {n: s for n, s in splits.items()},
+        tiny_extractor,
+        open_cache(tmp_path / "f", tiny_extractor),
+        4,
+        False,
+        quiet,
+    )
+    for name in splits:
+        np.testing.assert_allclose(vectors[name], fresh[name], rtol=1e-6)

@@ -174,12 +174,21 @@ def test_a_converted_graph_checks_a_labels_file_against_its_outputs(graphs, cach
 
 
 def test_a_graph_the_converter_refuses_keeps_tensorflow(graphs, cache, tmp_path, monkeypatch):
-    import tensorflow as tf
+    from tensorflow.lite.python.convert import ConverterError  # what TFLiteConverter raises
 
     def refuse(*args):
-        raise tf.lite.ConverterError("an op it cannot convert")
+        raise ConverterError("an op it cannot convert")
 
     monkeypatch.setattr(graph_engine, "convert_pixel_graph", refuse)
     photo_folder(tmp_path / "many", n=4)
-    assert len(scores(graphs["plain"], tmp_path / "many")) == 4  # answered by TensorFlow
-    assert not cache.exists()
+    command = ["label", "--graph", str(graphs["plain"]), "--json", str(tmp_path / "many")]
+    first = CliRunner().invoke(cli, command)
+    assert first.exit_code == 0 and len(json.loads(first.stdout)["results"]) == 4  # TensorFlow
+    assert not list(cache.glob("*.tflite"))
+    (marker,) = cache.glob("*.refused")
+    assert "ConverterError: an op it cannot convert" in marker.read_text()
+    assert "stays on TensorFlow: the conversion failed (ConverterError: an op it" in first.stderr
+    assert f"later runs do not try again (remove {marker} to retry)" in first.stderr
+    again = CliRunner().invoke(cli, command)  # tried once: not again, and nothing said
+    assert again.exit_code == 0 and again.stderr == "", again.stderr
+    assert again.stdout == first.stdout

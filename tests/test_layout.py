@@ -69,12 +69,24 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 LAYERS = [
     ["__main__"],
     ["cli"],
+    ["budget"],
     ["pipeline", "check"],
     ["inference", "export"],
     ["train"],
     ["extract"],
     ["data", "backbone", "artifacts"],
-    ["config", "context", "download", "errors", "memory", "outputs", "progress", "quiet", ""],
+    [
+        "clock",
+        "config",
+        "context",
+        "download",
+        "errors",
+        "memory",
+        "outputs",
+        "progress",
+        "quiet",
+        "",
+    ],
 ]
 SHARED_LAYER = len(LAYERS) - 1
 

@@ -497,3 +497,53 @@ def test_check_benchmark_scores_check_and_retrains_on_the_cleaned_csv(tmp_path):
     }
     assert 0.9 <= report["hnsw_recall_at_10"] <= 1.0
     assert "host: " in out and report["host"]["cores"] >= 1
+
+
+def test_budget_benchmark_runs_the_budget_and_the_default_cold(tmp_path, tiny_cifar):
+    out = run_script(
+        tmp_path,
+        "budget_benchmark.py",
+        "--budgets",
+        "3m",
+        "--data_dir",
+        tiny_cifar,
+        "--extra",
+        "--architecture test_tiny --weights none --how_many_training_steps 100",
+        "--matmul_seconds",
+        "0.05",
+    )
+    assert out.splitlines()[0].startswith("host: ")
+    report = last_json(out)
+    default, budget = report["results"]["default"], report["results"]["3m"]
+    assert default["plan"] is None and budget["plan"]["chosen"]["architecture"] == "test_tiny"
+    assert budget["plan"]["budget_seconds"] == 180
+    assert 0 < budget["wall_seconds"] and 0 <= budget["validation"] <= 1
+    assert "| 3m | architecture=test_tiny" in out
+
+
+def test_budget_priors_writes_a_point_per_plan_and_keeps_the_others(tmp_path, tiny_cifar):
+    table = tmp_path / "table.json"
+    earlier = {"architecture": "mobilenet_0.25_128", "bottleneck_blocks": 1}
+    table.write_text(json.dumps([{**earlier, "fine_tune_blocks": 0, "validation": 0.5}]))
+    run_script(
+        tmp_path,
+        "budget_priors.py",
+        "--architectures",
+        "test_tiny",
+        "--weights",
+        "none",
+        "--blocks",
+        "1,all",
+        "--data_dir",
+        tiny_cifar,
+        "--bottleneck_dir",
+        tmp_path / "bottlenecks",
+        "--output",
+        table,
+    )
+    points = json.loads(table.read_text())
+    plans = {(p["architecture"], p["bottleneck_blocks"]): p for p in points}
+    assert set(plans) == {("mobilenet_0.25_128", 1), ("test_tiny", 1), ("test_tiny", 2)}
+    assert plans["mobilenet_0.25_128", 1]["validation"] == 0.5  # kept as it was
+    assert all(0 <= p["validation"] <= 1 for p in points)
+    assert plans["test_tiny", 1]["source"] == "scripts/budget_priors.py"

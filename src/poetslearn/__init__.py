@@ -15,6 +15,8 @@ __version__ = "0.5.0"
 # Public name -> the module that defines it.
 _PUBLIC = {
     "retrain": "poetslearn.pipeline",
+    "retrain_within": "poetslearn.budget.run",
+    "parse_duration": "poetslearn.budget.duration",
     "RetrainResult": "poetslearn.pipeline",
     "RetrainConfig": "poetslearn.config",
     "LabelConfig": "poetslearn.config",

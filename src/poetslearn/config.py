@@ -102,6 +102,8 @@ class RetrainConfig:
     # of its extraction actors takes (None: as many as the smallest node has, at most 8).
     ray_address: str | None = None
     ray_worker_cpus: int | None = None
+    # --time_budget: what was planned and why (budget.plans), recorded in every export's metadata.
+    plan: dict | None = None
 
 
 @dataclass

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from poetslearn.clock import Clock
 from poetslearn.progress import progress as progress_bar
 
 
@@ -29,6 +30,7 @@ class RunContext:
     log: Callable[[str], None] = print
     warn: Callable[[str], None] = warn_on_stderr
     show_progress: bool = True
+    clock: Clock | None = None  # a --time_budget run's deadline; None: no deadline
 
     @classmethod
     def silent(cls) -> RunContext:

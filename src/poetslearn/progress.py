@@ -79,7 +79,12 @@ def progress(total: int, desc: str, unit: str = "img", enabled: bool = True) -> 
 
 
 class Timings(dict):
-    """Seconds per named stage: `with timings("export"): ...` records how long the block took."""
+    """Seconds per named stage: `with timings("export"): ...` records how long the block took,
+    and tells a --time_budget run's clock (which learns from it how fast the machine runs)."""
+
+    def __init__(self, clock=None) -> None:
+        super().__init__()
+        self.clock = clock
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -88,3 +93,5 @@ class Timings(dict):
             yield
         finally:
             self[name] = time.perf_counter() - start
+            if self.clock is not None:
+                self.clock.observe(name, self[name])

@@ -63,6 +63,11 @@ class Architecture:
     # The range every activation at those cuts lies in (MobileNet: ReLU6, so [0, 6]), which lets
     # the activation cache store one byte per value; None: unbounded, stored as float16.
     activation_range: tuple[float, float] | None = None
+    # Published facts that let `--time_budget` compare networks before running any: the
+    # multiply-adds of one image (millions; extraction time scales with them) and the ImageNet
+    # top-1 accuracy (a prior for transfer accuracy where none was measured).
+    million_macs: float | None = None
+    imagenet_top1: float | None = None
 
     def preprocess(self, images):
         """[N, H, W, 3] float32 0..255 -> [N, s, s, 3] network input: an antialiased bilinear
@@ -90,6 +95,19 @@ MOBILENET_ALPHAS = ("1.0", "0.75", "0.50", "0.25")
 # The stem, then the 13 depthwise-separable blocks (Keras's layer names).
 MOBILENET_BLOCK_OUTPUTS = ("conv1_relu", *(f"conv_pw_{i}_relu" for i in range(1, 14)))
 MOBILENET_SIZES = (224, 192, 160, 128)
+# tensorflow/models research/slim/nets/mobilenet_v1.md: million multiply-adds and ImageNet top-1
+# (%) of each (alpha, size), and Inception V3's from research/slim's table of pre-trained models.
+MOBILENET_FACTS = {
+    ("1.0", 224): (569, 70.9), ("1.0", 192): (418, 70.0),
+    ("1.0", 160): (291, 68.0), ("1.0", 128): (186, 65.2),
+    ("0.75", 224): (317, 68.4), ("0.75", 192): (233, 67.2),
+    ("0.75", 160): (162, 65.3), ("0.75", 128): (104, 62.1),
+    ("0.50", 224): (150, 63.3), ("0.50", 192): (110, 61.7),
+    ("0.50", 160): (77, 59.1), ("0.50", 128): (49, 56.3),
+    ("0.25", 224): (41, 49.8), ("0.25", 192): (34, 47.7),
+    ("0.25", 160): (21, 45.5), ("0.25", 128): (14, 41.5),
+}  # fmt: skip
+INCEPTION_V3_FACTS = (5713, 78.0)
 
 
 def _mobilenet_builder(alpha: float, size: int) -> Callable[[], object]:
@@ -157,6 +175,8 @@ def _build_registry() -> dict[str, Architecture]:
                 codelab_tarball=_codelab_tarball(alpha_text, size),
                 block_outputs=MOBILENET_BLOCK_OUTPUTS,
                 activation_range=(0.0, 6.0),
+                million_macs=MOBILENET_FACTS[alpha_text, size][0],
+                imagenet_top1=MOBILENET_FACTS[alpha_text, size][1],
             )
     filename = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
     registry["inception_v3"] = Architecture(
@@ -170,6 +190,8 @@ def _build_registry() -> dict[str, Architecture]:
         keras_weights=WeightsFile(
             filename, KERAS_INCEPTION_V3_URL + filename, md5="bcbd6486424b2319ff4ef7d526e38f63"
         ),
+        million_macs=INCEPTION_V3_FACTS[0],
+        imagenet_top1=INCEPTION_V3_FACTS[1],
     )
     registry["test_tiny"] = Architecture(
         name="test_tiny",
@@ -180,6 +202,8 @@ def _build_registry() -> dict[str, Architecture]:
         for_tests=True,
         block_outputs=("image", "conv"),
         activation_range=(-1.0, 1.0),
+        million_macs=0.1,  # 15x15x16 outputs of a 3x3x3 convolution
+        imagenet_top1=0.1,  # random weights: chance
     )
     return registry
 

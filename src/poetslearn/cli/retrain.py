@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from dataclasses import fields
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from poetslearn.backbone.architectures import get_architecture
 from poetslearn.backbone.block_features import resolve_bottleneck_blocks
@@ -48,9 +50,11 @@ def retrain(json_output: bool, **options) -> None:
       poetslearn retrain --architecture mobilenet_0.50_224          # CIFAR-10
       poetslearn retrain --image_dir tf_files/flower_photos
     """
+    began = time.monotonic()
     start_command(options.pop("verbose"))
-    from poetslearn.pipeline import retrain as run_retrain
-
+    budget, plan_only = options.pop("time_budget"), options.pop("plan_only")
+    if plan_only and budget is None:
+        raise click.UsageError("--plan_only needs --time_budget (the time to plan for).")
     config = retrain_config(options)
     echo = echo_err if json_output else click.echo
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -59,7 +63,14 @@ def retrain(json_output: bool, **options) -> None:
             "the previous graph and labels were left intact and the "
             "bottlenecks computed so far are kept."
         ):
-            result = run_retrain(config, log=echo, warn=echo_err)
+            if budget is None:
+                from poetslearn.pipeline import retrain as run_retrain
+
+                result = run_retrain(config, log=echo, warn=echo_err)
+            else:
+                result = _retrain_within(config, budget, plan_only, json_output, echo, began)
+                if result is None:
+                    return
     except KeyboardInterrupt:
         echo_err(
             "Interrupted; the bottlenecks computed so far are cached and the next run "
@@ -74,11 +85,43 @@ def retrain(json_output: bool, **options) -> None:
             echo(f"{name}  (true: {true}, predicted: {predicted})")
     for what, path in result.outputs.items():
         echo(f"{ARTIFACT_TITLES.get(what, what)} written to {path}")
+    if result.plan:  # --time_budget: the whole command's time, start-up included
+        result.plan["wall_seconds"] = round(time.monotonic() - began, 1)
     if json_output:
         click.echo(
             json.dumps(_retrain_report(result, peak_memory_mb()), indent=2, ensure_ascii=False)
         )
     echo(_done_line(result.timings))
+    if result.plan:
+        echo(_budget_line(result.plan))
+
+
+# The options a --time_budget plan keeps when they are given on the command line.
+PLANNED_OPTIONS = ("architecture", "bottleneck_blocks", "fine_tune_blocks", "weights")
+
+
+def _retrain_within(config, budget: str, plan_only: bool, json_output: bool, echo, began):
+    """The --time_budget run: its result, or None after --plan_only printed the plan."""
+    from poetslearn.budget.duration import parse_duration
+    from poetslearn.budget.run import budget_clock, retrain_within
+
+    source = click.get_current_context().get_parameter_source
+    fixed = {name for name in PLANNED_OPTIONS if source(name) == ParameterSource.COMMANDLINE}
+    seconds = parse_duration(budget)
+    clock = budget_clock(config, seconds, began)
+    previous = signal.signal(signal.SIGINT, _stop_then_interrupt(clock))
+    try:
+        run = retrain_within(
+            config, seconds, fixed, plan_only, echo, echo_err, began=began, clock=clock
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if run.result is not None:
+        return run.result
+    if json_output:
+        document = {**run.record, "plans": [p.as_dict() for p in run.plans]}
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    return None
 
 
 def retrain_config(options: dict) -> RetrainConfig:
@@ -118,6 +161,22 @@ def _check_block_counts(config: RetrainConfig) -> None:
         raise click.UsageError(str(e)) from e
 
 
+def _stop_then_interrupt(clock):
+    """Ctrl-C in a --time_budget run: the first stops the clock (the best model so far is
+    scored and exported), a second one interrupts as Ctrl-C always does."""
+
+    def on_interrupt(signum, frame) -> None:
+        if clock.stopped:
+            raise KeyboardInterrupt
+        clock.stop_now()
+        echo_err(
+            "Stopping (Ctrl-C): the best model so far is scored and exported; "
+            "press Ctrl-C again to stop without it."
+        )
+
+    return on_interrupt
+
+
 def _raise_keyboard_interrupt(signum, frame) -> None:
     # `kill` (SIGTERM) gets the same orderly stop as Ctrl-C: cache flushed, temporaries removed.
     raise KeyboardInterrupt
@@ -140,6 +199,17 @@ def _done_line(t: dict[str, float]) -> str:
         f"Done in {t['total']:.1f} s (data {t['load_data']:.1f} s, network "
         f"{t['build_model']:.1f} s, bottlenecks {t['bottlenecks']:.1f} s, {training}, "
         f"export {t['export']:.1f} s); {describe_peak_memory()}."
+    )
+
+
+def _budget_line(plan: dict) -> str:
+    from poetslearn.budget.duration import describe_duration as took
+
+    chosen = plan["chosen"]
+    return (
+        f"--time_budget {took(plan['budget_seconds'])}: planned about "
+        f"{took(chosen['estimated_seconds'])} for the run, took {took(plan['wall_seconds'])} "
+        f"in all."
     )
 
 
@@ -171,5 +241,6 @@ def _retrain_report(result, peak_mb: float | None) -> dict:
             {"image": n, "true": t, "predicted": p} for n, t, p in result.misclassified
         ],
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
+        **({"time_budget": result.plan} if result.plan else {}),
         "peak_memory_mb": None if peak_mb is None else round(peak_mb),
     }

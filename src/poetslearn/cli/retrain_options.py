@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from poetslearn.backbone.architectures import architecture_names
+from poetslearn.cli.budget_options import BUDGET_OPTIONS
 from poetslearn.cli.common import (
     RETRAIN,
     BlockCount,
@@ -19,6 +20,7 @@ from poetslearn.cli.data_options import data_source_options
 from poetslearn.extract.engines import ENGINE_CHOICES
 
 RETRAIN_OPTIONS = [
+    *BUDGET_OPTIONS,
     option(
         "architecture",
         type=click.Choice(architecture_names()),

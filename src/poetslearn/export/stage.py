@@ -59,6 +59,7 @@ def run_facts(dataset, splits: dict, weights, trained, score, extractor, config)
         **score.extra,
         "best_step": trained.best_step,
         **({"fine_tuning": trained.details} if trained.details else {}),
+        **({"time_budget": config.plan} if config.plan else {}),
         "training": {
             "how_many_training_steps": trained.steps or config.how_many_training_steps,
             **{

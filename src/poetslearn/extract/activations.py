@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from poetslearn.backbone.cut import ActivationCodec, CutBackbone
+from poetslearn.clock import OutOfTime
 from poetslearn.config import RetrainConfig
 from poetslearn.context import RunContext
 from poetslearn.extract.activation_cache import ActivationCache, ActivationReader
@@ -75,7 +76,10 @@ def get_or_create_activations(
             "Computing activations",
             ctx.show_progress,
             ctx.warn,
+            stop=None if ctx.clock is None else ctx.clock.passed,
         )
+        if filled.stopped:  # what is done stays cached; fine-tuning needs every image's
+            raise OutOfTime("the activations were not all computed in time")
         computed += plan.count
         for node, count in filled.by_node.items():
             by_node[node] = by_node.get(node, 0) + count

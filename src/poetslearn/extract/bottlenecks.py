@@ -34,6 +34,7 @@ class ExtractionStats:
     by_node: NodeCounts = field(default_factory=NodeCounts)
     remote_engines: set[str] = field(default_factory=set)
     engine: str | None = None  # what computed the vectors (None: nothing was computed)
+    unfinished: int = 0  # images left without a vector when the time ran out
 
     def describe(self) -> str:
         if self.computed == 0 and self.failed == 0:
@@ -43,6 +44,11 @@ class ExtractionStats:
             f"Computed {self.computed:,} bottlenecks in {self.seconds:.1f} s "
             f"({rate:,.0f} img/s); {self.cached:,} were cached"
             + (f"; {self.failed:,} image(s) failed" if self.failed else "")
+            + (
+                f"; out of time (--time_budget), {self.unfinished:,} images are left out"
+                if self.unfinished
+                else ""
+            )
             + "."
         )
 
@@ -55,6 +61,7 @@ def compute_bottlenecks(
     show_progress: bool = True,
     warn=warn_on_stderr,
     backend: ExtractionBackend | None = None,
+    stop=None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Split], ExtractionStats]:
     """Returns {split: [N, dim] float32 vectors} for every split, computing only cache misses.
 
@@ -63,18 +70,17 @@ def compute_bottlenecks(
     from their split; the returned splits are the ones the vectors belong to. Vectors are flushed
     to disk as they are made, and on Ctrl-C whatever is complete is flushed before the interrupt
     propagates, so the next run resumes where this one stopped. `backend` computes the missing
-    vectors (default: in this process).
+    vectors (default: in this process). `stop()` true ends the work early (--time_budget): the
+    images are then taken in a random order, and those left without a vector are dropped.
     """
     stats = ExtractionStats(total=sum(len(s) for s in splits.values()))
-    keys_of = {name: split.images.keys() for name, split in splits.items()}
-    vectors = {
-        name: np.empty((len(split), cache.dim), np.float32) for name, split in splits.items()
-    }
-    found = dict(zip(splits, cache.fill([(keys_of[name], vectors[name]) for name in splits])))
+    keys_of, vectors, found = _read_cached(splits, cache)
     stats.cached = sum(int(mask.sum()) for mask in found.values())
-    plan = plan_work(keys_of, found, batch_size)
+    plan = plan_work(keys_of, found, batch_size, None if stop is None else 0)
+    done: set[bytes] = set()
 
     def into_arrays(result: BatchResult, ok_keys: list[bytes]) -> None:
+        done.update(ok_keys)
         vectors[result.split][result.ok] = result.vectors
         for key, vector in zip(ok_keys, result.vectors):
             for other, row in plan.repeats.get(key, ()):
@@ -92,20 +98,39 @@ def compute_bottlenecks(
         show_progress,
         warn,
         into_arrays,
+        stop,
     )
     failed = filled.failed
     stats.by_node, stats.remote_engines = filled.by_node, filled.remote_engines
     stats.seconds = time.perf_counter() - start
     stats.failed = len(failed)
-    stats.computed = plan.count - stats.failed
+    if filled.stopped:  # out of time: the images not done are left out, as unreadable ones
+        unfinished = {keys_of[n][i] for n, rows in plan.batches for i in rows} - done - failed
+        stats.unfinished, failed = len(unfinished), failed | unfinished
+    stats.computed = plan.count - stats.failed - stats.unfinished
 
+    return (*_without(failed, splits, keys_of, vectors), stats)
+
+
+def _read_cached(splits: dict[str, Split], cache: BottleneckCache):
+    """(keys per split, an array per split with the cached rows filled, which rows were)."""
+    keys_of = {name: split.images.keys() for name, split in splits.items()}
+    vectors = {
+        name: np.empty((len(split), cache.dim), np.float32) for name, split in splits.items()
+    }
+    found = dict(zip(splits, cache.fill([(keys_of[name], vectors[name]) for name in splits])))
+    return keys_of, vectors, found
+
+
+def _without(dropped: set[bytes], splits: dict, keys_of: dict, vectors: dict):
+    """(vectors, splits) without the rows whose keys were `dropped`."""
     kept = {}
     for name, split in splits.items():
-        keep = np.array([k not in failed for k in keys_of[name]], dtype=bool)
+        keep = np.array([k not in dropped for k in keys_of[name]], dtype=bool)
         kept[name] = split.subset(keep)
         if not keep.all():
             vectors[name] = vectors[name][keep]
-    return vectors, kept, stats
+    return vectors, kept
 
 
 @dataclass
@@ -139,6 +164,11 @@ def bottleneck_cache_for(
     )
 
 
+def _out_of_time(clock):
+    """True once what is left would no longer hold the new layer's training after extraction."""
+    return lambda: not clock.affords("new_layer")
+
+
 def get_or_create_bottlenecks(
     dataset: Dataset,
     extractor: FeatureExtractor,
@@ -155,8 +185,20 @@ def get_or_create_bottlenecks(
         to_compute["distorted"] = distorted_split(dataset.splits["train"], distortions)
     if config.test_time_mirror:
         to_compute.update(mirrored_splits(dataset.splits))
+    stop = None
+    if ctx.clock is not None:  # the scored splits first; training takes what the time leaves
+        last = {"train": 1, "distorted": 2}
+        to_compute = dict(sorted(to_compute.items(), key=lambda item: last.get(item[0], 0)))
+        stop = _out_of_time(ctx.clock)
     vectors, splits, stats = compute_bottlenecks(
-        to_compute, extractor, cache, config.bottleneck_batch_size, ctx.show_progress, warn, backend
+        to_compute,
+        extractor,
+        cache,
+        config.bottleneck_batch_size,
+        ctx.show_progress,
+        warn,
+        backend,
+        stop,
     )
     if stats.computed:
         stats.engine = ", ".join(sorted(map(str, stats.remote_engines))) or extractor.engine_name

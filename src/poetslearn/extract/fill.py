@@ -25,21 +25,29 @@ class WorkPlan:
 @dataclass
 class FillResult:
     failed: set[bytes] = field(default_factory=set)  # keys of images that could not be loaded
+    stopped: bool = False  # `stop` said so before every batch was done
     by_node: NodeCounts = field(default_factory=NodeCounts)  # rows computed per other machine
     remote_engines: set[str] = field(default_factory=set)
 
 
 def plan_work(
-    keys_of: dict[str, list[bytes]], found: dict[str, np.ndarray], batch_size: int
+    keys_of: dict[str, list[bytes]],
+    found: dict[str, np.ndarray],
+    batch_size: int,
+    shuffle_seed: int | None = None,
 ) -> WorkPlan:
     """Groups the rows not `found` into per-split batches; a key seen again (the same image
-    twice) is computed once, and `repeats` says which other rows get its result."""
+    twice) is computed once, and `repeats` says which other rows get its result. With a
+    `shuffle_seed`, each split's rows come in a seeded random order, so that work stopped
+    early leaves a sample of every class done rather than the first classes."""
     first: set[bytes] = set()
     repeats: dict[bytes, list[tuple[str, int]]] = {}
     batches: list[tuple[str, list[int]]] = []
     for name, keys in keys_of.items():
-        todo = []
-        for i in np.flatnonzero(~found[name]).tolist():
+        todo, missing = [], np.flatnonzero(~found[name])
+        if shuffle_seed is not None:
+            missing = np.random.default_rng(shuffle_seed).permutation(missing)
+        for i in missing.tolist():
             if keys[i] in first:
                 repeats.setdefault(keys[i], []).append((name, i))
             else:
@@ -56,12 +64,17 @@ def store_results(
     bar,
     warn,
     on_rows: Callable[[BatchResult, list[bytes]], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> FillResult:
     """Adds each batch's rows to `cache` as it arrives (and hands them to `on_rows`); whatever
-    is complete is flushed to the cache even on Ctrl-C, so the next run resumes from there."""
+    is complete is flushed to the cache even on Ctrl-C, so the next run resumes from there.
+    `stop()` true after a batch ends the work there (a --time_budget run out of time)."""
     filled = FillResult()
     try:
         for result in results:
+            if stop is not None and stop():
+                filled.stopped = True
+                break
             keys = keys_of[result.split]
             for i, reason in result.failures.items():
                 printing_around(bar, warn)(f"Skipping {reason}")
@@ -91,14 +104,21 @@ def fill_cache(
     show_progress: bool,
     warn,
     on_rows: Callable[[BatchResult, list[bytes]], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> FillResult:
     """Computes `plan` with `backend` and stores the results, under a progress bar named
-    `what` ("Computing bottlenecks"); then frees the engine's buffers."""
+    `what` ("Computing bottlenecks"), until `stop()` says otherwise; then frees the engine's
+    buffers."""
     if not plan.count:
         return FillResult()
     with progress(plan.count, what, "img", show_progress) as bar:
         results = backend.run(plan.batches, splits, extractor)
-        filled = store_results(results, keys_of, cache, bar, warn, on_rows)
+        try:
+            filled = store_results(results, keys_of, cache, bar, warn, on_rows, stop)
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:  # a generator left early: its threads or actors stop now
+                close()
     # The engine's buffers (300 MB and more for Inception V3) are not needed any more.
     extractor.release_engines()
     return filled

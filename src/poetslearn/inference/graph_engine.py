@@ -45,6 +45,12 @@ def engine_path(graph_bytes: bytes) -> Path:
     return cache_dir() / "graph_engines" / name
 
 
+def refusal_path(graph_bytes: bytes) -> Path:
+    """Where a failed conversion says why, so that later runs keep TensorFlow without trying
+    again (a new CONVERSION_VERSION tries every graph again)."""
+    return engine_path(graph_bytes).with_suffix(".refused")
+
+
 def cached_engine(graph_path: Path) -> TFLiteEngine | None:
     """The graph's converted model, loaded, if an earlier run made one; None otherwise (or when
     it cannot be loaded: a damaged cache file is converted again)."""
@@ -67,6 +73,9 @@ def converted_engine(
     if metadata.get("test_time_mirror"):
         return None
     graph_bytes = Path(graph_path).read_bytes()
+    if refusal_path(graph_bytes).is_file():  # tried before: said so then
+        log.info("%s keeps TensorFlow (%s)", graph_path, refusal_path(graph_bytes))
+        return None
     # Seconds of silence before the first image otherwise: say what it is doing, once per graph.
     warn(f"Converting {graph_path} for LiteRT, once; later runs of it load no TensorFlow.")
     height, width = metadata["input_size"]
@@ -79,18 +88,30 @@ def converted_engine(
     # The converter raises its own ConverterError, TensorFlow its OpErrors, LiteRT ValueError or
     # RuntimeError: whatever fails, the graph still runs on TensorFlow, only slower.
     except Exception as e:  # noqa: BLE001
-        log.info("%s keeps TensorFlow: %s", graph_path, e)
-        return None
+        return _refused(graph_path, graph_bytes, f"{type(e).__name__}: {e}", warn)
     probe = np.random.default_rng(0).uniform(0, 255, (2, height, width, 3)).astype(np.float32)
     difference = float(np.abs(engine(probe) - reference(probe)).max())
     if not difference <= MAX_SCORE_DIFFERENCE:  # also catches NaN
-        log.info("%s keeps TensorFlow: converted scores differ by %.1e", graph_path, difference)
-        return None
+        reason = f"its scores differ from TensorFlow's by {difference:.1e}"
+        return _refused(graph_path, graph_bytes, reason, warn)
     try:
         write_atomic(engine_path(graph_bytes), model)
     except OSError as e:  # a read-only cache: this run still uses the engine
         log.info("converted model of %s not cached (%s)", graph_path, e)
     return engine
+
+
+def _refused(graph_path: Path, graph_bytes: bytes, reason: str, warn) -> None:
+    """Records why the conversion failed, says so once, and leaves the graph on TensorFlow."""
+    marker = refusal_path(graph_bytes)
+    first_line = reason.strip().splitlines()[0] if reason.strip() else "no reason given"
+    try:
+        write_atomic(marker, reason.encode())
+        again = f"; later runs do not try again (remove {marker} to retry)"
+    except OSError:  # a read-only cache: the next run tries again
+        again = ""
+    warn(f"{graph_path} stays on TensorFlow: the conversion failed ({first_line[:200]}){again}.")
+    return None
 
 
 def convert_pixel_graph(

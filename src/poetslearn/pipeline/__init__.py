@@ -11,6 +11,7 @@ from pathlib import Path
 
 from poetslearn.backbone.load import fetch_backbone
 from poetslearn.backbone.weights import WeightsInfo
+from poetslearn.clock import Clock
 from poetslearn.config import RetrainConfig, check_settings
 from poetslearn.context import RunContext, warn_on_stderr
 from poetslearn.data.copies import copies_warning, exact_copies
@@ -37,6 +38,7 @@ class RetrainResult:
     score: TestScore
     outputs: dict[str, Path]
     timings: dict[str, float] = field(default_factory=dict)
+    plan: dict | None = None  # --time_budget: what was planned and why
 
     @property
     def misclassified(self) -> list[tuple[str, str, str]]:
@@ -44,27 +46,56 @@ class RetrainResult:
         return self.score.evaluation.misclassified()
 
 
-def _settings_and_data(config: RetrainConfig, ctx: RunContext):
+def _settings_and_data(config: RetrainConfig, ctx: RunContext, dataset: Dataset | None):
     """The first stages: the settings checked, the trainer and backend resolved, the outputs
-    planned (all before any work), then the data set loaded."""
+    planned (all before any work), then the data set loaded (unless the caller has it)."""
     check_settings(config)
     train, backend = trainer_for(config), extraction_backend_for(config)
     plan_outputs(config)
+    if dataset is None:
+        dataset = load_data(config, ctx)
+    return train, backend, dataset
+
+
+def load_data(config: RetrainConfig, ctx: RunContext) -> Dataset:
+    """The data set `config` names, announced, with a warning for exact copies across splits."""
     dataset = dataset_of(config, show_progress=ctx.show_progress, warn=ctx.warn)
     ctx.log(f"Dataset {dataset.summary()} (from {dataset.source})")
     copies = copies_warning(exact_copies(dataset))
     if copies:
         ctx.warn(copies)
-    return train, backend, dataset
+    return dataset
 
 
-def retrain(config: RetrainConfig, log=print, warn=warn_on_stderr) -> RetrainResult:
-    """Runs the whole pipeline; `log` gets progress lines, `warn` gets warnings."""
-    ctx = RunContext(log, warn, config.show_progress)
-    timings = Timings()
+def _scored(trained, bottlenecks, dataset, extractor, config, ctx) -> TestScore:
+    """The test split scored and the accuracy gate applied; every vector freed after."""
+    score = score_on_test(
+        trained=trained, bottlenecks=bottlenecks, dataset=dataset, config=config, ctx=ctx
+    )
+    if extractor.accuracy_caveat():
+        ctx.log(extractor.accuracy_caveat())
+    # Every vector is done with; freed, they make room for building the export (about
+    # 500 MB for Inception V3's graph), which keeps a full CIFAR-10 run's peak lower.
+    bottlenecks.release()
+    return_freed_memory()
+    check_accuracy(score, config.assert_accuracy_at_least)
+    return score
+
+
+def retrain(
+    config: RetrainConfig,
+    log=print,
+    warn=warn_on_stderr,
+    clock: Clock | None = None,
+    dataset: Dataset | None = None,
+) -> RetrainResult:
+    """Runs the whole pipeline; `log` gets progress lines, `warn` gets warnings. With a `clock`
+    (--time_budget) training ends by its deadline; `dataset`: one loaded already."""
+    ctx = RunContext(log, warn, config.show_progress, clock)
+    timings = Timings(clock)
     with timings("total"):
         with timings("load_data"):
-            train, backend, dataset = _settings_and_data(config, ctx)
+            train, backend, dataset = _settings_and_data(config, ctx, dataset)
         with timings("build_model"):
             backbone = fetch_backbone(config, ctx)
             extractor = build_extractor(backbone=backbone, config=config, dataset=dataset, ctx=ctx)
@@ -82,16 +113,7 @@ def retrain(config: RetrainConfig, log=print, warn=warn_on_stderr) -> RetrainRes
                 ctx=ctx,
             )
         timings.update(trained.stage_seconds)  # a trainer of several parts: each one's time
-        score = score_on_test(
-            trained=trained, bottlenecks=bottlenecks, dataset=dataset, config=config, ctx=ctx
-        )
-        if extractor.accuracy_caveat():
-            log(extractor.accuracy_caveat())
-        # Every vector is done with; freed, they make room for building the export (about
-        # 500 MB for Inception V3's graph), which keeps a full CIFAR-10 run's peak lower.
-        bottlenecks.release()
-        return_freed_memory()
-        check_accuracy(score, config.assert_accuracy_at_least)
+        score = _scored(trained, bottlenecks, dataset, extractor, config, ctx)
         with timings("export"):
             outputs = export_everything(
                 extractor=extractor,
@@ -103,5 +125,13 @@ def retrain(config: RetrainConfig, log=print, warn=warn_on_stderr) -> RetrainRes
                 config=config,
             )
     return RetrainResult(
-        dataset, extractor, backbone.weights, bottlenecks.stats, trained, score, outputs, timings
+        dataset,
+        extractor,
+        backbone.weights,
+        bottlenecks.stats,
+        trained,
+        score,
+        outputs,
+        timings,
+        config.plan,
     )

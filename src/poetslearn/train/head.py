@@ -12,6 +12,7 @@ raw bottlenecks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -31,6 +32,8 @@ class HeadParams:
     validation_batch_size: int  # -1: the whole validation split at every evaluation
     weight_decay: float
     seed: int
+    # True once training must stop, at its next evaluation (a --time_budget run's clock).
+    out_of_time: Callable[[], bool] | None = None
 
     @classmethod
     def from_config(
@@ -261,6 +264,9 @@ def train_output_layer(
             log(step_line(record, objective))
             if ranking(record) > best[0]:
                 best = (ranking(record), record, w.copy(), b.copy())
+            if params.out_of_time is not None and params.out_of_time():
+                log(f"Out of time after step {step:,} of {params.steps:,} (--time_budget).")
+                break
     _, kept, w, b = best
     layer = finished_layer(on_raw(w, b), mean, std, objective, (val_x, val_y))
     return TrainResult(layer, kept.step, kept.validation_accuracy, history)

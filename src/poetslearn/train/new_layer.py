@@ -63,7 +63,8 @@ def train_new_layer(
     (`backend` is unused: the bottlenecks are computed already.)"""
     log = ctx.log
     steps, interval = training_length(config, len(bottlenecks.train_y), log)
-    params = HeadParams.from_config(config, steps, interval)
+    out_of_time = None if ctx.clock is None else ctx.clock.passed
+    params = HeadParams.from_config(config, steps, interval, out_of_time=out_of_time)
     objective = objective_for(dataset.multi_label, bottlenecks.train_y)
     writer = open_summaries(config, extractor.arch.name)
     try:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from poetslearn.backbone.cut import CutBackbone, cut_backbone
+from poetslearn.clock import OutOfTime
 from poetslearn.data.mirror import MIRROR_SUFFIX, mean_with_mirror
 from poetslearn.errors import PoetslearnError
 from poetslearn.extract.activations import get_or_create_activations
@@ -26,6 +27,7 @@ from poetslearn.progress import printing_around
 from poetslearn.train.checkpoints import checkpoint_path, restore_checkpoint, save_checkpoint
 from poetslearn.train.fine_tuning.model import FineTuneModel, build_model, make_train_step
 from poetslearn.train.fine_tuning.recipe import learning_rate_schedule, training_batch
+from poetslearn.train.fine_tuning.time_left import epochs_that_fit, time_for
 from poetslearn.train.head import EvalRecord, OutputLayer, TrainResult, ranking
 from poetslearn.train.new_layer import open_summaries, train_new_layer
 from poetslearn.train.objectives import objective_for
@@ -65,6 +67,7 @@ def _run_epoch(
     config,
     objective,
     bar,
+    clock=None,
 ) -> EvalRecord:
     """One pass over the training activations in an order drawn from (seed, epoch), so a resumed
     run repeats it exactly; then the validation figures."""
@@ -73,6 +76,8 @@ def _run_epoch(
     rng = np.random.default_rng([config.seed, epoch])
     order, losses, correct = rng.permutation(n), [], 0.0
     for start in range(0, n, batch):
+        if clock is not None and clock.passed():
+            break  # out of time (--time_budget): this epoch ends here, validated as any other
         idx = order[start : start + batch]
         x, targets = training_batch(readers["train"], idx, labels["train"], classes, config, rng)
         loss, hits = step(x, targets)
@@ -132,13 +137,18 @@ def _train(
         )
     with ctx.progress(steps * (epochs - done), "Fine-tuning", "step") as bar:
         for epoch in range(done + 1, epochs + 1):
-            history.append(_run_epoch(epoch, step, model, data, batch, config, objective, bar))
+            history.append(
+                _run_epoch(epoch, step, model, data, batch, config, objective, bar, ctx.clock)
+            )
             printing_around(bar, log)(_epoch_line(history[-1], epochs, objective))
             if on_epoch is not None:
                 on_epoch(history[-1], model.weights.numpy())
             if ranking(history[-1]) > best[:2]:
                 best = (*ranking(history[-1]), [v.numpy() for v in variables])
             save_checkpoint(checkpoint, epoch, model, optimizer, best, history)
+            if ctx.clock is not None and ctx.clock.passed():
+                log(f"Out of time after epoch {epoch} of {epochs} (--time_budget).")
+                break
     for variable, value in zip(variables, best[2]):
         variable.assign(value)
     best_epoch = max((r.step for r in history if ranking(r) == best[:2]), default=0)
@@ -191,31 +201,34 @@ def run_fine_tuning(
     config = with_fine_tuning_defaults(
         config, len(bottlenecks.splits["train"].labels), extractor.arch.alpha, log
     )
+    if not time_for(ctx, "activations", "fine_tune_epoch"):
+        return start
+    try:
+        readers = make_readers()
+    except OutOfTime:
+        log("Out of time computing the activations (--time_budget): keeping the new layer.")
+        return start
+    readers_done = time.perf_counter()
+    config = epochs_that_fit(config, ctx, readers_done - new_layer_done)
+    if config is None:
+        _close(readers)
+        return start
     checkpoint = checkpoint_path(
         config, extractor, start.layer, bottlenecks.splits["train"].images.keys()
     )
-    readers = make_readers()
-    readers_done = time.perf_counter()
     labels = {name: s.labels for name, s in bottlenecks.splits.items()}
     objective = objective_for(dataset.multi_label, labels["train"])
     model = build_model(split, start.layer)
-    writer = open_summaries(config, extractor.arch.name)
-    try:
-        best_epoch, score, history = _train(
-            model, (readers, labels), config, checkpoint, ctx, objective, writer
-        )
-    finally:
-        if writer is not None:
-            writer.close()
-            log(f"TensorBoard summaries of the fine-tuning written to {writer.run_dir}")
+    best_epoch, score, history = _train_with_summaries(
+        model, (readers, labels), config, checkpoint, ctx, objective, extractor.arch.name
+    )
     log(
         f"Kept the weights of epoch {best_epoch} (best validation {objective.score_name} "
         f"{objective.format_score(score)})."
     )
     layer = _finished_layer(model, objective, readers, labels["validation"])
     test_features = _split_features(model, readers, "test")
-    for reader in readers.values():
-        reader.close()
+    _close(readers)
     checkpoint.unlink(missing_ok=True)
     details = _details(config, split, best_epoch, start)
     seconds = {
@@ -226,6 +239,22 @@ def run_fine_tuning(
     return TrainResult(
         layer, best_epoch, score, history, test_features, details, stage_seconds=seconds
     )
+
+
+def _train_with_summaries(model, data, config, checkpoint, ctx, objective, architecture):
+    """`_train`, with TensorBoard summaries of each epoch unless they are turned off."""
+    writer = open_summaries(config, architecture)
+    try:
+        return _train(model, data, config, checkpoint, ctx, objective, writer)
+    finally:
+        if writer is not None:
+            writer.close()
+            ctx.log(f"TensorBoard summaries of the fine-tuning written to {writer.run_dir}")
+
+
+def _close(readers: dict) -> None:
+    for reader in readers.values():
+        reader.close()
 
 
 def _details(config, split: CutBackbone, best_epoch: int, start: TrainResult) -> dict:

@@ -1,0 +1,84 @@
+"""What a plan costs on this machine: the rates measured on this data (`measure`), the shape of
+each network (its multiply-adds, and for MobileNet each block's), and the seconds each stage of
+a plan should take from them.
+
+Extraction time scales with a network's multiply-adds from the one network measured, plus the
+images' loading, which shares the cores with the engine. Fine-tuning a block costs about three
+times its forward pass per image (forward, and the gradients of inputs and weights), at the
+share of the engine's rate that training reaches: BENCHMARKS.md, "Training speed against the
+FP32 peak", has the step alone at 0.50/224 K=4 (560 img/s x 3 x 46 M multiply-adds) at about the
+engine's own rate (545 img/s x 150 M) and at 0.25/128 at 0.65 of it; a real run reads the cached
+activations too, 0.77x the step alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from poetslearn.backbone.architectures import Architecture
+
+TRAINING_SHARE = 0.7  # fine-tuning's multiply-adds per second, as a share of the engine's
+EXPORT_SECONDS = 6.0  # the frozen graph, labels and metadata
+EXTRA_EXPORT_SECONDS = 15.0  # each further format asked for (SavedModel, TFLite, ONNX)
+# MobileNet v1's 13 separable blocks: (depthwise stride, output channels at alpha 1).
+MOBILENET_BLOCKS = (
+    (1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
+    (1, 512), (1, 512), (1, 512), (1, 512), (1, 512), (2, 1024), (1, 1024),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Rates:
+    """This machine on this data, measured by `measure.measure_rates`."""
+
+    macs_per_second: float  # the engine's multiply-adds per second on all cores
+    load_seconds: float  # one image read and resized, on one core
+    cores: int
+    build_seconds: float  # a network loaded and its engine built
+    head_step_seconds: tuple[float, float, float, float]  # (width a, seconds a, width b, b)
+
+    def extraction_seconds(self, arch: Architecture) -> float:
+        """Seconds per image for `arch`'s bottleneck: the engine, and the loading beside it."""
+        return arch.million_macs * 1e6 / self.macs_per_second + self.load_seconds / self.cores
+
+    def head_seconds(self, width: int, steps: int) -> float:
+        """The new layer's training at `width` features (linear between the two widths timed)."""
+        wa, sa, wb, sb = self.head_step_seconds
+        per_step = sa + (sb - sa) * (width - wa) / (wb - wa)
+        return steps * max(per_step, 0.2 * sa)
+
+
+def mobilenet_shape(arch: Architecture) -> list[tuple[int, float]]:
+    """(output channels, million multiply-adds) of the stem and each of the 13 blocks."""
+    alpha, side = arch.alpha or 1.0, arch.input_size // 2
+    channels = int(32 * alpha)
+    shape = [(channels, side * side * 27 * channels / 1e6)]
+    for stride, width in MOBILENET_BLOCKS:
+        out, side = int(width * alpha), side // stride
+        shape.append((out, side * side * (9 * channels + channels * out) / 1e6))
+        channels = out
+    return shape
+
+
+def is_mobilenet(arch: Architecture) -> bool:
+    return arch.family == "mobilenet_v1"
+
+
+def bottleneck_width(arch: Architecture, blocks: int) -> int:
+    """The width of a bottleneck made of the top `blocks` blocks' pooled outputs."""
+    if blocks == 1 or not is_mobilenet(arch):
+        return arch.feature_dim
+    return sum(c for c, _ in mobilenet_shape(arch)[-blocks:])
+
+
+def top_blocks_macs(arch: Architecture, blocks: int) -> float:
+    """Million multiply-adds of the top `blocks` blocks, the part fine-tuning trains (of
+    another family: the whole network's, an upper bound)."""
+    if not is_mobilenet(arch):
+        return arch.million_macs
+    return sum(m for _, m in mobilenet_shape(arch)[-blocks:])
+
+
+def export_seconds(config) -> float:
+    extra = [config.saved_model_dir, config.tflite_output, config.onnx_output]
+    return EXPORT_SECONDS + EXTRA_EXPORT_SECONDS * sum(x is not None for x in extra)

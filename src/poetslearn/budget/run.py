@@ -1,0 +1,177 @@
+"""`retrain --time_budget`: load the data, measure this machine on it, choose the plan, print
+the choice, then run retrain against the clock (training ends in time to score and export)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+from poetslearn.backbone.architectures import architecture_names, get_architecture
+from poetslearn.backbone.block_features import resolve_bottleneck_blocks
+from poetslearn.backbone.codelab_graphs import find_codelab_graph
+from poetslearn.backbone.keras_weights import find_keras_file
+from poetslearn.budget.costs import export_seconds
+from poetslearn.budget.duration import describe_duration
+from poetslearn.budget.measure import cached_bottlenecks, measure_rates
+from poetslearn.budget.plans import DataFacts, Plan, candidates, choose, plan_table
+from poetslearn.clock import Clock
+from poetslearn.config import RetrainConfig, check_settings
+from poetslearn.context import RunContext, warn_on_stderr
+from poetslearn.data.distortions import Distortions
+from poetslearn.errors import PoetslearnError
+from poetslearn.export.stage import plan_outputs
+from poetslearn.pipeline import RetrainResult, load_data, retrain
+
+# Seconds held back beyond the export's estimate: scoring the test split, and a busy moment.
+RESERVE_SECONDS = 5.0
+REFERENCE_MACS = 150  # the default network's; the reference is the available one nearest it
+
+
+@dataclass
+class BudgetRun:
+    chosen: Plan
+    plans: list[Plan]
+    record: dict  # what the metadata and --json record of the plan
+    result: RetrainResult | None = None  # None with --plan_only
+
+
+def architectures_to_weigh(config: RetrainConfig, fixed: set[str]) -> list[str]:
+    """The networks a plan may use: the one given (--architecture, --weights FILE), else every
+    registry network whose ImageNet weights are on this machine already."""
+    if config.tfhub_module:
+        raise PoetslearnError(
+            "--time_budget plans among the registry's networks (--architecture); it cannot "
+            "plan a --tfhub_module. Leave out one of the two."
+        )
+    if "architecture" in fixed or config.weights != "imagenet":
+        return [config.architecture]
+    on_disk = [
+        name
+        for name in architecture_names(include_tests=False)
+        if find_codelab_graph(get_architecture(name), config.model_dir, []) is not None
+        or find_keras_file(get_architecture(name), config.model_dir, []) is not None
+    ]
+    return on_disk or [config.architecture]
+
+
+def data_facts(dataset, config: RetrainConfig) -> DataFacts:
+    sizes = {name: len(split) for name, split in dataset.splits.items()}
+    extracted = sum(sizes.values())
+    if Distortions.from_config(config).enabled:
+        extracted += config.distorted_copies * sizes["train"]
+    if config.test_time_mirror:
+        extracted += sizes["validation"] + sizes["test"]
+    keys = frozenset(k for split in dataset.splits.values() for k in split.images.keys())
+    return DataFacts(sizes["train"], sizes["validation"], sizes["test"], extracted, keys)
+
+
+def _reference(names: list[str], config: RetrainConfig) -> str:
+    if config.architecture in names:
+        return config.architecture
+    return min(names, key=lambda n: abs(get_architecture(n).million_macs - REFERENCE_MACS))
+
+
+def retrain_within(
+    config: RetrainConfig,
+    budget: float,
+    fixed: set[str] = frozenset(),
+    plan_only: bool = False,
+    log=print,
+    warn=warn_on_stderr,
+    began: float | None = None,
+    clock: Clock | None = None,
+) -> BudgetRun:
+    """Plans and runs (unless `plan_only`) the most accurate retrain that fits `budget` seconds
+    counted from `began` (time.monotonic(); default: now); `fixed`: the options given, which
+    every plan keeps; `clock`: `budget_clock`'s, made by a caller that stops it on Ctrl-C."""
+    began = time.monotonic() if began is None else began
+    clock = clock or budget_clock(config, budget, began)
+    ctx = RunContext(log, warn, config.show_progress)
+    run, dataset = plan_run(config, budget, fixed, ctx, began)
+    if plan_only:
+        return run
+    if clock.stopped:  # Ctrl-C while planning: nothing trained yet to export
+        raise KeyboardInterrupt
+    clock.expected.update(_clock_stages(run.chosen))
+    run_config = replace(config, **run.chosen.settings(), plan=run.record)
+    run.result = retrain(run_config, log, warn, clock, dataset)
+    return run
+
+
+def budget_clock(config: RetrainConfig, budget: float, began: float) -> Clock:
+    """The clock of a run of `budget` seconds from `began`: training ends in time for the test
+    split's scoring and the exports `config` asks for."""
+    return Clock(began + budget - export_seconds(config) - RESERVE_SECONDS)
+
+
+def plan_run(config: RetrainConfig, budget: float, fixed: set[str], ctx: RunContext, began):
+    """(the plan chosen and those weighed, the data set): measured, chosen and printed."""
+    check_settings(config)  # impossible settings and unwritable outputs before any work
+    plan_outputs(config)
+    names = architectures_to_weigh(config, fixed)
+    dataset = load_data(config, ctx)
+    data = data_facts(dataset, config)
+    reference = _reference(names, config)
+    ctx.log(f"Measuring this machine on this data ({reference}; {len(names)} networks to weigh).")
+    rates = measure_rates(dataset, config, reference, ctx)
+    plans = candidates(
+        config,
+        names,
+        fixed,
+        data,
+        rates,
+        lambda name, width: cached_bottlenecks(config.bottleneck_dir, name, width, data.keys),
+    )
+    left = budget - (time.monotonic() - began)
+    preferred = next((p for p in plans if _is_as_given(p, config)), None)
+    chosen = choose(plans, left, preferred)
+    ctx.log(
+        f"Plans for the {describe_duration(left)} left of --time_budget "
+        f"{describe_duration(budget)}:\n{plan_table(plans, chosen, left)}\n"
+        f"{_choice_line(chosen, left)}"
+    )
+    record = {
+        "budget_seconds": budget,
+        "chosen": chosen.as_dict(),
+        "plans_weighed": len(plans),
+        "measured": {
+            "reference": reference,
+            "engine_gmacs_per_second": round(rates.macs_per_second / 1e9, 2),
+            "load_ms_per_image": round(rates.load_seconds * 1e3, 3),
+        },
+    }
+    return BudgetRun(chosen, plans, record), dataset
+
+
+def _is_as_given(plan: Plan, config: RetrainConfig) -> bool:
+    """Whether `plan` is the run the options would make without a budget."""
+    if plan.architecture != config.architecture:
+        return False
+    arch = get_architecture(plan.architecture)
+    blocks = resolve_bottleneck_blocks(arch, config.bottleneck_blocks)
+    return (plan.bottleneck_blocks, plan.fine_tune_blocks) == (blocks, config.fine_tune_blocks)
+
+
+def _clock_stages(plan: Plan) -> dict[str, float]:
+    """The plan's seconds under the names the pipeline's stages report to the clock."""
+    s = plan.seconds
+    return {
+        "build_model": s["build_model"],
+        "bottlenecks": s["bottlenecks"],
+        "new_layer": s["new_layer"],
+        **{k: s[k] for k in ("activations", "fine_tune_epoch") if k in s},
+    }
+
+
+def _choice_line(plan: Plan, left: float) -> str:
+    expected = (
+        f"expected {plan.expected.validation:.1%} on validation ({plan.expected.basis}, "
+        f"on CIFAR-10)"
+        if plan.expected
+        else "no accuracy measured for it"
+    )
+    cached = f"; {plan.cached:,} bottlenecks cached" if plan.cached else ""
+    return (
+        f"Chose {plan.describe()}: {expected}; about {describe_duration(plan.total)} of the "
+        f"{describe_duration(left)} left{cached}."
+    )
