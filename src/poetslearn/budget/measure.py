@@ -17,11 +17,14 @@ from poetslearn.config import RetrainConfig
 from poetslearn.context import RunContext
 from poetslearn.data.sources import Dataset
 from poetslearn.extract.extractor import build_extractor
+from poetslearn.extract.shard_store import DAMAGED_SHARD_ERRORS
 from poetslearn.train.head import HeadParams, train_output_layer
 
-PROBE_IMAGES = 128
-HEAD_WIDTHS = (256, 2048)
-HEAD_PROBE_STEPS = 30
+PROBE_IMAGES = 256
+ENGINE_RUNS = 2  # the engine's time is the better of two runs (the first may still warm up)
+HEAD_WIDTHS = (64, 1024)
+HEAD_PROBE_ROWS = 16384
+HEAD_PROBE_STEPS = (20, 120)  # a short run and a longer one: their difference is 100 steps
 
 
 def _probe_indices(dataset: Dataset) -> list[int]:
@@ -43,9 +46,7 @@ def measure_rates(dataset: Dataset, config: RetrainConfig, reference: str, ctx: 
     load_seconds = (time.perf_counter() - loading) / len(probe)
     extractor(pixels[:8])  # builds the engine
     build_seconds = time.perf_counter() - started - load_seconds * len(probe)
-    running = time.perf_counter()
-    extractor(pixels)
-    engine_seconds = (time.perf_counter() - running) / len(probe)
+    engine_seconds = min(_seconds(extractor, pixels) for _ in range(ENGINE_RUNS)) / len(probe)
     extractor.release_engines()
     return Rates(
         macs_per_second=backbone.arch.million_macs * 1e6 / engine_seconds,
@@ -56,36 +57,52 @@ def measure_rates(dataset: Dataset, config: RetrainConfig, reference: str, ctx: 
     )
 
 
+def _seconds(extractor, pixels) -> float:
+    start = time.perf_counter()
+    extractor(pixels)
+    return time.perf_counter() - start
+
+
 def _head_step_seconds(classes: int, config: RetrainConfig) -> tuple[float, float, float, float]:
-    """Seconds of one step of the new layer at two widths (its validation checks included, on a
-    validation split of the data set's proportions), on random features."""
+    """Seconds of one step of the new layer at two widths, on random features: the difference
+    of a short and a longer run, so the fixed costs of a run (standardising the features,
+    choosing the kept step) do not count as steps."""
     rng = np.random.default_rng(0)
     timed = []
     for width in HEAD_WIDTHS:
-        x = rng.standard_normal((2048, width), dtype=np.float32)
-        y = rng.integers(0, classes, 2048)
-        params = HeadParams.from_config(
-            config, HEAD_PROBE_STEPS, HEAD_PROBE_STEPS, validation_batch_size=-1
-        )
-        start = time.perf_counter()
-        train_output_layer(x, y, x[:256], y[:256], classes, params, log=lambda *_: None)
-        timed += [width, (time.perf_counter() - start) / HEAD_PROBE_STEPS]
+        # As many rows as make the features outgrow the CPU's caches, as a data set's do: the
+        # step's cost is mostly gathering its batch from them.
+        x = rng.standard_normal((HEAD_PROBE_ROWS, width), dtype=np.float32)
+        y = rng.integers(0, classes, HEAD_PROBE_ROWS)
+        seconds = []
+        for steps in HEAD_PROBE_STEPS:  # the better of two runs each: the first warms up
+            params = HeadParams.from_config(config, steps, 100, validation_batch_size=-1)
+            seconds.append(min(_head_run(x, y, classes, params) for _ in range(2)))
+        steps = HEAD_PROBE_STEPS[1] - HEAD_PROBE_STEPS[0]
+        timed += [width, max(seconds[1] - seconds[0], 1e-6) / steps]
     return tuple(timed)
 
 
-def cached_bottlenecks(bottleneck_dir: Path, architecture: str, width: int, keys: set[bytes]):
-    """How many of `keys` the bottleneck cache holds for `architecture` at `width` values a
-    vector (any of its folders: the planner's estimate; the run itself checks each vector)."""
-    found: set[bytes] = set()
-    for shard in Path(bottleneck_dir).glob(f"{architecture}_*/shard-*.npz"):
+def _head_run(x, y, classes: int, params: HeadParams) -> float:
+    start = time.perf_counter()
+    train_output_layer(x, y, x[:256], y[:256], classes, params, log=lambda *_: None)
+    return time.perf_counter() - start
+
+
+def cached_bottlenecks(bottleneck_dir: Path, keys: set[bytes]) -> dict[tuple[str, int], int]:
+    """{(architecture, width): how many of `keys` the bottleneck cache holds}, from every
+    folder of `bottleneck_dir` (the planner's estimate: the run itself checks each vector)."""
+    held: dict[tuple[str, int], set[bytes]] = {}
+    for shard in sorted(Path(bottleneck_dir).glob("*_*/shard-*.npz")):
+        architecture = shard.parent.name.rsplit("_", 1)[0]  # <architecture>_<fingerprint>
         try:
             with np.load(shard, allow_pickle=False) as data:
-                if _stored_width(data) != width:
-                    continue
-                found.update(k.tobytes() for k in data["keys"])
-        except (OSError, ValueError, KeyError):  # a damaged shard: the run reports it
+                width = _stored_width(data)
+                found = {k.tobytes() for k in data["keys"]}
+        except DAMAGED_SHARD_ERRORS:  # the run itself reports it, and recomputes its rows
             continue
-    return len(found & keys)
+        held.setdefault((architecture, width), set()).update(found & keys)
+    return {where: len(found) for where, found in held.items()}
 
 
 def _stored_width(npz) -> int | None:

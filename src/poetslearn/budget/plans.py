@@ -54,7 +54,9 @@ class Plan:
         return sum(s for stage, s in self.seconds.items() if stage != "fine_tune_epoch")
 
     def describe(self) -> str:
-        if self.fine_tune_blocks:
+        if self.fine_tune_blocks == "all":
+            what = f"fine-tune the whole network, {self.fine_tune_epochs} epochs"
+        elif self.fine_tune_blocks:
             what = f"fine-tune the top {self.fine_tune_blocks}, {self.fine_tune_epochs} epochs"
         elif self.bottleneck_blocks > 1:
             what = f"new layer on the top {self.bottleneck_blocks} blocks pooled"

@@ -114,13 +114,9 @@ def plan_run(config: RetrainConfig, budget: float, fixed: set[str], ctx: RunCont
     reference = _reference(names, config)
     ctx.log(f"Measuring this machine on this data ({reference}; {len(names)} networks to weigh).")
     rates = measure_rates(dataset, config, reference, ctx)
+    cached = cached_bottlenecks(config.bottleneck_dir, data.keys)
     plans = candidates(
-        config,
-        names,
-        fixed,
-        data,
-        rates,
-        lambda name, width: cached_bottlenecks(config.bottleneck_dir, name, width, data.keys),
+        config, names, fixed, data, rates, lambda name, width: cached.get((name, width), 0)
     )
     left = budget - (time.monotonic() - began)
     preferred = next((p for p in plans if _is_as_given(p, config)), None)

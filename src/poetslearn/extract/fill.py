@@ -72,9 +72,6 @@ def store_results(
     filled = FillResult()
     try:
         for result in results:
-            if stop is not None and stop():
-                filled.stopped = True
-                break
             keys = keys_of[result.split]
             for i, reason in result.failures.items():
                 printing_around(bar, warn)(f"Skipping {reason}")
@@ -88,6 +85,9 @@ def store_results(
                 filled.by_node.add(result)
                 filled.remote_engines.add(result.engine)
             bar.update(len(result.indices))
+            if stop is not None and stop():
+                filled.stopped = True
+                break
     finally:
         cache.flush()
     return filled
