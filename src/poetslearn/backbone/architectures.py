@@ -203,7 +203,6 @@ def _build_registry() -> dict[str, Architecture]:
         block_outputs=("image", "conv"),
         activation_range=(-1.0, 1.0),
         million_macs=0.1,  # 15x15x16 outputs of a 3x3x3 convolution
-        imagenet_top1=0.1,  # random weights: chance
     )
     return registry
 

@@ -136,6 +136,7 @@ def candidates(
     """Every plan to weigh, each with its expectation and its estimated stage seconds;
     `cached(architecture, width)` says how many bottlenecks the cache holds."""
     plans = []
+    pretrained = config.weights != "none"  # what was measured says nothing of random weights
     for name in architectures:
         arch = get_architecture(name)
         for blocks, tuned in _options(arch, config, fixed):
@@ -145,7 +146,7 @@ def candidates(
                 blocks,
                 tuned,
                 epochs,
-                expected_accuracy(arch, blocks, tuned),
+                expected_accuracy(arch, blocks, tuned) if pretrained else None,
                 cached=cached(name, bottleneck_width(arch, blocks)),
             )
             plans.append(_with_seconds(plan, config, data, rates))
