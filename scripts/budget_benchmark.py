@@ -95,6 +95,8 @@ def run(data: list[str], extra: list[str], busy: bool) -> dict:
         "bottleneck_blocks": report["bottleneck_blocks"],
         "plan": report.get("time_budget"),
         "run_seconds": report["timings_s"]["total"],
+        "timings_s": report["timings_s"],
+        "bottlenecks": report["bottlenecks"],
     }
 
 

@@ -48,8 +48,9 @@ def measure_rates(dataset: Dataset, config: RetrainConfig, reference: str, ctx: 
     build_seconds = time.perf_counter() - started - load_seconds * len(probe)
     engine_seconds = min(_seconds(extractor, pixels) for _ in range(ENGINE_RUNS)) / len(probe)
     extractor.release_engines()
-    return Rates(
-        macs_per_second=backbone.arch.million_macs * 1e6 / engine_seconds,
+    return Rates.from_reference(
+        backbone.arch.million_macs,
+        engine_seconds,
         load_seconds=load_seconds,
         cores=os.cpu_count() or 1,
         build_seconds=build_seconds,
