@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import retrain_args
+from helpers import make_colour_mosaics, retrain_args
 from poetslearn.artifacts.metadata import read_metadata
 from poetslearn.backbone.architectures import ARCHITECTURES, get_architecture
 from poetslearn.budget.costs import Rates, bottleneck_width, mobilenet_shape, top_blocks_macs
@@ -276,3 +276,14 @@ def test_activations_stopped_by_the_clock_leave_the_new_layer(tmp_path, colour_d
     assert not result.trained.details
     assert "Out of time computing the activations (--time_budget): keeping the new layer." in lines
     assert config.output_graph.exists()
+
+
+def test_a_budget_run_on_a_multi_label_csv_exports_and_records_its_plan(tmp_path):
+    table = make_colour_mosaics(tmp_path / "mosaics", count=60)
+    args = retrain_args(tmp_path, "--data_csv", str(table), "--multi_label", "--json")
+    result = CliRunner().invoke(cli, [*args, "--time_budget", "5m"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert "validation_map" in report and report["time_budget"]["chosen"]["fine_tune_blocks"] == 0
+    meta = read_metadata(tmp_path / "out" / "graph.pb", "frozen_graph")
+    assert meta["multi_label"] and meta["time_budget"]["budget_seconds"] == 300
