@@ -29,6 +29,21 @@ def block_widths(arch) -> list[int]:
     return [int(network.get_layer(name).output.shape[-1]) for name in arch.block_outputs]
 
 
+def head_on_top_blocks(arch, widths, vectors, splits, blocks: str, params):
+    """retrain's head on the pooled outputs of the top `blocks` blocks ("all" or a number):
+    (what it trained, the (train, validation, test) features it used, its seconds)."""
+    n = resolve_bottleneck_blocks(arch, blocks if blocks == "all" else int(blocks))
+    columns = slice(-sum(widths[-n:]), None)
+    features = tuple(vectors[s][:, columns] for s in ("train", "validation", "test"))
+    labels = [splits[s].labels for s in ("train", "validation")]
+    start = time.perf_counter()
+    trained = train_output_layer(
+        np.ascontiguousarray(features[0]), labels[0], features[1], labels[1], 10, params,
+        log=lambda *_: None,
+    )  # fmt: skip
+    return trained, features, time.perf_counter() - start
+
+
 @click.command()
 @cifar10_options
 @click.option("--blocks", default="1,2,4,6,all", help="The N to compare, comma-separated.")
@@ -63,18 +78,14 @@ def main(architecture, weights, model_dir, data_dir, bottleneck_dir, blocks, wei
         f"{'seconds':>8s}"
     )
     for text in blocks.split(","):
-        n = resolve_bottleneck_blocks(arch, text if text == "all" else int(text))
-        columns = slice(-sum(widths[-n:]), None)
-        tx, vx, sx = (vectors[s][:, columns] for s in ("train", "validation", "test"))
-        t = time.perf_counter()
-        trained = train_output_layer(
-            np.ascontiguousarray(tx), ty, vx, vy, 10, params, log=lambda *_: None
+        trained, (tx, vx, sx), seconds = head_on_top_blocks(
+            arch, widths, vectors, splits, text, params
         )
         layer = trained.layer
         print(
             f"{text:>4s} {tx.shape[1]:6d} {accuracy(layer, vx, vy):7.1%} "
             f"{accuracy(layer, sx[:1000], sy[:1000]):7.1%} {accuracy(layer, sx, sy):7.1%} "
-            f"{trained.best_step:6d} {time.perf_counter() - t:8.1f}",
+            f"{trained.best_step:6d} {seconds:8.1f}",
             flush=True,
         )
 

@@ -19,15 +19,14 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 from _common import cifar10_bottlenecks
-from bottleneck_blocks import block_widths
+from bottleneck_blocks import block_widths, head_on_top_blocks
 from host import host_line, measure_host
 
 from poetslearn.backbone.block_features import resolve_bottleneck_blocks
 from poetslearn.budget.expectations import MEASURED_TABLE, plan_key
 from poetslearn.config import RetrainConfig
-from poetslearn.train.head import HeadParams, accuracy, train_output_layer
+from poetslearn.train.head import HeadParams, accuracy
 from poetslearn.train.schedule import new_layer_steps
 
 
@@ -38,24 +37,23 @@ def block_points(arch, vectors, splits, blocks: list[str]) -> list[dict]:
     params = HeadParams.from_config(
         d, new_layer_steps(len(splits["train"]), d.train_batch_size), validation_batch_size=-1
     )
-    ty, vy, sy = (splits[s].labels for s in ("train", "validation", "test"))
+    vy, sy = (splits[s].labels for s in ("validation", "test"))
     points = []
     for text in blocks:
-        n = resolve_bottleneck_blocks(arch, text if text == "all" else int(text))
-        columns = slice(-sum(widths[-n:]), None)
-        tx, vx, sx = (vectors[s][:, columns] for s in ("train", "validation", "test"))
-        start = time.perf_counter()
-        layer = train_output_layer(
-            np.ascontiguousarray(tx), ty, vx, vy, 10, params, log=lambda *_: None
-        ).layer
+        trained, (_, vx, sx), seconds = head_on_top_blocks(
+            arch, widths, vectors, splits, text, params
+        )
+        layer = trained.layer
         points.append(
             {
                 "architecture": arch.name,
-                "bottleneck_blocks": n,
+                "bottleneck_blocks": resolve_bottleneck_blocks(
+                    arch, "all" if text == "all" else int(text)
+                ),
                 "fine_tune_blocks": 0,
                 "validation": round(accuracy(layer, vx, vy), 4),
                 "rows_0_999": round(accuracy(layer, sx[:1000], sy[:1000]), 4),
-                "head_seconds": round(time.perf_counter() - start, 1),
+                "head_seconds": round(seconds, 1),
             }
         )
         print(json.dumps(points[-1]), flush=True)
