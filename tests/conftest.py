@@ -20,7 +20,7 @@ from helpers import make_colour_folder, make_tiny_cifar, shared_dir
 
 # What makes a test slow: the fixtures and markers of the docstring above.
 SLOW_FIXTURES = {"shared", "ray_cluster"}
-SLOW_MARKERS = {"scripts", "processes", "big_network"}
+SLOW_MARKERS = {"scripts", "processes", "big_network", "ray"}
 BIG_NETWORKS = {"inception_v3"}
 
 
@@ -29,10 +29,30 @@ def pytest_collection_modifyitems(config, items):
         parameters = item.callspec.params.values() if hasattr(item, "callspec") else ()
         if any(isinstance(p, str) and p in BIG_NETWORKS for p in parameters):
             item.add_marker(pytest.mark.big_network)
+        if "ray_cluster" in item.fixturenames:
+            item.add_marker(pytest.mark.ray)
         uses = SLOW_FIXTURES & set(item.fixturenames)
         marked = {mark.name for mark in item.iter_markers()} & SLOW_MARKERS
         if uses or marked:
             item.add_marker(pytest.mark.slow)
+        group = worker_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+    # The Ray tests first: together they are the longest run one worker must make alone, and
+    # started last they would be the suite's tail while the other worker waits.
+    items.sort(key=lambda item: not item.get_closest_marker("ray"))
+
+
+def worker_group(item) -> str | None:
+    """The tests that must run in one worker of `pytest -n` (pyproject's addopts): every Ray
+    test, because one cluster at a time is what two cores hold (two at once would share them
+    between four nodes); and the tests of a module-scoped fixture, so that it is made once."""
+    if item.get_closest_marker("ray"):
+        return "ray"
+    definitions = item._fixtureinfo.name2fixturedefs.values()
+    if any(d.scope in ("module", "class") for defs in definitions for d in defs):
+        return item.nodeid.split("::")[0]
+    return None
 
 
 @pytest.fixture(scope="session")

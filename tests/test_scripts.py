@@ -132,6 +132,7 @@ def test_label_speed_times_the_three_ways_of_labelling(tmp_path, tiny_cifar):
     assert "| poetslearn label, .tflite |" in out
 
 
+@pytest.mark.ray
 def test_ray_benchmark_compares_local_ray_and_two_nodes(tmp_path, tiny_cifar, monkeypatch):
     monkeypatch.setenv("RAY_worker_niceness", "0")  # as test_ray's cluster: see its fixture
     out = run_script(
