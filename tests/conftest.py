@@ -35,24 +35,11 @@ def pytest_collection_modifyitems(config, items):
         marked = {mark.name for mark in item.iter_markers()} & SLOW_MARKERS
         if uses or marked:
             item.add_marker(pytest.mark.slow)
-        group = worker_group(item)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
-    # The Ray tests first: together they are the longest run one worker must make alone, and
-    # started last they would be the suite's tail while the other worker waits.
+    # `pytest -n 2 --dist loadfile` (pyproject's addopts) gives each file to one worker, in this
+    # order: the files of the Ray tests first, the longest two of the suite (test_ray.py and
+    # test_scripts.py), one to each worker, so that the rest fills in around them and neither
+    # is left for last while the other worker waits.
     items.sort(key=lambda item: not item.get_closest_marker("ray"))
-
-
-def worker_group(item) -> str | None:
-    """The tests that must run in one worker of `pytest -n` (pyproject's addopts): every Ray
-    test, because one cluster at a time is what two cores hold (two at once would share them
-    between four nodes); and the tests of a module-scoped fixture, so that it is made once."""
-    if item.get_closest_marker("ray"):
-        return "ray"
-    definitions = item._fixtureinfo.name2fixturedefs.values()
-    if any(d.scope in ("module", "class") for defs in definitions for d in defs):
-        return item.nodeid.split("::")[0]
-    return None
 
 
 @pytest.fixture(scope="session")
