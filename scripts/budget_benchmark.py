@@ -106,7 +106,11 @@ def describe(name: str, r: dict) -> str:
         chosen = plan["chosen"]
         what = ", ".join(f"{k}={v}" for k, v in chosen.items() if k in ("architecture",
                          "bottleneck_blocks", "fine_tune_blocks", "fine_tune_epochs"))  # fmt: skip
-        estimate = f"{chosen['estimated_seconds']:.0f} s est. / {r['run_seconds']:.0f} s run"
+        ratio = chosen["estimated_seconds"] / r["run_seconds"]
+        estimate = (
+            f"{chosen['estimated_seconds']:.0f} s est. / {r['run_seconds']:.0f} s run "
+            f"({ratio:.2f}x; probe {plan['measured']['engine_gmacs_per_second']:.1f} GMAC/s)"
+        )
     else:
         what, estimate = f"{r['architecture']} (default)", ""
     rows = "" if r["rows_0_999"] is None else f"{r['rows_0_999']:.1%}"

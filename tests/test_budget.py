@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from helpers import make_colour_mosaics, retrain_args
 from poetslearn.artifacts.metadata import read_metadata
 from poetslearn.backbone.architectures import ARCHITECTURES, get_architecture
+from poetslearn.budget import measure
 from poetslearn.budget.costs import Rates, bottleneck_width, mobilenet_shape, top_blocks_macs
 from poetslearn.budget.duration import describe_duration, parse_duration
 from poetslearn.budget.expectations import expected_accuracy, measured_points
@@ -117,6 +118,70 @@ def test_candidates_keep_the_options_given():
     assert cached[0].seconds["bottlenecks"] == 0  # every bottleneck in the cache costs nothing
     small, big = (p for p in everything if p.describe().endswith(", new layer"))
     assert big.seconds["bottlenecks"] > small.seconds["bottlenecks"]
+
+
+def test_a_measured_fine_tuning_share_sets_that_plan_s_epochs_only():
+    rates = Rates(50e9, 1e-3, 2, 3.0, (256, 1e-4, 2048, 4e-4))
+    data, config = DataFacts(900, 50, 50, 1000), RetrainConfig()
+    names = ["mobilenet_0.25_128", "mobilenet_0.50_128"]
+
+    def epochs(rates):
+        plans = candidates(config, names, set(), data, rates, lambda *_: 0)
+        return {
+            (p.architecture, p.fine_tune_blocks): p.seconds.get("fine_tune_epoch") for p in plans
+        }
+
+    before = epochs(rates)
+    after = epochs(rates.with_training_share("mobilenet_0.50_128", 4, 0.3))  # 0.6 assumed
+    validation = data.validation * top_blocks_macs(get_architecture(names[1]), 4) * 1e6 / 50e9
+    measured = ("mobilenet_0.50_128", 4)
+    assert after[measured] - validation == pytest.approx(2 * (before[measured] - validation))
+    assert {k: v for k, v in after.items() if k != measured} == {
+        k: v for k, v in before.items() if k != measured
+    }
+
+
+def test_a_fine_tuning_plan_is_chosen_after_its_own_step_is_timed(tmp_path, colour_dir):
+    args = retrain_args(tmp_path, "--image_dir", str(colour_dir), "--time_budget", "10m")
+    tuning = ["--fine_tune_blocks", "1", "--fine_tune_batch_size", "8"]
+    result = CliRunner().invoke(cli, [*args, *tuning, "--plan_only", "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    share = plan["measured"]["fine_tuning_shares"]["test_tiny, top 1"]
+    assert share > 0
+    assert f"Fine-tuning test_tiny's top 1 blocks runs at {share:.2f} of the engine" in (
+        result.stderr
+    )
+    assert plan["chosen"]["fine_tune_blocks"] == 1  # timed, then chosen again
+
+
+class ScriptedEngine:
+    """An engine whose runs take the seconds given, on a clock of its own (no real time)."""
+
+    def __init__(self, seconds):
+        self.now, self.seconds, self.calls = 0.0, list(seconds), 0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def __call__(self, pixels) -> None:
+        self.now += self.seconds[self.calls]
+        self.calls += 1
+
+
+def test_the_engine_probe_is_the_median_of_its_runs_after_a_warm_up(monkeypatch):
+    # The warm-up's 9 s does not count; runs go on until 2 s have passed, then the median.
+    engine = ScriptedEngine([9.0, 0.5, 0.1, 0.4, 0.3, 0.2, 0.6, 5.0])
+    monkeypatch.setattr(measure, "time", engine)
+    assert measure._engine_seconds(engine, None) == pytest.approx(0.35)
+    assert engine.calls == 7
+    # A slow engine is still run three times; a fast one nine times at most.
+    slow = ScriptedEngine([1.0, 3.0, 3.0, 3.0, 3.0])
+    monkeypatch.setattr(measure, "time", slow)
+    assert measure._engine_seconds(slow, None) == 3.0 and slow.calls == 4
+    fast = ScriptedEngine([0.01] * 20)
+    monkeypatch.setattr(measure, "time", fast)
+    assert measure._engine_seconds(fast, None) == pytest.approx(0.01) and fast.calls == 10
 
 
 def test_the_clock_learns_how_far_the_machine_runs_behind():

@@ -13,7 +13,7 @@ activations too, 0.77x the step alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from poetslearn.backbone.architectures import Architecture
 
@@ -22,7 +22,9 @@ from poetslearn.backbone.architectures import Architecture
 # at 0.50/224 (150 M), 7.5x apart for 10.7x the work, which 15% of 0.50/224's time, fixed,
 # explains (the CIFAR-10 budget runs of 0.50/128 confirm it).
 ENGINE_OVERHEAD_SHARE = 0.15
-TRAINING_SHARE = 0.6  # fine-tuning's multiply-adds per second, as a share of the engine's rate
+# Fine-tuning's multiply-adds per second as a share of the engine's rate, for the plans whose
+# own step was not timed (`measure.measure_training_share`, run before one is chosen).
+TRAINING_SHARE = 0.6
 EXPORT_SECONDS = 6.0  # the frozen graph, labels and metadata
 EXTRA_EXPORT_SECONDS = 15.0  # each further format asked for (SavedModel, TFLite, ONNX)
 # MobileNet v1's 13 separable blocks: (depthwise stride, output channels at alpha 1).
@@ -42,6 +44,16 @@ class Rates:
     build_seconds: float  # a network loaded and its engine built
     head_step_seconds: tuple[float, float, float, float]  # (width a, seconds a, width b, b)
     engine_overhead: float = 0.0  # seconds per image whatever the network's size
+    # (architecture, fine-tuned blocks) -> fine-tuning's share of the engine's rate, measured
+    # (`measure.measure_training_share`); TRAINING_SHARE for the others.
+    training_shares: dict = field(default_factory=dict)
+
+    def training_share(self, architecture: str, blocks) -> float:
+        return self.training_shares.get((architecture, blocks), TRAINING_SHARE)
+
+    def with_training_share(self, architecture: str, blocks, share: float) -> Rates:
+        shares = {**self.training_shares, (architecture, blocks): share}
+        return replace(self, training_shares=shares)
 
     @classmethod
     def from_reference(cls, macs: float, engine_seconds: float, **measured) -> Rates:

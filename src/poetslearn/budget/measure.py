@@ -12,16 +12,30 @@ from pathlib import Path
 import numpy as np
 
 from poetslearn.backbone.load import fetch_backbone
-from poetslearn.budget.costs import Rates
+from poetslearn.budget.costs import Rates, top_blocks_macs
 from poetslearn.config import RetrainConfig
 from poetslearn.context import RunContext
 from poetslearn.data.sources import Dataset
 from poetslearn.extract.extractor import build_extractor
 from poetslearn.extract.shard_store import DAMAGED_SHARD_ERRORS
-from poetslearn.train.head import HeadParams, train_output_layer
+from poetslearn.train.head import HeadParams, OutputLayer, train_output_layer
 
 PROBE_IMAGES = 256
-ENGINE_RUNS = 2  # the engine's time is the better of two runs (the first may still warm up)
+# The engine's time per image: the median of repeated runs over the probe, after one that warms
+# it up. One run is not enough on a shared host: the better of two half-second runs read 36.7
+# GMAC/s where the run it planned went at twice that, and 72 where the run went at 44
+# (BENCHMARKS.md, "`--time_budget` runs"). At least ENGINE_RUNS, then more until
+# ENGINE_PROBE_SECONDS have passed, MAX_ENGINE_RUNS at most.
+ENGINE_RUNS = 3
+ENGINE_PROBE_SECONDS = 2.0
+MAX_ENGINE_RUNS = 9
+# Fine-tuning's step, timed on random activations: at least FINE_TUNE_STEPS after the one that
+# traces it, more until FINE_TUNE_PROBE_SECONDS have passed. A real epoch also reads and decodes
+# the cached activations: 0.77x the step alone (BENCHMARKS.md, "Training speed against the FP32
+# peak").
+FINE_TUNE_STEPS = 3
+FINE_TUNE_PROBE_SECONDS = 1.5
+CACHED_READ_SHARE = 0.77
 HEAD_WIDTHS = (64, 1024)
 HEAD_PROBE_ROWS = 16384
 HEAD_PROBE_STEPS = (20, 120)  # a short run and a longer one: their difference is 100 steps
@@ -46,7 +60,7 @@ def measure_rates(dataset: Dataset, config: RetrainConfig, reference: str, ctx: 
     load_seconds = (time.perf_counter() - loading) / len(probe)
     extractor(pixels[:8])  # builds the engine
     build_seconds = time.perf_counter() - started - load_seconds * len(probe)
-    engine_seconds = min(_seconds(extractor, pixels) for _ in range(ENGINE_RUNS)) / len(probe)
+    engine_seconds = _engine_seconds(extractor, pixels) / len(probe)
     extractor.release_engines()
     return Rates.from_reference(
         backbone.arch.million_macs,
@@ -58,10 +72,52 @@ def measure_rates(dataset: Dataset, config: RetrainConfig, reference: str, ctx: 
     )
 
 
-def _seconds(extractor, pixels) -> float:
-    start = time.perf_counter()
-    extractor(pixels)
-    return time.perf_counter() - start
+def _engine_seconds(extractor, pixels) -> float:
+    """The engine's median time over `pixels` (see ENGINE_PROBE_SECONDS)."""
+    extractor(pixels)  # warms it up
+    runs, started = [], time.perf_counter()
+    while len(runs) < ENGINE_RUNS or (
+        len(runs) < MAX_ENGINE_RUNS and time.perf_counter() - started < ENGINE_PROBE_SECONDS
+    ):
+        start = time.perf_counter()
+        extractor(pixels)
+        runs.append(time.perf_counter() - start)
+    return float(np.median(runs))
+
+
+def measure_training_share(
+    config: RetrainConfig, architecture: str, blocks: int, classes: int, rates: Rates, ctx
+) -> float:
+    """Fine-tuning `architecture`'s top `blocks` blocks here: the multiply-adds per second of
+    the very step retrain runs, read from the cache as an epoch does, as a share of the engine's
+    rate measured by `measure_rates`."""
+    import keras
+
+    from poetslearn.backbone.cut import cut_backbone
+    from poetslearn.train.fine_tuning.model import build_model, make_train_step
+
+    quiet = RunContext(lambda _: None, ctx.warn, False)
+    backbone = fetch_backbone(replace(config, architecture=architecture), quiet)
+    split = cut_backbone(backbone.arch, backbone.model, blocks)
+    dim, rng = backbone.arch.feature_dim, np.random.default_rng(0)
+    start = OutputLayer(
+        rng.normal(0, 0.01, (dim, classes)).astype(np.float32),
+        np.zeros(classes, np.float32),
+        np.zeros(dim, np.float32),
+        np.ones(dim, np.float32),
+    )
+    step = make_train_step(build_model(split, start), keras.optimizers.AdamW(1e-4))
+    batch = config.fine_tune_batch_size
+    x = rng.uniform(0, 6, (batch, *split.activation_shape)).astype(np.float32)
+    y = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, batch)]
+    float(step(x, y)[0])  # traces the step
+    steps, started = 0, time.perf_counter()
+    while steps < FINE_TUNE_STEPS or time.perf_counter() - started < FINE_TUNE_PROBE_SECONDS:
+        float(step(x, y)[0])
+        steps += 1
+    images_per_second = steps * batch / (time.perf_counter() - started)
+    macs = 3 * top_blocks_macs(backbone.arch, blocks) * 1e6  # forward and both gradients
+    return CACHED_READ_SHARE * images_per_second * macs / rates.macs_per_second
 
 
 def _head_step_seconds(classes: int, config: RetrainConfig) -> tuple[float, float, float, float]:

@@ -118,7 +118,8 @@ def estimate(plan: Plan, config: RetrainConfig, data: DataFacts, rates: Rates) -
         seconds["fine_tuning"] = epoch * plan.fine_tune_epochs + data.test * per_image
     elif plan.fine_tune_blocks:
         forward = top_blocks_macs(arch, plan.fine_tune_blocks) * 1e6 / rates.macs_per_second
-        epoch = data.train * 3 * forward / TRAINING_SHARE + data.validation * forward
+        share = rates.training_share(plan.architecture, plan.fine_tune_blocks)
+        epoch = data.train * 3 * forward / share + data.validation * forward
         seconds["activations"] = data.extracted * per_image * ACTIVATION_OVERHEAD
         seconds["fine_tune_epoch"] = epoch
         seconds["fine_tuning"] = epoch * plan.fine_tune_epochs + data.test * forward

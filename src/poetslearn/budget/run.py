@@ -12,7 +12,11 @@ from poetslearn.backbone.codelab_graphs import find_codelab_graph
 from poetslearn.backbone.keras_weights import find_keras_file
 from poetslearn.budget.costs import export_seconds
 from poetslearn.budget.duration import describe_duration
-from poetslearn.budget.measure import cached_bottlenecks, measure_rates
+from poetslearn.budget.measure import (
+    cached_bottlenecks,
+    measure_rates,
+    measure_training_share,
+)
 from poetslearn.budget.plans import DataFacts, Plan, candidates, choose, plan_table
 from poetslearn.clock import Clock
 from poetslearn.config import RetrainConfig, check_settings
@@ -25,6 +29,7 @@ from poetslearn.pipeline import RetrainResult, load_data, retrain
 # Seconds held back beyond the export's estimate: scoring the test split, and a busy moment.
 RESERVE_SECONDS = 5.0
 REFERENCE_MACS = 150  # the default network's; the reference is the available one nearest it
+MEASURED_FINE_TUNINGS = 3  # at most this many fine-tuning plans have their step timed
 
 
 @dataclass
@@ -115,12 +120,12 @@ def plan_run(config: RetrainConfig, budget: float, fixed: set[str], ctx: RunCont
     ctx.log(f"Measuring this machine on this data ({reference}; {len(names)} networks to weigh).")
     rates = measure_rates(dataset, config, reference, ctx)
     cached = cached_bottlenecks(config.bottleneck_dir, data.keys)
-    plans = candidates(
-        config, names, fixed, data, rates, lambda name, width: cached.get((name, width), 0)
-    )
-    left = budget - (time.monotonic() - began)
-    preferred = next((p for p in plans if _is_as_given(p, config)), None)
-    chosen = choose(plans, left, preferred)
+
+    def weigh(rates):
+        held = lambda name, width: cached.get((name, width), 0)  # noqa: E731
+        return candidates(config, names, fixed, data, rates, held)
+
+    chosen, plans, rates, left = _choose(weigh, rates, config, budget, began, dataset, ctx)
     ctx.log(
         f"Plans for the {describe_duration(left)} left of --time_budget "
         f"{describe_duration(budget)}:\n{plan_table(plans, chosen, left)}\n"
@@ -134,9 +139,35 @@ def plan_run(config: RetrainConfig, budget: float, fixed: set[str], ctx: RunCont
             "reference": reference,
             "engine_gmacs_per_second": round(rates.macs_per_second / 1e9, 2),
             "load_ms_per_image": round(rates.load_seconds * 1e3, 3),
+            "fine_tuning_shares": {
+                f"{name}, top {blocks}": round(share, 3)
+                for (name, blocks), share in rates.training_shares.items()
+            },
         },
     }
     return BudgetRun(chosen, plans, record), dataset
+
+
+def _choose(weigh, rates, config: RetrainConfig, budget: float, began, dataset, ctx):
+    """(the chosen plan, the plans weighed, the rates, the seconds left): the best plan that
+    fits. A fine-tuning plan is kept only once its own step has been timed here, which may
+    change its estimate (0.39 to 1.0 of the engine's rate by network), and so the choice."""
+    for _ in range(MEASURED_FINE_TUNINGS + 1):
+        plans = weigh(rates)
+        left = budget - (time.monotonic() - began)
+        preferred = next((p for p in plans if _is_as_given(p, config)), None)
+        chosen = choose(plans, left, preferred)
+        name, blocks = chosen.architecture, chosen.fine_tune_blocks
+        if not isinstance(blocks, int) or not blocks or (name, blocks) in rates.training_shares:
+            break
+        classes = len(dataset.class_names)
+        share = measure_training_share(config, name, blocks, classes, rates, ctx)
+        ctx.log(
+            f"Fine-tuning {name}'s top {blocks} blocks runs at {share:.2f} of the engine's "
+            f"rate here ({rates.training_share(name, blocks):.2f} assumed)."
+        )
+        rates = rates.with_training_share(name, blocks, share)
+    return chosen, plans, rates, left
 
 
 def _is_as_given(plan: Plan, config: RetrainConfig) -> bool:
