@@ -141,6 +141,22 @@ def test_a_measured_fine_tuning_share_sets_that_plan_s_epochs_only():
     }
 
 
+def test_a_network_loaded_already_costs_only_its_engine_s_build():
+    rates = Rates(
+        50e9, 1e-3, 2, 5.0, (256, 1e-4, 2048, 4e-4), engine_build_seconds=1.5,
+        loaded=frozenset({"mobilenet_0.50_224"}),
+    )  # fmt: skip
+    data, names = DataFacts(900, 50, 50, 1000), ["mobilenet_0.50_224", "mobilenet_0.50_128"]
+
+    def builds(rates):
+        plans = candidates(RetrainConfig(), names, set(), data, rates, lambda *_: 0)
+        return {p.architecture: p.seconds["build_model"] for p in plans}
+
+    assert builds(rates) == {"mobilenet_0.50_224": 1.5, "mobilenet_0.50_128": 5.0}
+    timed = rates.with_training_share("mobilenet_0.50_128", 4, 0.5)  # its step loaded it
+    assert builds(timed) == {"mobilenet_0.50_224": 1.5, "mobilenet_0.50_128": 1.5}
+
+
 def test_a_fine_tuning_plan_is_chosen_after_its_own_step_is_timed(tmp_path, colour_dir):
     args = retrain_args(tmp_path, "--image_dir", str(colour_dir), "--time_budget", "10m")
     tuning = ["--fine_tune_blocks", "1", "--fine_tune_batch_size", "8"]

@@ -25,7 +25,9 @@ ENGINE_OVERHEAD_SHARE = 0.15
 # Fine-tuning's multiply-adds per second as a share of the engine's rate, for the plans whose
 # own step was not timed (`measure.measure_training_share`, run before one is chosen).
 TRAINING_SHARE = 0.6
-EXPORT_SECONDS = 6.0  # the frozen graph, labels and metadata
+# The frozen graph, labels and metadata: 0.6-2 s in every BENCHMARKS.md budget run (14 runs,
+# two hosts), with room for a slow disk.
+EXPORT_SECONDS = 2.0
 EXTRA_EXPORT_SECONDS = 15.0  # each further format asked for (SavedModel, TFLite, ONNX)
 # MobileNet v1's 13 separable blocks: (depthwise stride, output channels at alpha 1).
 MOBILENET_BLOCKS = (
@@ -41,19 +43,28 @@ class Rates:
     macs_per_second: float  # the engine's multiply-adds per second on all cores
     load_seconds: float  # one image read and resized, on one core
     cores: int
-    build_seconds: float  # a network loaded and its engine built
+    build_seconds: float  # a network loaded (its weights imported) and its engine built
     head_step_seconds: tuple[float, float, float, float]  # (width a, seconds a, width b, b)
     engine_overhead: float = 0.0  # seconds per image whatever the network's size
     # (architecture, fine-tuned blocks) -> fine-tuning's share of the engine's rate, measured
     # (`measure.measure_training_share`); TRAINING_SHARE for the others.
     training_shares: dict = field(default_factory=dict)
+    engine_build_seconds: float = 0.0  # the part of build_seconds that builds the engine
+    # Networks this process has loaded already: their weights' import is cached, so the run's
+    # own load costs a fraction of a second and only the engine is built again.
+    loaded: frozenset = frozenset()
+
+    def build_seconds_for(self, architecture: str) -> float:
+        if architecture in self.loaded:
+            return self.engine_build_seconds
+        return self.build_seconds
 
     def training_share(self, architecture: str, blocks) -> float:
         return self.training_shares.get((architecture, blocks), TRAINING_SHARE)
 
     def with_training_share(self, architecture: str, blocks, share: float) -> Rates:
         shares = {**self.training_shares, (architecture, blocks): share}
-        return replace(self, training_shares=shares)
+        return replace(self, training_shares=shares, loaded=self.loaded | {architecture})
 
     @classmethod
     def from_reference(cls, macs: float, engine_seconds: float, **measured) -> Rates:

@@ -58,7 +58,9 @@ def measure_rates(dataset: Dataset, config: RetrainConfig, reference: str, ctx: 
     pixels, _ = images.load_batch(probe, size)
     pixels = extractor.prepare(pixels)
     load_seconds = (time.perf_counter() - loading) / len(probe)
+    building = time.perf_counter()
     extractor(pixels[:8])  # builds the engine
+    engine_build_seconds = time.perf_counter() - building
     build_seconds = time.perf_counter() - started - load_seconds * len(probe)
     engine_seconds = _engine_seconds(extractor, pixels) / len(probe)
     extractor.release_engines()
@@ -68,6 +70,8 @@ def measure_rates(dataset: Dataset, config: RetrainConfig, reference: str, ctx: 
         load_seconds=load_seconds,
         cores=os.cpu_count() or 1,
         build_seconds=build_seconds,
+        engine_build_seconds=engine_build_seconds,
+        loaded=frozenset({reference}),
         head_step_seconds=_head_step_seconds(len(dataset.class_names), config),
     )
 

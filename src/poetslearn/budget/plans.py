@@ -105,7 +105,7 @@ def estimate(plan: Plan, config: RetrainConfig, data: DataFacts, rates: Rates) -
     per_image = rates.extraction_seconds(arch)
     steps = config.how_many_training_steps or new_layer_steps(data.train, config.train_batch_size)
     seconds = {
-        "build_model": rates.build_seconds,
+        "build_model": rates.build_seconds_for(plan.architecture),
         "bottlenecks": max(data.extracted - plan.cached, 0) * per_image,
         "new_layer": rates.head_seconds(bottleneck_width(arch, plan.bottleneck_blocks), steps),
         "export": export_seconds(config),
