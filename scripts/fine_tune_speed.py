@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import count_macs  # noqa: E402
@@ -49,17 +48,13 @@ def steps_per_second(step, x, y, min_seconds: float) -> float:
 @click.option("--batch", default=64, show_default=True, help="--fine_tune_batch_size")
 @click.option("--seconds", default=10.0, show_default=True, help="Timing per K.")
 def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
-    import keras
-
     from poetslearn.backbone.cut import cut_backbone, whole_network
     from poetslearn.backbone.load import load_backbone
-    from poetslearn.train.fine_tuning.model import build_model, make_train_step
-    from poetslearn.train.head import OutputLayer
+    from poetslearn.train.fine_tuning.model import step_on_random_activations
 
     host = measure_host()
     fma, matmul = host["fma_peak_gflops"], host["matmul_peak_gflops"]
     backbone = load_backbone(architecture, weights, model_dir)
-    rng = np.random.default_rng(0)
     rows = []
     for k in (b if b == "all" else int(b) for b in blocks.split(",")):
         split = (
@@ -67,17 +62,7 @@ def main(architecture, weights, model_dir, blocks, batch, seconds) -> None:
             if k == "all"
             else cut_backbone(backbone.arch, backbone.model, k)
         )
-        dim = backbone.arch.feature_dim
-        start = OutputLayer(
-            rng.normal(0, 0.01, (dim, 10)).astype(np.float32),
-            np.zeros(10, np.float32),
-            np.zeros(dim, np.float32),
-            np.ones(dim, np.float32),
-        )
-        model = build_model(split, start)
-        step = make_train_step(model, keras.optimizers.AdamW(1e-4))
-        x = rng.uniform(0, 6, (batch, *split.activation_shape)).astype(np.float32)
-        y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)]  # targets
+        step, x, y = step_on_random_activations(split, 10, batch)
         rate = steps_per_second(step, x, y, seconds) * batch
         gflops = rate * 3 * 2 * count_macs(split.top) / 1e9
         rows.append(

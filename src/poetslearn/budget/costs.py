@@ -63,6 +63,8 @@ class Rates:
         return self.training_shares.get((architecture, blocks), TRAINING_SHARE)
 
     def with_training_share(self, architecture: str, blocks, share: float) -> Rates:
+        """These rates with `share` measured for fine-tuning `blocks` of `architecture`; timing
+        its step loaded that network, so it counts as loaded too."""
         shares = {**self.training_shares, (architecture, blocks): share}
         return replace(self, training_shares=shares, loaded=self.loaded | {architecture})
 

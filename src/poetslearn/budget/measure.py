@@ -18,7 +18,7 @@ from poetslearn.context import RunContext
 from poetslearn.data.sources import Dataset
 from poetslearn.extract.extractor import build_extractor
 from poetslearn.extract.shard_store import DAMAGED_SHARD_ERRORS
-from poetslearn.train.head import HeadParams, OutputLayer, train_output_layer
+from poetslearn.train.head import HeadParams, train_output_layer
 
 PROBE_IMAGES = 256
 # The engine's time per image: the median of repeated runs over the probe, after one that warms
@@ -95,25 +95,14 @@ def measure_training_share(
     """Fine-tuning `architecture`'s top `blocks` blocks here: the multiply-adds per second of
     the very step retrain runs, read from the cache as an epoch does, as a share of the engine's
     rate measured by `measure_rates`."""
-    import keras
-
     from poetslearn.backbone.cut import cut_backbone
-    from poetslearn.train.fine_tuning.model import build_model, make_train_step
+    from poetslearn.train.fine_tuning.model import step_on_random_activations
 
     quiet = RunContext(lambda _: None, ctx.warn, False)
     backbone = fetch_backbone(replace(config, architecture=architecture), quiet)
     split = cut_backbone(backbone.arch, backbone.model, blocks)
-    dim, rng = backbone.arch.feature_dim, np.random.default_rng(0)
-    start = OutputLayer(
-        rng.normal(0, 0.01, (dim, classes)).astype(np.float32),
-        np.zeros(classes, np.float32),
-        np.zeros(dim, np.float32),
-        np.ones(dim, np.float32),
-    )
-    step = make_train_step(build_model(split, start), keras.optimizers.AdamW(1e-4))
     batch = config.fine_tune_batch_size
-    x = rng.uniform(0, 6, (batch, *split.activation_shape)).astype(np.float32)
-    y = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, batch)]
+    step, x, y = step_on_random_activations(split, classes, batch)
     float(step(x, y)[0])  # traces the step
     steps, started = 0, time.perf_counter()
     while steps < FINE_TUNE_STEPS or time.perf_counter() - started < FINE_TUNE_PROBE_SECONDS:

@@ -90,3 +90,23 @@ def make_train_step(model: FineTuneModel, optimizer, label_smoothing: float = 0.
         return loss, objective.tf_hits(logits, targets)
 
     return step
+
+
+def step_on_random_activations(split: CutBackbone, classes: int, batch: int, seed: int = 0):
+    """(step, activations, targets): the training step retrain runs, from a random new layer,
+    and one batch of random activations of the cut's shape to run it on; for timing the step
+    (`budget.measure`, scripts/fine_tune_speed.py) without computing any activation."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    dim = int(split.top.output.shape[-1])
+    start = OutputLayer(
+        rng.normal(0, 0.01, (dim, classes)).astype(np.float32),
+        np.zeros(classes, np.float32),
+        np.zeros(dim, np.float32),
+        np.ones(dim, np.float32),
+    )
+    step = make_train_step(build_model(split, start), keras.optimizers.AdamW(1e-4))
+    x = rng.uniform(0, 6, (batch, *split.activation_shape)).astype(np.float32)
+    y = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, batch)]
+    return step, x, y
