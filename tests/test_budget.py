@@ -104,7 +104,7 @@ def test_the_choice_is_the_most_accurate_plan_that_fits_with_a_margin():
 
 
 def test_candidates_keep_the_options_given():
-    rates = Rates(50e9, 1e-3, 2, 3.0, (256, 1e-4, 2048, 4e-4))
+    rates = Rates(50e9, 1e-3, 3.0, (256, 1e-4, 2048, 4e-4))
     data = DataFacts(900, 50, 50, 1000)
     config = RetrainConfig(fine_tune_blocks=2)
     names = ["mobilenet_0.25_128", "mobilenet_0.50_224"]
@@ -120,8 +120,19 @@ def test_candidates_keep_the_options_given():
     assert big.seconds["bottlenecks"] > small.seconds["bottlenecks"]
 
 
+def test_activations_cost_the_network_below_the_cut_and_the_loading_in_full():
+    rates = Rates(50e9, 1e-3, 3.0, (256, 1e-4, 2048, 4e-4))
+    arch = get_architecture("mobilenet_0.50_128")
+    plans = candidates(RetrainConfig(), [arch.name], set(), DataFacts(900, 50, 50, 1000),
+                       rates, lambda *_: 0)  # fmt: skip
+    tuned = next(p for p in plans if p.fine_tune_blocks == 4).seconds
+    below = (arch.million_macs - top_blocks_macs(arch, 4)) * 1e6 / 50e9
+    assert tuned["activations"] == pytest.approx(1000 * (below + 1e-3) * 1.1)
+    assert tuned["activations"] < 1.1 * tuned["bottlenecks"]
+
+
 def test_a_measured_fine_tuning_share_sets_that_plan_s_epochs_only():
-    rates = Rates(50e9, 1e-3, 2, 3.0, (256, 1e-4, 2048, 4e-4))
+    rates = Rates(50e9, 1e-3, 3.0, (256, 1e-4, 2048, 4e-4))
     data, config = DataFacts(900, 50, 50, 1000), RetrainConfig()
     names = ["mobilenet_0.25_128", "mobilenet_0.50_128"]
 
@@ -143,7 +154,7 @@ def test_a_measured_fine_tuning_share_sets_that_plan_s_epochs_only():
 
 def test_a_network_loaded_already_costs_only_its_engine_s_build():
     rates = Rates(
-        50e9, 1e-3, 2, 5.0, (256, 1e-4, 2048, 4e-4), engine_build_seconds=1.5,
+        50e9, 1e-3, 5.0, (256, 1e-4, 2048, 4e-4), engine_build_seconds=1.5,
         loaded=frozenset({"mobilenet_0.50_224"}),
     )  # fmt: skip
     data, names = DataFacts(900, 50, 50, 1000), ["mobilenet_0.50_224", "mobilenet_0.50_128"]
@@ -155,6 +166,66 @@ def test_a_network_loaded_already_costs_only_its_engine_s_build():
     assert builds(rates) == {"mobilenet_0.50_224": 1.5, "mobilenet_0.50_128": 5.0}
     timed = rates.with_training_share("mobilenet_0.50_128", 4, 0.5)  # its step loaded it
     assert builds(timed) == {"mobilenet_0.50_224": 1.5, "mobilenet_0.50_128": 1.5}
+
+
+def test_a_timed_network_costs_what_was_timed_and_two_set_the_line_for_the_rest():
+    head = (256, 1e-4, 2048, 4e-4)
+    names = ("mobilenet_0.25_128", "mobilenet_0.50_128", "mobilenet_0.50_224")  # 14, 49, 150 M
+    small, mid, big = (get_architecture(n) for n in names)
+    reference = Rates.from_reference(
+        150, 3e-3, load_seconds=1e-3, build_seconds=3.0, head_step_seconds=head,
+        extraction={big.name: (3e-3, 1e-3)},
+    )  # fmt: skip
+    assert reference.extraction_seconds(big) == pytest.approx(3e-3 + 1e-3)
+    # From the reference alone: 15% of its time fixed, the rest in proportion.
+    assert reference.extraction_seconds(mid) == pytest.approx(0.45e-3 + 2.55e-3 * 49 / 150 + 1e-3)
+    # A second network timed: its own figures, and the others on the line through the two.
+    timed = reference.with_extraction(mid.name, 1e-3, 0.4e-3)
+    assert timed.extraction_seconds(mid) == pytest.approx(1e-3 + 0.4e-3)
+    slope = 2e-3 / (150 - 49)
+    expected = 1e-3 + slope * (14 - 49)  # 0.65 ms: above zero
+    assert timed.extraction_seconds(small) == pytest.approx(expected + 1e-3)  # the reference's load
+    assert mid.name in timed.loaded and mid.name not in reference.loaded
+    # A line that would cross zero before zero work goes through the origin instead.
+    steep = reference.with_extraction(mid.name, 0.2e-3, 0.4e-3)
+    through_origin = (49 * 0.2e-3 + 150 * 3e-3) / (49**2 + 150**2)
+    assert steep.extraction_seconds(small) == pytest.approx(14 * through_origin + 1e-3)
+    # Timings that fall with more work say nothing of the rest: the reference's scaling.
+    inverted = reference.with_extraction(mid.name, 4e-3, 0.4e-3)
+    assert inverted.extraction_seconds(small) == reference.extraction_seconds(small)
+
+
+def test_the_plan_is_kept_once_its_network_and_its_step_are_timed(monkeypatch):
+    from poetslearn.budget import run as budget_run
+    from poetslearn.budget.expectations import Expectation
+
+    rates = Rates.from_reference(
+        150, 3e-3, load_seconds=1e-3, build_seconds=3.0,
+        head_step_seconds=(256, 1e-4, 2048, 4e-4), extraction={"mobilenet_0.50_224": (3e-3, 0)},
+    )  # fmt: skip
+    truth = {"mobilenet_0.75_128": 9e-3, "mobilenet_0.50_128": 1e-3}  # 0.75/128: far slower
+    timed = []
+
+    def fake_extraction(dataset, config, name, rates, ctx):
+        timed.append(name)
+        return rates.with_extraction(name, truth[name], 0.0)
+
+    def weigh(rates):
+        plans = []
+        for name, accuracy in (("mobilenet_0.75_128", 0.9), ("mobilenet_0.50_128", 0.85)):
+            seconds = {"bottlenecks": 60_000 * rates.extraction_seconds(get_architecture(name))}
+            plans.append(Plan(name, expected=Expectation(accuracy, "measured"), seconds=seconds))
+        return plans
+
+    monkeypatch.setattr(budget_run, "measure_extraction", fake_extraction)
+    ctx = budget_run.RunContext(lambda _: None, lambda _: None, False)
+    chosen, _, rates, _ = budget_run._choose(
+        weigh, rates, RetrainConfig(), 300, time.monotonic(), dataset=None, ctx=ctx
+    )
+    # 0.75/128 was chosen from the scaled estimate (193 s), timed at 540 s, and gave way.
+    assert timed == ["mobilenet_0.75_128", "mobilenet_0.50_128"]
+    assert chosen.architecture == "mobilenet_0.50_128"
+    assert chosen.seconds["bottlenecks"] == pytest.approx(60.0)
 
 
 def test_a_fine_tuning_plan_is_chosen_after_its_own_step_is_timed(tmp_path, colour_dir):

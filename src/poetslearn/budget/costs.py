@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from poetslearn.backbone.architectures import Architecture
+import numpy as np
+
+from poetslearn.backbone.architectures import Architecture, get_architecture
 
 # The part of the default network's time per image that does not shrink with a smaller network:
 # BENCHMARKS.md's full runs read 4,060-4,194 img/s at 0.25/128 (14 M multiply-adds) and 530-554
@@ -41,8 +43,9 @@ class Rates:
     """This machine on this data, measured by `measure.measure_rates`."""
 
     macs_per_second: float  # the engine's multiply-adds per second on all cores
-    load_seconds: float  # one image read and resized, on one core
-    cores: int
+    # One image read and resized: the wall time of loading a batch by several threads, on
+    # all cores, as the pipeline loads it beside the engine.
+    load_seconds: float
     build_seconds: float  # a network loaded (its weights imported) and its engine built
     head_step_seconds: tuple[float, float, float, float]  # (width a, seconds a, width b, b)
     engine_overhead: float = 0.0  # seconds per image whatever the network's size
@@ -53,6 +56,9 @@ class Rates:
     # Networks this process has loaded already: their weights' import is cached, so the run's
     # own load costs a fraction of a second and only the engine is built again.
     loaded: frozenset = frozenset()
+    # architecture -> (engine seconds, loading seconds) per image on all cores, for each
+    # network whose extraction was timed here (the reference first).
+    extraction: dict = field(default_factory=dict)
 
     def build_seconds_for(self, architecture: str) -> float:
         if architecture in self.loaded:
@@ -68,6 +74,12 @@ class Rates:
         shares = {**self.training_shares, (architecture, blocks): share}
         return replace(self, training_shares=shares, loaded=self.loaded | {architecture})
 
+    def with_extraction(self, architecture: str, engine: float, load: float) -> Rates:
+        """These rates with `architecture`'s extraction timed: `engine` and `load` seconds per
+        image. Timing it loaded that network, so it counts as loaded too."""
+        extraction = {**self.extraction, architecture: (engine, load)}
+        return replace(self, extraction=extraction, loaded=self.loaded | {architecture})
+
     @classmethod
     def from_reference(cls, macs: float, engine_seconds: float, **measured) -> Rates:
         """The rates from one network of `macs` million multiply-adds taking `engine_seconds`
@@ -76,10 +88,31 @@ class Rates:
         rate = macs * 1e6 / (engine_seconds - overhead)
         return cls(macs_per_second=rate, engine_overhead=overhead, **measured)
 
-    def extraction_seconds(self, arch: Architecture) -> float:
-        """Seconds per image for `arch`'s bottleneck: the engine, and the loading beside it."""
-        engine = self.engine_overhead + arch.million_macs * 1e6 / self.macs_per_second
-        return engine + self.load_seconds / self.cores
+    def extraction_seconds(self, arch: Architecture, share: float = 1.0) -> float:
+        """Seconds per image for `arch`'s bottleneck: the engine (`share` of the network: the
+        part below a fine-tuning cut), and the loading beside it; as timed where it was, else
+        scaled by multiply-adds from the networks timed."""
+        engine, load = self.extraction.get(arch.name, (None, self.load_seconds))
+        if engine is None:
+            engine = self._scaled_engine_seconds(arch.million_macs)
+        return engine * share + load
+
+    def _scaled_engine_seconds(self, million_macs: float) -> float:
+        """The engine's seconds per image for a network of `million_macs`: from the reference
+        alone, a fixed share (ENGINE_OVERHEAD_SHARE) and the rest in proportion; from two or
+        more networks timed, the least-squares line through them (never below zero at zero
+        work, never falling with more work)."""
+        proportional = self.engine_overhead + million_macs * 1e6 / self.macs_per_second
+        timed = {get_architecture(n).million_macs: e for n, (e, _) in self.extraction.items()}
+        if len(timed) < 2:
+            return proportional
+        macs, seconds = np.array(list(timed)), np.array(list(timed.values()))
+        slope, intercept = np.polyfit(macs, seconds, 1)
+        if slope <= 0:
+            return proportional
+        if intercept < 0:  # through the origin instead
+            slope, intercept = float(macs @ seconds / (macs @ macs)), 0.0
+        return float(intercept + slope * million_macs)
 
     def head_seconds(self, width: int, steps: int) -> float:
         """The new layer's training at `width` features (linear between the two widths timed)."""

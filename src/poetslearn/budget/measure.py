@@ -4,13 +4,13 @@ new layer's step timed at two widths, and what the bottleneck cache already hold
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from poetslearn.backbone.architectures import get_architecture
 from poetslearn.backbone.load import fetch_backbone
 from poetslearn.budget.costs import Rates, top_blocks_macs
 from poetslearn.config import RetrainConfig
@@ -21,6 +21,9 @@ from poetslearn.extract.shard_store import DAMAGED_SHARD_ERRORS
 from poetslearn.train.head import HeadParams, train_output_layer
 
 PROBE_IMAGES = 256
+# Images loaded before the probe's loading is timed: the first load of a photo folder compiles
+# the resize (4.6 ms an image over the probe, where the run loads at 0.6-1.0).
+LOAD_WARM_UP = 8
 # The engine's time per image: the median of repeated runs over the probe, after one that warms
 # it up. One run is not enough on a shared host: the better of two half-second runs read 36.7
 # GMAC/s where the run it planned went at twice that, and 72 where the run went at 44
@@ -47,33 +50,61 @@ def _probe_indices(dataset: Dataset) -> list[int]:
 
 def measure_rates(dataset: Dataset, config: RetrainConfig, reference: str, ctx: RunContext):
     """Rates of this machine on `dataset`, with `reference` as the network that is run."""
+    timed = _time_extraction(dataset, config, reference, ctx)
+    return Rates.from_reference(
+        get_architecture(reference).million_macs,
+        timed.engine_seconds,
+        load_seconds=timed.load_seconds,
+        build_seconds=timed.build_seconds,
+        engine_build_seconds=timed.engine_build_seconds,
+        loaded=frozenset({reference}),
+        head_step_seconds=_head_step_seconds(len(dataset.class_names), config),
+        extraction={reference: (timed.engine_seconds, timed.load_seconds)},
+    )
+
+
+def measure_extraction(
+    dataset: Dataset, config: RetrainConfig, architecture: str, rates: Rates, ctx: RunContext
+) -> Rates:
+    """`rates` with `architecture`'s own extraction timed here on `dataset`. Scaled from the
+    reference's by multiply-adds it erred by up to 1.6x: 0.50/128's bottlenecks were planned
+    at 63 s from 0.50/224 and took 39 s (BENCHMARKS.md, "Again on another host")."""
+    timed = _time_extraction(dataset, config, architecture, ctx)
+    return rates.with_extraction(architecture, timed.engine_seconds, timed.load_seconds)
+
+
+@dataclass(frozen=True)
+class _Timed:
+    engine_seconds: float  # per image, all cores
+    load_seconds: float  # per image, all cores (several loading threads)
+    build_seconds: float  # the weights imported and the engine built
+    engine_build_seconds: float
+
+
+def _time_extraction(dataset: Dataset, config: RetrainConfig, name: str, ctx) -> _Timed:
+    """One batch of `dataset`'s training images loaded at `name`'s input size and run through
+    its extraction engine (the one retrain builds)."""
     quiet = RunContext(lambda _: None, ctx.warn, False)
     started = time.perf_counter()
-    config = replace(config, architecture=reference, bottleneck_blocks=1)
+    config = replace(config, architecture=name, bottleneck_blocks=1)
     backbone = fetch_backbone(config, quiet)
     extractor = build_extractor(backbone=backbone, config=config, dataset=dataset, ctx=quiet)
     images, size = dataset.splits["train"].images, backbone.arch.input_size
     probe = _probe_indices(dataset)
+    warming = time.perf_counter()
+    images.load_batch(probe[:LOAD_WARM_UP], size)  # compiles the resize, opens the files
     loading = time.perf_counter()
     pixels, _ = images.load_batch(probe, size)
     pixels = extractor.prepare(pixels)
     load_seconds = (time.perf_counter() - loading) / len(probe)
+    started += loading - warming  # neither counts as the network's build
     building = time.perf_counter()
     extractor(pixels[:8])  # builds the engine
     engine_build_seconds = time.perf_counter() - building
     build_seconds = time.perf_counter() - started - load_seconds * len(probe)
     engine_seconds = _engine_seconds(extractor, pixels) / len(probe)
     extractor.release_engines()
-    return Rates.from_reference(
-        backbone.arch.million_macs,
-        engine_seconds,
-        load_seconds=load_seconds,
-        cores=os.cpu_count() or 1,
-        build_seconds=build_seconds,
-        engine_build_seconds=engine_build_seconds,
-        loaded=frozenset({reference}),
-        head_step_seconds=_head_step_seconds(len(dataset.class_names), config),
-    )
+    return _Timed(engine_seconds, load_seconds, build_seconds, engine_build_seconds)
 
 
 def _engine_seconds(extractor, pixels) -> float:

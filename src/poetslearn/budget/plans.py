@@ -25,7 +25,9 @@ from poetslearn.train.schedule import fine_tune_epochs, new_layer_steps
 MARGIN = 1.15  # a plan fits when its estimate times this is within the time left
 POOLED_BLOCKS = (2, 4, 14)
 FINE_TUNED_BLOCKS = (1, 2, 4)
-ACTIVATION_OVERHEAD = 1.1  # computing activations also writes 25-100 KB an image to the cache
+# Computing activations runs the network below the cut only, and also writes 25-100 KB an image
+# to the cache.
+ACTIVATION_OVERHEAD = 1.1
 
 
 @dataclass(frozen=True)
@@ -112,15 +114,17 @@ def estimate(plan: Plan, config: RetrainConfig, data: DataFacts, rates: Rates) -
     }
     if plan.fine_tune_blocks == "all":  # the whole network, on images loaded every epoch
         forward = arch.million_macs * 1e6 / rates.macs_per_second
-        load = rates.load_seconds / rates.cores
-        epoch = data.train * (3 * forward / TRAINING_SHARE + load) + data.validation * per_image
+        epoch = data.train * (3 * forward / TRAINING_SHARE + rates.load_seconds)
+        epoch += data.validation * per_image
         seconds["fine_tune_epoch"] = epoch
         seconds["fine_tuning"] = epoch * plan.fine_tune_epochs + data.test * per_image
     elif plan.fine_tune_blocks:
         forward = top_blocks_macs(arch, plan.fine_tune_blocks) * 1e6 / rates.macs_per_second
         share = rates.training_share(plan.architecture, plan.fine_tune_blocks)
         epoch = data.train * 3 * forward / share + data.validation * forward
-        seconds["activations"] = data.extracted * per_image * ACTIVATION_OVERHEAD
+        below_cut = 1 - top_blocks_macs(arch, plan.fine_tune_blocks) / arch.million_macs
+        activation = rates.extraction_seconds(arch, below_cut)
+        seconds["activations"] = data.extracted * activation * ACTIVATION_OVERHEAD
         seconds["fine_tune_epoch"] = epoch
         seconds["fine_tuning"] = epoch * plan.fine_tune_epochs + data.test * forward
     return seconds

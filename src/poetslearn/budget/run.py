@@ -14,6 +14,7 @@ from poetslearn.budget.costs import export_seconds
 from poetslearn.budget.duration import describe_duration
 from poetslearn.budget.measure import (
     cached_bottlenecks,
+    measure_extraction,
     measure_rates,
     measure_training_share,
 )
@@ -29,7 +30,9 @@ from poetslearn.pipeline import RetrainResult, load_data, retrain
 # Seconds held back beyond the export's estimate: scoring the test split, and a busy moment.
 RESERVE_SECONDS = 5.0
 REFERENCE_MACS = 150  # the default network's; the reference is the available one nearest it
-MEASURED_FINE_TUNINGS = 3  # at most this many fine-tuning plans have their step timed
+# At most this many timings (a network's extraction, a fine-tuning plan's step; a few seconds
+# each) before the plan is kept.
+MEASUREMENTS = 4
 
 
 @dataclass
@@ -139,6 +142,10 @@ def plan_run(config: RetrainConfig, budget: float, fixed: set[str], ctx: RunCont
             "reference": reference,
             "engine_gmacs_per_second": round(rates.macs_per_second / 1e9, 2),
             "load_ms_per_image": round(rates.load_seconds * 1e3, 3),
+            "extraction_images_per_second": {
+                name: round(1 / rates.extraction_seconds(get_architecture(name)), 1)
+                for name in rates.extraction
+            },
             "fine_tuning_shares": {
                 f"{name}, top {blocks}": round(share, 3)
                 for (name, blocks), share in rates.training_shares.items()
@@ -150,24 +157,43 @@ def plan_run(config: RetrainConfig, budget: float, fixed: set[str], ctx: RunCont
 
 def _choose(weigh, rates, config: RetrainConfig, budget: float, began, dataset, ctx):
     """(the chosen plan, the plans weighed, the rates, the seconds left): the best plan that
-    fits. A fine-tuning plan is kept only once its own step has been timed here, which may
-    change its estimate (0.39 to 1.0 of the engine's rate by network), and so the choice."""
-    for _ in range(MEASURED_FINE_TUNINGS + 1):
+    fits. A plan is kept only once what it spends most on has been timed here: its network's
+    extraction (scaled from another network's, it erred by up to 1.6x) and a fine-tuning
+    plan's own step (0.39 to 1.0 of the engine's rate by network). Each timing may change the
+    plan's estimate, and so the choice."""
+    for timings in range(MEASUREMENTS + 1):
         plans = weigh(rates)
         left = budget - (time.monotonic() - began)
         preferred = next((p for p in plans if _is_as_given(p, config)), None)
         chosen = choose(plans, left, preferred)
-        name, blocks = chosen.architecture, chosen.fine_tune_blocks
-        if not isinstance(blocks, int) or not blocks or (name, blocks) in rates.training_shares:
+        timed = timings < MEASUREMENTS and _time_the_untimed(chosen, rates, config, dataset, ctx)
+        if not timed:
             break
+        rates = timed
+    return chosen, plans, rates, left
+
+
+def _time_the_untimed(plan: Plan, rates, config: RetrainConfig, dataset, ctx):
+    """`rates` with one more of `plan`'s costs timed here, or None when all are."""
+    name, blocks = plan.architecture, plan.fine_tune_blocks
+    extracts = plan.seconds["bottlenecks"] > 0 or plan.seconds.get("activations", 0) > 0
+    if extracts and name not in rates.extraction:
+        before = rates.extraction_seconds(get_architecture(name))
+        timed = measure_extraction(dataset, config, name, rates, ctx)
+        after = timed.extraction_seconds(get_architecture(name))
+        ctx.log(
+            f"{name} extracts {1 / after:,.0f} images a second here ({1 / before:,.0f} estimated)."
+        )
+        return timed
+    if isinstance(blocks, int) and blocks and (name, blocks) not in rates.training_shares:
         classes = len(dataset.class_names)
         share = measure_training_share(config, name, blocks, classes, rates, ctx)
         ctx.log(
             f"Fine-tuning {name}'s top {blocks} blocks runs at {share:.2f} of the engine's "
             f"rate here ({rates.training_share(name, blocks):.2f} assumed)."
         )
-        rates = rates.with_training_share(name, blocks, share)
-    return chosen, plans, rates, left
+        return rates.with_training_share(name, blocks, share)
+    return None
 
 
 def _is_as_given(plan: Plan, config: RetrainConfig) -> bool:
