@@ -549,3 +549,43 @@ def test_budget_priors_writes_a_point_per_plan_and_keeps_the_others(tmp_path, ti
     assert plans["mobilenet_0.25_128", 1]["validation"] == 0.5  # kept as it was
     assert all(0 <= p["validation"] <= 1 for p in points)
     assert plans["test_tiny", 1]["source"] == "scripts/budget_priors.py"
+
+
+def test_compare_extraction_times_each_source_tree_on_each_data(tmp_path, tiny_cifar, colour_dir):
+    src = ROOT / "src"
+    out = run_script(
+        tmp_path, "compare_extraction.py", *TINY, "--model_dir", tmp_path, "--data_dir",
+        tiny_cifar, "--src", f"a={src}", "--src", f"b={src}", "--data", colour_dir, "--data",
+        "cifar10:40", "--rounds", "1", "--matmul_seconds", "0.05",
+    )  # fmt: skip
+    assert out.startswith("host: ")
+    report = last_json(out)
+    assert set(report["data"]) == {str(colour_dir), "cifar10:40"}
+    for versions in report["data"].values():
+        assert set(versions) == {"a", "b"}
+        for row in versions.values():
+            assert row["img_per_s"] > 0 and 0 <= row["cores_busy"] and row["peak_mb"] > 0
+
+
+def test_compare_label_rates_times_label_and_evaluate_of_each_source_tree(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from poetslearn.cli.main import cli
+
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    from benchmark_photos import make_photos
+
+    photos = make_photos(tmp_path, 24, (80, 60))
+    args = ["retrain", "--image_dir", photos, *TINY, "--output_graph", tmp_path / "test_tiny.pb"]
+    args += ["--bottleneck_dir", tmp_path / "bn", "--tflite_output", tmp_path / "test_tiny.tflite"]
+    args += ["--output_labels", tmp_path / "labels.txt", "--how_many_training_steps", "20"]
+    result = CliRunner().invoke(cli, [*map(str, args), "--summaries_dir", "", "--quiet"])
+    assert result.exit_code == 0, result.output
+    out = run_script(
+        tmp_path, "compare_label_rates.py", "--work", tmp_path, "--src", f"now={ROOT / 'src'}",
+        *TINY, "--model_dir", tmp_path, "--models", "tflite", "--count", "20", "--rounds", "1",
+        "--matmul_seconds", "0.05",
+    )  # fmt: skip
+    report = last_json(out)
+    assert report["extraction_img_per_s"] > 0
+    assert set(report["versions"]["now"]) == {"label .tflite", "evaluate .tflite"}

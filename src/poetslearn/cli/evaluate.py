@@ -62,7 +62,7 @@ from poetslearn.config import LabelConfig
 @option(
     "batch_size",
     type=click.IntRange(min=1),
-    default=64,
+    default=LABEL.batch_size,
     show_default=True,
     help="Images per graph run.",
 )

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from poetslearn.config import LabelConfig
 from poetslearn.data.parallel import load_each, prefetched
 from poetslearn.data.resize import prepare_resize
 from poetslearn.errors import ImageError, PoetslearnError
@@ -17,7 +18,7 @@ from poetslearn.inference.predictions import Prediction, top_predictions
 
 # What `label FOLDER` takes from a folder (by name: a folder may hold anything else too).
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-BATCH = 32  # images per classifier call: big enough to amortise a call, small in memory
+BATCH = LabelConfig.batch_size
 LOAD_ERRORS = (ImageError, PoetslearnError, OSError)  # one file's problem, not the run's
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from poetslearn.config import LabelConfig
 from poetslearn.context import warn_on_stderr
 from poetslearn.data.parallel import prefetched
 from poetslearn.data.sources import Split
@@ -136,7 +137,7 @@ def evaluate_split(
     classifier,
     split: Split,
     class_names: list[str],
-    batch_size: int = 64,
+    batch_size: int = LabelConfig.batch_size,
     show_progress: bool = True,
     warn=warn_on_stderr,
 ):
