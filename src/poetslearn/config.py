@@ -112,7 +112,8 @@ class LabelConfig:
     labels: Path | None = None  # None: from the metadata file, else tf_files/retrained_labels.txt
     top_k: int = 5
     # Images per classifier call, in `label` and `evaluate`: enough to amortise a call; at 64,
-    # `evaluate` of 400 photos ran 17-20% slower (BENCHMARKS.md, "label and evaluate").
+    # `evaluate` of 400 photos with the default `.pb` read 0.73-0.81x the rate (BENCHMARKS.md,
+    # "`evaluate` in batches of 32").
     batch_size: int = 32
     # Only for graphs without a poetslearn metadata file (such as the codelab's retrain.py output);
     # these are the codelab label_image.py defaults.

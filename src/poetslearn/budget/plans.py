@@ -119,11 +119,11 @@ def estimate(plan: Plan, config: RetrainConfig, data: DataFacts, rates: Rates) -
         seconds["fine_tune_epoch"] = epoch
         seconds["fine_tuning"] = epoch * plan.fine_tune_epochs + data.test * per_image
     elif plan.fine_tune_blocks:
-        forward = top_blocks_macs(arch, plan.fine_tune_blocks) * 1e6 / rates.macs_per_second
+        top = top_blocks_macs(arch, plan.fine_tune_blocks)
+        forward = top * 1e6 / rates.macs_per_second
         share = rates.training_share(plan.architecture, plan.fine_tune_blocks)
         epoch = data.train * 3 * forward / share + data.validation * forward
-        below_cut = 1 - top_blocks_macs(arch, plan.fine_tune_blocks) / arch.million_macs
-        activation = rates.extraction_seconds(arch, below_cut)
+        activation = rates.extraction_seconds(arch, 1 - top / arch.million_macs)
         seconds["activations"] = data.extracted * activation * ACTIVATION_OVERHEAD
         seconds["fine_tune_epoch"] = epoch
         seconds["fine_tuning"] = epoch * plan.fine_tune_epochs + data.test * forward

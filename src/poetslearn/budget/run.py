@@ -178,9 +178,10 @@ def _time_the_untimed(plan: Plan, rates, config: RetrainConfig, dataset, ctx):
     name, blocks = plan.architecture, plan.fine_tune_blocks
     extracts = plan.seconds["bottlenecks"] > 0 or plan.seconds.get("activations", 0) > 0
     if extracts and name not in rates.extraction:
-        before = rates.extraction_seconds(get_architecture(name))
+        arch = get_architecture(name)
+        before = rates.extraction_seconds(arch)
         timed = measure_extraction(dataset, config, name, rates, ctx)
-        after = timed.extraction_seconds(get_architecture(name))
+        after = timed.extraction_seconds(arch)
         ctx.log(
             f"{name} extracts {1 / after:,.0f} images a second here ({1 / before:,.0f} estimated)."
         )

@@ -18,7 +18,6 @@ from poetslearn.inference.predictions import Prediction, top_predictions
 
 # What `label FOLDER` takes from a folder (by name: a folder may hold anything else too).
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-BATCH = LabelConfig.batch_size
 LOAD_ERRORS = (ImageError, PoetslearnError, OSError)  # one file's problem, not the run's
 
 
@@ -67,7 +66,7 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
 
 
 def label_all(
-    classifier: Classifier, paths: list[Path], top_k: int, batch: int = BATCH
+    classifier: Classifier, paths: list[Path], top_k: int, batch: int = LabelConfig.batch_size
 ) -> Iterator[Labelled]:
     """Every path's predictions (or why it failed), in input order; the images of the next
     batches decoded by several threads while the classifier runs this one. A multi-label
