@@ -97,7 +97,28 @@ def run(data: list[str], extra: list[str], busy: bool) -> dict:
         "run_seconds": report["timings_s"]["total"],
         "timings_s": report["timings_s"],
         "bottlenecks": report["bottlenecks"],
+        "fine_tuning": report.get("fine_tuning"),  # the epochs the clock let it run
     }
+
+
+# The plan's stages under the names of the run's timings (the new layer's training is timed
+# inside train_head, so "train_head" is not a stage of its own here).
+STAGES = ("build_model", "bottlenecks", "new_layer", "activations", "fine_tuning", "export")
+
+
+def stage_line(name: str, r: dict) -> str:
+    """Each stage's estimate against its run, where the estimate went wrong."""
+    planned, ran = r["plan"]["chosen"]["stage_seconds"], r["timings_s"]
+    parts = [
+        f"{stage} {planned[stage]:.0f} / {ran.get(stage, 0):.0f} s"
+        for stage in STAGES
+        if stage in planned
+    ]
+    tuned = r.get("fine_tuning")
+    epochs = (
+        f"; {tuned['epochs']} of {r['plan']['chosen']['fine_tune_epochs']} epochs" if tuned else ""
+    )
+    return f"  {name}, stages estimated / run: " + ", ".join(parts) + epochs
 
 
 def describe(name: str, r: dict) -> str:
@@ -151,6 +172,9 @@ def main(budgets, photos, busy, no_default, data_dir, extra, matmul_seconds) -> 
     print("|---|---|---|---|---|---|")
     for name, r in results.items():
         print(describe(name, r))
+    for name, r in results.items():
+        if r["plan"]:
+            print(stage_line(name, r))
     print(json.dumps({"host": host, "data": data[0], "results": results}))
 
 

@@ -15,7 +15,13 @@ from helpers import make_colour_mosaics, retrain_args
 from poetslearn.artifacts.metadata import read_metadata
 from poetslearn.backbone.architectures import ARCHITECTURES, get_architecture
 from poetslearn.budget import measure
-from poetslearn.budget.costs import Rates, bottleneck_width, mobilenet_shape, top_blocks_macs
+from poetslearn.budget.costs import (
+    Rates,
+    activation_bytes,
+    bottleneck_width,
+    mobilenet_shape,
+    top_blocks_macs,
+)
 from poetslearn.budget.duration import describe_duration, parse_duration
 from poetslearn.budget.expectations import expected_accuracy, measured_points
 from poetslearn.budget.measure import cached_bottlenecks
@@ -113,22 +119,30 @@ def test_candidates_keep_the_options_given():
         (n, 1, 2) for n in names
     }
     everything = candidates(RetrainConfig(), names, set(), data, rates, lambda *_: 0)
-    assert len(everything) == 2 * 7  # the new layer, 3 pooled, 3 fine-tuned, per network
+    assert len(everything) == 2 * 9  # the new layer, 3 pooled, 5 fine-tuned, per network
     cached = candidates(RetrainConfig(), names[:1], set(), data, rates, lambda *_: 1000)
     assert cached[0].seconds["bottlenecks"] == 0  # every bottleneck in the cache costs nothing
     small, big = (p for p in everything if p.describe().endswith(", new layer"))
     assert big.seconds["bottlenecks"] > small.seconds["bottlenecks"]
 
 
-def test_activations_cost_the_network_below_the_cut_and_the_loading_in_full():
+def test_activations_cost_the_network_below_the_cut_the_loading_and_the_bytes_written():
     rates = Rates(50e9, 1e-3, 3.0, (256, 1e-4, 2048, 4e-4))
     arch = get_architecture("mobilenet_0.50_128")
     plans = candidates(RetrainConfig(), [arch.name], set(), DataFacts(900, 50, 50, 1000),
                        rates, lambda *_: 0)  # fmt: skip
-    tuned = next(p for p in plans if p.fine_tune_blocks == 4).seconds
+    tuned = {p.fine_tune_blocks: p.seconds for p in plans if p.fine_tune_blocks}
     below = (arch.million_macs - top_blocks_macs(arch, 4)) * 1e6 / 50e9
-    assert tuned["activations"] == pytest.approx(1000 * (below + 1e-3) * 1.1)
-    assert tuned["activations"] < 1.1 * tuned["bottlenecks"]
+    written = 8 * 8 * 256  # block 9's output at 128x128: 8x8, 512 channels at width 0.5
+    assert activation_bytes(arch, 4) == written
+    assert tuned[4]["activations"] == pytest.approx(1000 * (below + 1e-3 + written * 12e-9))
+    # 8 blocks cut lower: less network below, but twice the bytes (16x16x128)
+    assert activation_bytes(arch, 8) == 2 * written
+    plain = next(p.seconds for p in plans if p.describe().endswith(", new layer"))
+    pooled = next(p.seconds for p in plans if p.bottleneck_blocks == 14)
+    assert pooled["bottlenecks"] - plain["bottlenecks"] == pytest.approx(
+        1000 * 4 * (bottleneck_width(arch, 14) - bottleneck_width(arch, 1)) * 12e-9
+    )  # the same engine, wider vectors written
 
 
 def test_a_measured_fine_tuning_share_sets_that_plan_s_epochs_only():
@@ -272,12 +286,20 @@ def test_the_engine_probe_is_the_median_of_its_runs_after_a_warm_up(monkeypatch)
 
 
 def test_the_clock_learns_how_far_the_machine_runs_behind():
-    clock = Clock.starting_now(100, {"bottlenecks": 10, "fine_tune_epoch": 20})
+    plan = {"build_model": 1.5, "bottlenecks": 10, "new_layer": 3, "activations": 10,
+            "fine_tune_epoch": 20}  # fmt: skip
+    clock = Clock.starting_now(100, plan)
     assert clock.affords("fine_tune_epoch") and clock.estimate("fine_tune_epoch") == 20
+    clock.observe("build_model", 4.5)  # a one-off: says nothing of the machine's rate
     clock.observe("bottlenecks", 30)  # three times the plan
     assert clock.estimate("fine_tune_epoch") == 60
-    clock.observe("bottlenecks", 5)  # never faster than planned, one quick stage proves little
+    clock.observe("new_layer", 30)  # planned too short to tell
     assert clock.slowdown == 3
+    clock.observe("activations", 5)  # the rate stages together: 35 s for 20 planned
+    assert clock.slowdown == pytest.approx(1.75)
+    quick = Clock.starting_now(100, plan)
+    quick.observe("bottlenecks", 5)  # never faster than planned
+    assert quick.slowdown == 1
     assert Clock(time.monotonic() - 1).passed()
 
 

@@ -58,6 +58,7 @@ def test_fine_tuning_trains_the_backbone_exports_it_and_label_agrees(tmp_path, c
     meta = json.loads((tmp_path / "out" / "graph.pb.json").read_text())
     assert meta["fine_tuning"]["blocks"] == 1 and meta["fine_tuning"]["cut"] == "image"
     assert meta["fine_tuning"]["epochs"] == 3
+    assert report["fine_tuning"] == meta["fine_tuning"]  # --json says what the export records
     # The kept epoch is the one with the best validation accuracy (epoch 0: the new layer alone).
     by_epoch = {
         int(m[0]): float(m[1])

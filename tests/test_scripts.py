@@ -521,6 +521,7 @@ def test_budget_benchmark_runs_the_budget_cold(tmp_path, tiny_cifar):
     assert budget["plan"]["budget_seconds"] == 180
     assert 0 < budget["wall_seconds"] and 0 <= budget["validation"] <= 1
     assert "| 3m | architecture=test_tiny" in out
+    assert "3m, stages estimated / run: build_model " in out
 
 
 def test_budget_priors_writes_a_point_per_plan_and_keeps_the_others(tmp_path, tiny_cifar):

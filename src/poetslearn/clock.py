@@ -7,6 +7,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+# The stages whose seconds are this machine's rate times the work planned, so that running
+# behind in them predicts slow epochs. Building the network is a one-off (imports, tracing), and
+# a stage planned at a few seconds proves nothing: the 0.75/128 network's build, planned at
+# 1.1 s and taking 2.9, once made a 15-minute run plan its epochs at 2.6x and keep 5 of 8
+# (BENCHMARKS.md, "More fine-tuned blocks").
+RATE_STAGES = frozenset({"bottlenecks", "activations"})
+MIN_OBSERVED_SECONDS = 5.0
+
 
 class OutOfTime(Exception):
     """A stage that cannot end with part of its work (the activation cache) stopped by the
@@ -17,8 +25,9 @@ class OutOfTime(Exception):
 class Clock:
     training_ends: float  # time.monotonic() by which training stops
     expected: dict[str, float] = field(default_factory=dict)  # stage -> planned seconds
-    slowdown: float = 1.0  # measured / planned seconds of the stages so far (at least 1)
+    slowdown: float = 1.0  # measured / planned seconds of the rate stages so far (at least 1)
     stopped: bool = False  # stopped by the user (`stop_now`) rather than by the time
+    observed: dict[str, tuple[float, float]] = field(default_factory=dict)  # (planned, took)
 
     @classmethod
     def starting_now(cls, seconds: float, expected: dict[str, float] | None = None) -> Clock:
@@ -37,10 +46,14 @@ class Clock:
         return self.remaining() <= 0
 
     def observe(self, stage: str, seconds: float) -> None:
-        """A stage took `seconds`: later estimates grow by how far the machine runs behind."""
-        planned = self.expected.get(stage)
-        if planned and planned > 1.0:  # a second or less says nothing about the machine
-            self.slowdown = max(self.slowdown, seconds / planned)
+        """A stage took `seconds`: where it is a rate stage planned long enough to tell, later
+        estimates grow by how far behind the plan the rate stages ran, taken together."""
+        planned = self.expected.get(stage, 0.0)
+        if stage not in RATE_STAGES or planned < MIN_OBSERVED_SECONDS:
+            return
+        self.observed[stage] = (planned, seconds)
+        took = sum(s for _, s in self.observed.values())
+        self.slowdown = max(1.0, took / sum(p for p, _ in self.observed.values()))
 
     def estimate(self, *stages: str) -> float:
         """What `stages` should take now: the plan's seconds, times the slowdown so far."""

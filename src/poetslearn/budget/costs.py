@@ -2,13 +2,13 @@
 each network (its multiply-adds, and for MobileNet each block's), and the seconds each stage of
 a plan should take from them.
 
-Extraction time scales with a network's multiply-adds from the one network measured, plus the
-images' loading, which shares the cores with the engine. Fine-tuning a block costs about three
-times its forward pass per image (forward, and the gradients of inputs and weights), at the
-share of the engine's rate that training reaches: BENCHMARKS.md, "Training speed against the
-FP32 peak", has the step alone at 0.50/224 K=4 (560 img/s x 3 x 46 M multiply-adds) at about the
-engine's own rate (545 img/s x 150 M) and at 0.25/128 at 0.65 of it; a real run reads the cached
-activations too, 0.77x the step alone.
+Extraction time scales with a network's multiply-adds from the networks timed, plus the images'
+loading, which shares the cores with the engine, plus the bytes the cache is written.
+Fine-tuning a block costs about three times its forward pass per image (forward, and the
+gradients of inputs and weights), at the share of the engine's rate that training reaches:
+BENCHMARKS.md, "Training speed against the FP32 peak", has the step alone at 0.50/224 K=4 (560
+img/s x 3 x 46 M multiply-adds) at about the engine's own rate (545 img/s x 150 M) and at
+0.25/128 at 0.65 of it; a real run reads the cached activations too, 0.77x the step alone.
 """
 
 from __future__ import annotations
@@ -31,6 +31,12 @@ TRAINING_SHARE = 0.6
 # two hosts), with room for a slow disk.
 EXPORT_SECONDS = 2.0
 EXTRA_EXPORT_SECONDS = 15.0  # each further format asked for (SavedModel, TFLite, ONNX)
+# Filling a cache costs beyond the engine the probe times: each vector's or activation map's
+# bytes encoded, checksummed and written. About 12 s a GB on the Xeon of BENCHMARKS.md ("More
+# fine-tuned blocks"): 0.75/128's activations took 39 s at 24.6 KB an image and 48 s at 49 KB
+# where its network below the cut was planned at 21 and 15, and its 14 pooled blocks'
+# bottlenecks (18 KB an image) 58 s where 42 were planned.
+CACHE_SECONDS_PER_GB = 12.0
 # MobileNet v1's 13 separable blocks: (depthwise stride, output channels at alpha 1).
 MOBILENET_BLOCKS = (
     (1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
@@ -142,6 +148,28 @@ def bottleneck_width(arch: Architecture, blocks: int) -> int:
     if blocks == 1 or not is_mobilenet(arch):
         return arch.feature_dim
     return sum(c for c, _ in mobilenet_shape(arch)[-blocks:])
+
+
+def bottleneck_bytes(arch: Architecture, blocks: int) -> int:
+    """One image's bottleneck in the cache: float32."""
+    return 4 * bottleneck_width(arch, blocks)
+
+
+def activation_bytes(arch: Architecture, blocks: int) -> int:
+    """One image's activation map in the cache, one byte a value: what the top `blocks` blocks
+    take in (of another family: 0, not known here)."""
+    if not is_mobilenet(arch):
+        return 0
+    side, sides = arch.input_size // 2, []  # the stem halves the image
+    for stride, _ in ((1, 0), *MOBILENET_BLOCKS):  # the stem first, then each block
+        side //= stride
+        sides.append(side)
+    below = len(sides) - 1 - blocks  # the last layer under the cut
+    return sides[below] ** 2 * mobilenet_shape(arch)[below][0]
+
+
+def cache_seconds(count: int, bytes_each: int) -> float:
+    return count * bytes_each * CACHE_SECONDS_PER_GB / 1e9
 
 
 def top_blocks_macs(arch: Architecture, blocks: int) -> float:

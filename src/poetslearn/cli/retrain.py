@@ -229,6 +229,8 @@ def _retrain_report(result, peak_mb: float | None) -> dict:
         "test_size": score.size,
         **score.extra,
         "best_step": result.trained.best_step,
+        # As the metadata records it: the epochs run (a --time_budget clock may end it early).
+        **({"fine_tuning": result.trained.details} if result.trained.details else {}),
         "bottlenecks": {
             "total": stats.total,
             "cached": stats.cached,
