@@ -8,9 +8,10 @@ import time
 from dataclasses import dataclass, field
 
 # The stages whose seconds are this machine's rate times the work planned, so that running
-# behind in them predicts slow epochs. Building the network is a one-off (imports, tracing), and
-# a stage planned at a few seconds proves nothing: the 0.75/128 network's build, planned at
-# 1.1 s and taking 2.9, once made a 15-minute run plan its epochs at 2.6x and keep 5 of 8
+# behind in them predicts slow epochs; taken together, so that one misestimated stage does not
+# set every epoch's length. Building the network is a one-off (imports, tracing), and a stage
+# planned at a few seconds proves nothing. When one stage set it, a 15-minute run's activations,
+# planned at 23 s and taking 39, scaled its epochs by 1.65, and it ran about 5 of 8
 # (BENCHMARKS.md, "More fine-tuned blocks").
 RATE_STAGES = frozenset({"bottlenecks", "activations"})
 MIN_OBSERVED_SECONDS = 5.0
