@@ -27,8 +27,8 @@ from poetslearn.train.schedule import fine_tune_epochs, new_layer_steps
 
 MARGIN = 1.15  # a plan fits when its estimate times this is within the time left
 POOLED_BLOCKS = (2, 4, 14)
-# 6 and 8 blocks: +1.7 and +2.4 points over 4 at 0.75/128 on CIFAR-10 (92.5% and 93.2%
-# against 90.8%, in 1.6x and 2.0x its fine-tuning time; twice 4's epochs gave 91.6% in 2.0x:
+# 6 and 8 blocks: +1.9 and +2.6 points over 4 at 0.75/128 on CIFAR-10 (92.5% and 93.2%
+# against 90.6%, in 1.4x and 1.8x its fine-tuning time; twice 4's epochs gave 91.6% in 1.8x:
 # BENCHMARKS.md, "More fine-tuned blocks"), where only 1, 2 and 4 were weighed before.
 FINE_TUNED_BLOCKS = (1, 2, 4, 6, 8)
 
