@@ -26,7 +26,6 @@ class OutOfTime(Exception):
 class Clock:
     training_ends: float  # time.monotonic() by which training stops
     expected: dict[str, float] = field(default_factory=dict)  # stage -> planned seconds
-    slowdown: float = 1.0  # measured / planned seconds of the rate stages so far (at least 1)
     stopped: bool = False  # stopped by the user (`stop_now`) rather than by the time
     observed: dict[str, tuple[float, float]] = field(default_factory=dict)  # (planned, took)
 
@@ -53,8 +52,14 @@ class Clock:
         if stage not in RATE_STAGES or planned < MIN_OBSERVED_SECONDS:
             return
         self.observed[stage] = (planned, seconds)
-        took = sum(s for _, s in self.observed.values())
-        self.slowdown = max(1.0, took / sum(p for p, _ in self.observed.values()))
+
+    @property
+    def slowdown(self) -> float:
+        """Seconds taken over seconds planned by the rate stages observed so far, at least 1."""
+        if not self.observed:
+            return 1.0
+        planned, took = (sum(column) for column in zip(*self.observed.values()))
+        return max(1.0, took / planned)
 
     def estimate(self, *stages: str) -> float:
         """What `stages` should take now: the plan's seconds, times the slowdown so far."""

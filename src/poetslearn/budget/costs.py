@@ -127,16 +127,21 @@ class Rates:
         return steps * max(per_step, 0.2 * sa)
 
 
-def mobilenet_shape(arch: Architecture) -> list[tuple[int, float]]:
-    """(output channels, million multiply-adds) of the stem and each of the 13 blocks."""
+def _mobilenet_layers(arch: Architecture) -> list[tuple[int, int, float]]:
+    """(output side, output channels, million multiply-adds) of the stem and each block."""
     alpha, side = arch.alpha or 1.0, arch.input_size // 2
     channels = int(32 * alpha)
-    shape = [(channels, side * side * 27 * channels / 1e6)]
+    layers = [(side, channels, side * side * 27 * channels / 1e6)]
     for stride, width in MOBILENET_BLOCKS:
         out, side = int(width * alpha), side // stride
-        shape.append((out, side * side * (9 * channels + channels * out) / 1e6))
+        layers.append((side, out, side * side * (9 * channels + channels * out) / 1e6))
         channels = out
-    return shape
+    return layers
+
+
+def mobilenet_shape(arch: Architecture) -> list[tuple[int, float]]:
+    """(output channels, million multiply-adds) of the stem and each of the 13 blocks."""
+    return [(channels, macs) for _, channels, macs in _mobilenet_layers(arch)]
 
 
 def is_mobilenet(arch: Architecture) -> bool:
@@ -160,12 +165,8 @@ def activation_bytes(arch: Architecture, blocks: int) -> int:
     take in (of another family: 0, not known here)."""
     if not is_mobilenet(arch):
         return 0
-    side, sides = arch.input_size // 2, []  # the stem halves the image
-    for stride, _ in ((1, 0), *MOBILENET_BLOCKS):  # the stem first, then each block
-        side //= stride
-        sides.append(side)
-    below = len(sides) - 1 - blocks  # the last layer under the cut
-    return sides[below] ** 2 * mobilenet_shape(arch)[below][0]
+    side, channels, _ = _mobilenet_layers(arch)[-1 - blocks]  # the last layer under the cut
+    return side * side * channels
 
 
 def cache_seconds(count: int, bytes_each: int) -> float:
