@@ -114,11 +114,19 @@ def stage_line(name: str, r: dict) -> str:
         for stage in STAGES
         if stage in planned
     ]
-    tuned = r.get("fine_tuning")
-    epochs = (
-        f"; {tuned['epochs']} of {r['plan']['chosen']['fine_tune_epochs']} epochs" if tuned else ""
-    )
-    return f"  {name}, stages estimated / run: " + ", ".join(parts) + epochs
+    return f"  {name}, stages estimated / run: " + ", ".join(parts) + epochs_note(r)
+
+
+def epochs_note(r: dict) -> str:
+    """The epochs fine-tuning ran against those planned ("6 run; 5 planned of 8" where the plan
+    cut them to fit and the clock gave one back)."""
+    tuned, chosen = r.get("fine_tuning"), r["plan"]["chosen"]
+    if not tuned:
+        return ""
+    planned = chosen["fine_tune_epochs"]
+    full = chosen.get("full_epochs")
+    of_full = f" of {full}" if full and full != planned else ""
+    return f"; epochs {tuned['epochs']} run, {planned} planned{of_full}"
 
 
 def describe(name: str, r: dict) -> str:

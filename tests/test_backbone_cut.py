@@ -10,6 +10,7 @@ from helpers import randomise_batch_norm
 from poetslearn.backbone.architectures import ARCHITECTURES, get_architecture
 from poetslearn.backbone.cut import ActivationCodec, cut_backbone, cut_layer, valid_block_counts
 from poetslearn.backbone.weights import build_backbone
+from poetslearn.budget.costs import activation_bytes, is_mobilenet
 from poetslearn.errors import PoetslearnError
 
 
@@ -45,6 +46,9 @@ def test_top_of_bottom_is_the_whole_backbone(name, blocks, shape):
     randomise_batch_norm(backbone)
     split = cut_backbone(arch, backbone, blocks)
     assert split.activation_shape == shape
+    if is_mobilenet(arch):  # what --time_budget costs is what the cache will hold
+        codec = ActivationCodec.for_architecture(arch)
+        assert activation_bytes(arch, blocks) == codec.bytes_per_image(shape)
     x = np.random.default_rng(1).uniform(-1, 1, (2, arch.input_size, arch.input_size, 3))
     whole = backbone(x.astype(np.float32), training=False).numpy()
     halves = split.top(split.bottom(x.astype(np.float32), training=False), training=False)

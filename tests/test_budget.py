@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,14 +17,17 @@ from poetslearn.artifacts.metadata import read_metadata
 from poetslearn.backbone.architectures import ARCHITECTURES, get_architecture
 from poetslearn.budget import measure
 from poetslearn.budget.costs import (
+    CACHE_SECONDS_PER_GB,
     Rates,
     activation_bytes,
+    bottleneck_bytes,
     bottleneck_width,
     mobilenet_shape,
     top_blocks_macs,
 )
 from poetslearn.budget.duration import describe_duration, parse_duration
 from poetslearn.budget.expectations import expected_accuracy, measured_points
+from poetslearn.budget.fitting import fitted, mirrored_if_it_fits
 from poetslearn.budget.measure import cached_bottlenecks
 from poetslearn.budget.plans import DataFacts, Plan, candidates, choose
 from poetslearn.cli.main import cli
@@ -68,6 +72,8 @@ def test_the_mobilenet_shapes_match_the_published_multiply_adds():
     assert top_blocks_macs(arch, 1) < top_blocks_macs(arch, 4) < arch.million_macs
 
 
+SECONDS_A_BYTE = CACHE_SECONDS_PER_GB / 1e9
+
 TABLE = {
     ("mobilenet_0.25_128", 1, 0): 0.78,
     ("mobilenet_1.0_224", 1, 0): 0.89,
@@ -109,6 +115,35 @@ def test_the_choice_is_the_most_accurate_plan_that_fits_with_a_margin():
     assert choose(unknown, 100, preferred=unknown[0]).architecture == "x"
 
 
+def _fine_tuning(blocks, accuracy, fixed, per_epoch, epochs=8):
+    from poetslearn.budget.expectations import Expectation
+
+    seconds = {
+        "bottlenecks": fixed,
+        "fine_tune_epoch": per_epoch,
+        "fine_tuning": per_epoch * epochs,
+    }
+    expected = Expectation(accuracy, "measured")
+    return Plan("mobilenet_0.75_128", 1, blocks, epochs, expected, seconds)
+
+
+def test_a_fine_tuning_plan_too_long_for_the_time_left_runs_fewer_epochs_expected_lower():
+    eight, six = _fine_tuning(8, 0.932, 100, 100), _fine_tuning(6, 0.925, 70, 85)
+    assert fitted([eight], 1100, set()) == [eight]  # 900 s x 1.15 fits: as it is
+    (cut,) = fitted([eight], 800, set())  # 695 s with the margin: 3 epochs less
+    assert (cut.fine_tune_epochs, cut.full_epochs, cut.total) == (5, 8, 600)
+    assert cut.expected.validation == pytest.approx(0.932 - 0.01 * np.log2(8 / 5))
+    assert cut.describe().endswith("fine-tune the top 8, 5 of 8 epochs")
+    assert cut.as_dict()["full_epochs"] == 8 and cut.settings()["fine_tune_epochs"] == 5
+    assert fitted([eight], 500, set()) == [eight]  # 3 of 8 would fit: fewer than half, not run
+    assert fitted([eight], 800, {"fine_tune_epochs"}) == [eight]  # epochs given: kept
+    # 7 of 8 epochs of 8 blocks (93.0% expected) beat all 8 of 6 blocks (92.5%), which fit.
+    chosen = choose(fitted([eight, six], 950, set()), 950)
+    assert (chosen.fine_tune_blocks, chosen.fine_tune_epochs) == (8, 7)
+    closer = _fine_tuning(6, 0.931, 70, 85)  # all its epochs, above what 8 blocks cut reach
+    assert choose(fitted([eight, closer], 950, set()), 950).fine_tune_blocks == 6
+
+
 def test_candidates_keep_the_options_given():
     rates = Rates(50e9, 1e-3, 3.0, (256, 1e-4, 2048, 4e-4))
     data = DataFacts(900, 50, 50, 1000)
@@ -126,6 +161,41 @@ def test_candidates_keep_the_options_given():
     assert big.seconds["bottlenecks"] > small.seconds["bottlenecks"]
 
 
+def test_the_chosen_fine_tuning_plan_is_mirrored_where_time_is_left_and_the_label_kept():
+    rates = Rates(50e9, 1e-3, 3.0, (256, 1e-4, 2048, 4e-4))
+    name, config = "mobilenet_0.50_128", RetrainConfig()
+    safe = DataFacts(900, 50, 50, 1000, mirror_safe=True)
+    plans = candidates(config, [name], set(), safe, rates, lambda *_: 0)
+    assert not any(p.mirror for p in plans)  # weighed alone: a mirror never displaces a plan
+    alone = next(p for p in plans if p.fine_tune_blocks == 4)
+    twin = mirrored_if_it_fits(alone, config, set(), safe, rates, 1e6)
+    assert twin.mirror and twin.fine_tune_epochs == alone.fine_tune_epochs
+    assert twin.expected.validation == pytest.approx(alone.expected.validation + 0.005)
+    assert twin.describe().endswith(", mirrored") and twin.settings()["test_time_mirror"]
+    # the 100 mirror images of the scored splits: extracted, written and scored again
+    arch = get_architecture(name)
+    extra = twin.seconds["bottlenecks"] - alone.seconds["bottlenecks"]
+    written = bottleneck_bytes(arch, 1)
+    assert extra == pytest.approx(100 * (rates.extraction_seconds(arch) + written * SECONDS_A_BYTE))
+    assert twin.seconds["activations"] == pytest.approx(alone.seconds["activations"] * 1.1)
+    forward = top_blocks_macs(arch, 4) * 1e6 / 50e9
+    assert twin.seconds["fine_tune_epoch"] - alone.seconds["fine_tune_epoch"] == pytest.approx(
+        50 * forward
+    )
+    just_enough = alone.total * 1.15
+    assert mirrored_if_it_fits(alone, config, set(), safe, rates, just_enough) == alone
+    new_layer = next(p for p in plans if not p.fine_tune_blocks)  # where no gain was measured
+    assert mirrored_if_it_fits(new_layer, config, set(), safe, rates, 1e6) == new_layer
+    refused = {"test_time_mirror"}  # --no_test_time_mirror
+    assert mirrored_if_it_fits(alone, config, refused, safe, rates, 1e6) == alone
+    # a folder whose mirror images may change their class: mirrored only when asked for
+    folder = DataFacts(900, 50, 50, 1000)
+    assert mirrored_if_it_fits(alone, config, set(), folder, rates, 1e6) == alone
+    asked = candidates(replace(config, test_time_mirror=True), [name], {"test_time_mirror"},
+                       folder, rates, lambda *_: 0)  # fmt: skip
+    assert all(p.mirror for p in asked) and len(asked) == len(plans)
+
+
 def test_activations_cost_the_network_below_the_cut_the_loading_and_the_bytes_written():
     rates = Rates(50e9, 1e-3, 3.0, (256, 1e-4, 2048, 4e-4))
     arch = get_architecture("mobilenet_0.50_128")
@@ -135,13 +205,15 @@ def test_activations_cost_the_network_below_the_cut_the_loading_and_the_bytes_wr
     below = (arch.million_macs - top_blocks_macs(arch, 4)) * 1e6 / 50e9
     written = 8 * 8 * 256  # block 9's output at 128x128: 8x8, 512 channels at width 0.5
     assert activation_bytes(arch, 4) == written
-    assert tuned[4]["activations"] == pytest.approx(1000 * (below + 1e-3 + written * 12e-9))
+    assert tuned[4]["activations"] == pytest.approx(
+        1000 * (below + 1e-3 + written * SECONDS_A_BYTE)
+    )
     # 8 blocks cut lower: less network below, but twice the bytes (16x16x128)
     assert activation_bytes(arch, 8) == 2 * written
     plain = next(p.seconds for p in plans if p.describe().endswith(", new layer"))
     pooled = next(p.seconds for p in plans if p.bottleneck_blocks == 14)
     assert pooled["bottlenecks"] - plain["bottlenecks"] == pytest.approx(
-        1000 * 4 * (bottleneck_width(arch, 14) - bottleneck_width(arch, 1)) * 12e-9
+        1000 * 4 * (bottleneck_width(arch, 14) - bottleneck_width(arch, 1)) * SECONDS_A_BYTE
     )  # the same engine, wider vectors written
 
 
@@ -224,7 +296,7 @@ def test_the_plan_is_kept_once_its_network_and_its_step_are_timed(monkeypatch):
         timed.append(name)
         return rates.with_extraction(name, truth[name], 0.0)
 
-    def weigh(rates):
+    def weigh(rates, left):
         plans = []
         for name, accuracy in (("mobilenet_0.75_128", 0.9), ("mobilenet_0.50_128", 0.85)):
             seconds = {"bottlenecks": 60_000 * rates.extraction_seconds(get_architecture(name))}
@@ -339,6 +411,27 @@ def test_plan_only_prints_the_plan_and_trains_nothing(tmp_path, colour_dir):
     assert not (tmp_path / "out" / "graph.pb").exists()
 
 
+@pytest.mark.parametrize(
+    "flag, mirrored", [("--test_time_mirror", True), ("--no_test_time_mirror", False)]
+)
+def test_a_mirror_given_or_refused_is_kept_by_every_plan(tmp_path, colour_dir, flag, mirrored):
+    args = retrain_args(tmp_path, "--image_dir", str(colour_dir), "--time_budget", "10m")
+    result = CliRunner().invoke(cli, [*args, flag, "--flip_left_right", "--plan_only", "--json"])
+    assert result.exit_code == 0, result.output
+    plans = json.loads(result.stdout)["plans"]
+    assert {p["test_time_mirror"] for p in plans} == {mirrored}
+
+
+def test_a_mirror_is_weighed_only_where_it_is_known_to_keep_the_class(tmp_path):
+    from poetslearn.budget.run import keeps_labels_in_a_mirror
+
+    assert keeps_labels_in_a_mirror(RetrainConfig())  # CIFAR-10
+    folder = RetrainConfig(image_dir=tmp_path)
+    assert not keeps_labels_in_a_mirror(folder)
+    assert keeps_labels_in_a_mirror(replace(folder, flip_left_right=True))
+    assert not keeps_labels_in_a_mirror(RetrainConfig(data_csv=tmp_path / "data.csv"))
+
+
 def test_a_budget_run_exports_and_records_its_plan(tmp_path, colour_dir):
     args = retrain_args(tmp_path, "--image_dir", str(colour_dir), "--time_budget", "10m")
     result = CliRunner().invoke(cli, [*args, "--json"])
@@ -395,6 +488,22 @@ def test_fine_tuning_runs_the_epochs_that_fit_and_none_when_none_does(tmp_path, 
     result = retrain(config, log=lines.append, clock=none)
     assert not result.trained.details  # the new layer is what was exported
     assert any(line.startswith("Not fine-tuning: ") for line in lines), lines
+
+
+def test_fine_tuning_gets_back_the_epochs_the_plan_cut_when_the_time_left_holds_them(
+    tmp_path, colour_dir
+):
+    config, lines = _fine_tune_config(tmp_path, colour_dir), []
+    roomy = Clock.starting_now(600, {"activations": 0.5, "fine_tune_epoch": 100})
+    roomy.most_epochs = 5  # the plan ran 3 of its 5 epochs to fit; 600 s hold all 5
+    result = retrain(config, log=lines.append, clock=roomy)
+    assert result.trained.details["epochs"] == 5
+    assert any(line.startswith("Fine-tuning for 5 epochs, 3 planned") for line in lines), lines
+    lines.clear()
+    four = Clock.starting_now(450, {"activations": 0.5, "fine_tune_epoch": 100})
+    four.most_epochs = 5
+    config = replace(config, output_graph=tmp_path / "four" / "graph.pb")
+    assert retrain(config, log=lines.append, clock=four).trained.details["epochs"] == 4
 
 
 def _press_ctrl_c_at_step(monkeypatch, at: int) -> None:

@@ -524,6 +524,20 @@ def test_budget_benchmark_runs_the_budget_cold(tmp_path, tiny_cifar):
     assert "3m, stages estimated / run: build_model " in out
 
 
+def test_budget_benchmark_names_the_epochs_run_planned_and_cut_from():
+    script = runpy.run_path(str(ROOT / "scripts" / "budget_benchmark.py"), run_name="not_main")
+    note = script["epochs_note"]
+    cut = {"fine_tune_epochs": 5, "full_epochs": 8}
+    assert note({"plan": {"chosen": cut}, "fine_tuning": {"epochs": 6}}) == (
+        "; epochs 6 run, 5 planned of 8"
+    )
+    whole = {"fine_tune_epochs": 8}
+    assert note({"plan": {"chosen": whole}, "fine_tuning": {"epochs": 8}}) == (
+        "; epochs 8 run, 8 planned"
+    )
+    assert note({"plan": {"chosen": whole}, "fine_tuning": None}) == ""
+
+
 def test_budget_priors_writes_a_point_per_plan_and_keeps_the_others(tmp_path, tiny_cifar):
     table = tmp_path / "table.json"
     earlier = {"architecture": "mobilenet_0.25_128", "bottleneck_blocks": 1}

@@ -28,6 +28,9 @@ class Clock:
     expected: dict[str, float] = field(default_factory=dict)  # stage -> planned seconds
     stopped: bool = False  # stopped by the user (`stop_now`) rather than by the time
     observed: dict[str, tuple[float, float]] = field(default_factory=dict)  # (planned, took)
+    # Where the plan cut a fine-tuning run's epochs to fit: its full count, which fine-tuning
+    # runs after all if the time left when it starts holds them.
+    most_epochs: int | None = None
 
     @classmethod
     def starting_now(cls, seconds: float, expected: dict[str, float] | None = None) -> Clock:

@@ -12,6 +12,7 @@ from poetslearn.backbone.codelab_graphs import find_codelab_graph
 from poetslearn.backbone.keras_weights import find_keras_file
 from poetslearn.budget.costs import export_seconds
 from poetslearn.budget.duration import describe_duration
+from poetslearn.budget.fitting import fitted, mirrored_if_it_fits
 from poetslearn.budget.measure import (
     cached_bottlenecks,
     measure_extraction,
@@ -67,10 +68,17 @@ def data_facts(dataset, config: RetrainConfig) -> DataFacts:
     extracted = sum(sizes.values())
     if Distortions.from_config(config).enabled:
         extracted += config.distorted_copies * sizes["train"]
-    if config.test_time_mirror:
-        extracted += sizes["validation"] + sizes["test"]
     keys = frozenset(k for split in dataset.splits.values() for k in split.images.keys())
-    return DataFacts(sizes["train"], sizes["validation"], sizes["test"], extracted, keys)
+    safe = keeps_labels_in_a_mirror(config)
+    return DataFacts(sizes["train"], sizes["validation"], sizes["test"], extracted, keys, safe)
+
+
+def keeps_labels_in_a_mirror(config: RetrainConfig) -> bool:
+    """Whether a mirror image is known to show the same class: CIFAR-10's photos, or data whose
+    user trains on mirror images (--flip_left_right). A folder of text, digits or left and
+    right hands is not, so --test_time_mirror is weighed on it only when asked for."""
+    cifar10 = config.image_dir is None and config.data_csv is None
+    return cifar10 or config.flip_left_right
 
 
 def _reference(names: list[str], config: RetrainConfig) -> str:
@@ -101,6 +109,7 @@ def retrain_within(
     if clock.stopped:  # Ctrl-C while planning: nothing trained yet to export
         raise KeyboardInterrupt
     clock.expected.update(_clock_stages(run.chosen))
+    clock.most_epochs = run.chosen.full_epochs
     run_config = replace(config, **run.chosen.settings(), plan=run.record)
     run.result = retrain(run_config, log, warn, clock, dataset)
     return run
@@ -124,15 +133,17 @@ def plan_run(config: RetrainConfig, budget: float, fixed: set[str], ctx: RunCont
     rates = measure_rates(dataset, config, reference, ctx)
     cached = cached_bottlenecks(config.bottleneck_dir, data.keys)
 
-    def weigh(rates):
+    def weigh(rates, left):
         held = lambda name, width: cached.get((name, width), 0)  # noqa: E731
-        return candidates(config, names, fixed, data, rates, held)
+        return fitted(candidates(config, names, fixed, data, rates, held), left, fixed)
 
     chosen, plans, rates, left = _choose(weigh, rates, config, budget, began, dataset, ctx)
+    spent = mirrored_if_it_fits(chosen, config, fixed, data, rates, left)
+    plans, chosen = [spent if p == chosen else p for p in plans], spent
     ctx.log(
         f"Plans for the {describe_duration(left)} left of --time_budget "
         f"{describe_duration(budget)}:\n{plan_table(plans, chosen, left)}\n"
-        f"{_choice_line(chosen, left)}"
+        f"{_choice_line(chosen, left, config)}"
     )
     record = {
         "budget_seconds": budget,
@@ -162,8 +173,8 @@ def _choose(weigh, rates, config: RetrainConfig, budget: float, began, dataset, 
     plan's own step (0.39 to 1.0 of the engine's rate by network). Each timing may change the
     plan's estimate, and so the choice."""
     for timings in range(MEASUREMENTS + 1):
-        plans = weigh(rates)
         left = budget - (time.monotonic() - began)
+        plans = weigh(rates, left)
         preferred = next((p for p in plans if _is_as_given(p, config)), None)
         chosen = choose(plans, left, preferred)
         timed = timings < MEASUREMENTS and _time_the_untimed(chosen, rates, config, dataset, ctx)
@@ -203,7 +214,8 @@ def _is_as_given(plan: Plan, config: RetrainConfig) -> bool:
         return False
     arch = get_architecture(plan.architecture)
     blocks = resolve_bottleneck_blocks(arch, config.bottleneck_blocks)
-    return (plan.bottleneck_blocks, plan.fine_tune_blocks) == (blocks, config.fine_tune_blocks)
+    given = (blocks, config.fine_tune_blocks, config.test_time_mirror)
+    return (plan.bottleneck_blocks, plan.fine_tune_blocks, plan.mirror) == given
 
 
 def _clock_stages(plan: Plan) -> dict[str, float]:
@@ -217,7 +229,7 @@ def _clock_stages(plan: Plan) -> dict[str, float]:
     }
 
 
-def _choice_line(plan: Plan, left: float) -> str:
+def _choice_line(plan: Plan, left: float, config: RetrainConfig) -> str:
     expected = (
         f"expected {plan.expected.validation:.1%} on validation ({plan.expected.basis}, "
         f"on CIFAR-10)"
@@ -225,7 +237,13 @@ def _choice_line(plan: Plan, left: float) -> str:
         else "no accuracy measured for it"
     )
     cached = f"; {plan.cached:,} bottlenecks cached" if plan.cached else ""
+    mirror = (
+        " Mirrored: every export scores each image and its mirror image, twice the cost of a "
+        "classification (--no_test_time_mirror plans without)."
+        if plan.mirror and not config.test_time_mirror
+        else ""
+    )
     return (
         f"Chose {plan.describe()}: {expected}; about {describe_duration(plan.total)} of the "
-        f"{describe_duration(left)} left{cached}."
+        f"{describe_duration(left)} left{cached}.{mirror}"
     )

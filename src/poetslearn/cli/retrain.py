@@ -97,7 +97,13 @@ def retrain(json_output: bool, **options) -> None:
 
 
 # The options a --time_budget plan keeps when they are given on the command line.
-PLANNED_OPTIONS = ("architecture", "bottleneck_blocks", "fine_tune_blocks", "weights")
+PLANNED_OPTIONS = (
+    "architecture",
+    "bottleneck_blocks",
+    "fine_tune_blocks",
+    "weights",
+    "test_time_mirror",
+)
 
 
 def _retrain_within(config, budget: str, plan_only: bool, json_output: bool, echo, began):

@@ -225,13 +225,17 @@ RETRAIN_OPTIONS = [
         "width multiplier (0.25: 4e-4, 0.50: 2e-4, 1.0 and Inception V3: 1e-4).",
     ),
     retrain_setting("fine_tune_batch_size", help="Images per fine-tuning step."),
-    option(
+    click.option(
+        "--test_time_mirror/--no_test_time_mirror",
+        "--test-time-mirror/--no-test-time-mirror",
         "test_time_mirror",
-        is_flag=True,
+        default=False,
         help="Score every image and its mirror image, averaged: validation and test in retrain, "
         "and every exported model does the same, so label and evaluate give what retrain "
         "reports. Twice the cost of each classification; +0.5 points on CIFAR-10 validation at "
-        "mobilenet_1.0_224 with --fine_tune_blocks 4 (BENCHMARKS.md).",
+        "mobilenet_1.0_224 with --fine_tune_blocks 4 (BENCHMARKS.md). --time_budget may choose "
+        "it for a fine-tuning plan on CIFAR-10 or with --flip_left_right; "
+        "--no_test_time_mirror keeps it off.",
     ),
     option(
         "engine",

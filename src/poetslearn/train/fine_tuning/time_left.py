@@ -25,20 +25,24 @@ def time_for(ctx: RunContext, *stages: str) -> bool:
 
 def epochs_that_fit(config: RetrainConfig, ctx: RunContext, activation_seconds: float):
     """The config with as many of its epochs as the time left holds (all of them without a
-    --time_budget), chosen before the learning rate schedule is; None: not one fits."""
+    --time_budget), chosen before the learning rate schedule is; up to the clock's
+    `most_epochs` where the plan cut them; None: not one fits."""
     clock = ctx.clock
     if clock is None:
         return config
     clock.observe("activations", activation_seconds)
+    planned = config.fine_tune_epochs
     per_epoch = clock.estimate("fine_tune_epoch")
-    fit = int(clock.remaining() // per_epoch) if per_epoch > 0 else config.fine_tune_epochs
-    if fit >= config.fine_tune_epochs:
+    most = max(planned, clock.most_epochs or 0)
+    fit = min(most, int(clock.remaining() // per_epoch)) if per_epoch > 0 else planned
+    if fit == planned:
         return config
     if fit < 1:
         time_for(ctx, "fine_tune_epoch")
         return None
+    told = f"{fit} of {planned} epochs" if fit < planned else f"{fit} epochs, {planned} planned"
     ctx.log(
-        f"Fine-tuning for {fit} of {config.fine_tune_epochs} epochs: what the "
-        f"{clock.remaining():.0f} s left hold at about {per_epoch:.0f} s an epoch (--time_budget)."
+        f"Fine-tuning for {told}: what the {clock.remaining():.0f} s left hold at about "
+        f"{per_epoch:.0f} s an epoch (--time_budget)."
     )
     return replace(config, fine_tune_epochs=fit)
