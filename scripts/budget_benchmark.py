@@ -135,6 +135,7 @@ def describe(name: str, r: dict) -> str:
         chosen = plan["chosen"]
         what = ", ".join(f"{k}={v}" for k, v in chosen.items() if k in ("architecture",
                          "bottleneck_blocks", "fine_tune_blocks", "fine_tune_epochs"))  # fmt: skip
+        what += ", mirrored" if chosen.get("test_time_mirror") else ""
         ratio = chosen["estimated_seconds"] / r["run_seconds"]
         estimate = (
             f"{chosen['estimated_seconds']:.0f} s est. / {r['run_seconds']:.0f} s run "

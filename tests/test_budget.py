@@ -186,6 +186,8 @@ def test_the_chosen_fine_tuning_plan_is_mirrored_where_time_is_left_and_the_labe
     assert mirrored_if_it_fits(alone, config, set(), safe, rates, just_enough) == alone
     new_layer = next(p for p in plans if not p.fine_tune_blocks)  # where no gain was measured
     assert mirrored_if_it_fits(new_layer, config, set(), safe, rates, 1e6) == new_layer
+    random = replace(alone, expected=None)  # --weights none: no gain measured
+    assert mirrored_if_it_fits(random, config, set(), safe, rates, 1e6) == random
     refused = {"test_time_mirror"}  # --no_test_time_mirror
     assert mirrored_if_it_fits(alone, config, refused, safe, rates, 1e6) == alone
     # a folder whose mirror images may change their class: mirrored only when asked for

@@ -55,7 +55,8 @@ def mirrored_if_it_fits(plan: Plan, config, fixed: set[str], data: DataFacts, ra
     """`plan`, or where `left` seconds hold it, `plan` with --test_time_mirror and the same
     epochs (plans.MIRROR_GAIN says where and why)."""
     asked = plan.mirror or "test_time_mirror" in fixed
-    if asked or not (plan.fine_tune_blocks and data.mirror_safe):
+    measured = plan.expected is not None  # pretrained: the gain says nothing of random weights
+    if asked or not (measured and plan.fine_tune_blocks and data.mirror_safe):
         return plan
     twin = with_seconds(mirrored(plan), config, data, rates)
     return twin if fits(twin, left) else plan
