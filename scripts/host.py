@@ -97,9 +97,12 @@ def host_line(host: dict) -> str:
     fma, matmul = host["fma_peak_gflops"], host["matmul_peak_gflops"]
     if fma:
         speed = "full speed" if host["tensorflow_full_speed"] else "slow"
+        verdict = f": TensorFlow at {speed} here"
+        if matmul > fma:  # the FMA loop is a ceiling: read below the matmul, it was disturbed
+            verdict = ", more than a ceiling allows: the FMA loop ran on a busy host and read low"
         peaks = (
             f"FP32 FMA peak {fma:.0f} GFLOP/s, TensorFlow 4096x4096 matmul {matmul:.0f} GFLOP/s "
-            f"({matmul / fma:.0%} of it: TensorFlow at {speed} here)"
+            f"({matmul / fma:.0%} of it{verdict})"
         )
     else:
         peaks = (

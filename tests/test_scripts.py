@@ -524,6 +524,15 @@ def test_budget_benchmark_runs_the_budget_cold(tmp_path, tiny_cifar):
     assert "3m, stages estimated / run: build_model " in out
 
 
+def test_the_host_line_says_when_the_fma_peak_was_read_below_tensorflow_s_matmul():
+    host = runpy.run_path(str(ROOT / "scripts" / "host.py"), run_name="not_main")["host_line"]
+    facts = {"cpu": "CPU", "cores": 2, "machine": "x86_64", "tensorflow_full_speed": True}
+    quiet = host({**facts, "fma_peak_gflops": 235.0, "matmul_peak_gflops": 217.0})
+    assert quiet.endswith("(92% of it: TensorFlow at full speed here)")
+    busy = host({**facts, "fma_peak_gflops": 117.0, "matmul_peak_gflops": 203.0})
+    assert "(174% of it, more than a ceiling allows: the FMA loop ran on a busy host" in busy
+
+
 def test_budget_benchmark_names_the_epochs_run_planned_and_cut_from():
     script = runpy.run_path(str(ROOT / "scripts" / "budget_benchmark.py"), run_name="not_main")
     note = script["epochs_note"]
