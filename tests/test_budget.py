@@ -424,6 +424,27 @@ def test_a_mirror_given_or_refused_is_kept_by_every_plan(tmp_path, colour_dir, f
     assert {p["test_time_mirror"] for p in plans} == {mirrored}
 
 
+def test_the_options_given_reach_the_plan_as_fixed(tmp_path, monkeypatch):
+    from poetslearn.budget import run
+
+    seen = {}
+
+    def planned(config, seconds, fixed, *args, **kwargs):
+        seen["fixed"] = fixed
+        raise KeyboardInterrupt  # as Ctrl-C while planning: nothing more runs
+
+    monkeypatch.setattr(run, "retrain_within", planned)
+    given = ["--fine_tune_epochs", "3", "--no_test_time_mirror", "--bottleneck_blocks", "2"]
+    CliRunner().invoke(cli, [*retrain_args(tmp_path), "--time_budget", "10m", *given])
+    assert seen["fixed"] == {
+        "architecture",  # retrain_args gives it
+        "weights",
+        "fine_tune_epochs",
+        "test_time_mirror",
+        "bottleneck_blocks",
+    }
+
+
 def test_a_mirror_is_weighed_only_where_it_is_known_to_keep_the_class(tmp_path):
     from poetslearn.budget.run import keeps_labels_in_a_mirror
 

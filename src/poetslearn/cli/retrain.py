@@ -101,6 +101,7 @@ PLANNED_OPTIONS = (
     "architecture",
     "bottleneck_blocks",
     "fine_tune_blocks",
+    "fine_tune_epochs",
     "weights",
     "test_time_mirror",
 )
