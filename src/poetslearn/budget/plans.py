@@ -74,9 +74,8 @@ class Plan:
         return sum(s for stage, s in self.seconds.items() if stage != "fine_tune_epoch")
 
     def describe(self) -> str:
-        epochs = f"{self.fine_tune_epochs} epochs"
-        if self.full_epochs:
-            epochs = f"{self.fine_tune_epochs} of {self.full_epochs} epochs"
+        of_full = f" of {self.full_epochs}" if self.full_epochs else ""
+        epochs = f"{self.fine_tune_epochs}{of_full} epochs"
         if self.fine_tune_blocks == "all":
             what = f"fine-tune the whole network, {epochs}"
         elif self.fine_tune_blocks:
